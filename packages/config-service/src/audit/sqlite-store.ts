@@ -1,0 +1,464 @@
+/**
+ * The default audit store: one SQLite file (SPEC §6), through better-sqlite3.
+ *
+ * Durability: `journal_mode = WAL` with `synchronous = FULL`, so a transaction is fsynced
+ * to the WAL before `COMMIT` returns, and {@link AuditStore.append} resolves only after that.
+ *
+ * Group commit: `append` queues the event and schedules one flush with `setImmediate`; the
+ * flush writes every queued event (at most `maxBatchSize`) in ONE `BEGIN IMMEDIATE`
+ * transaction, chaining them in call order, then settles all their promises. Requests that
+ * arrive while a commit is being fsynced are queued and share the next one, so the cost
+ * of an fsync is spread over every concurrent request. better-sqlite3 is synchronous: the
+ * event loop waits for each commit's fsync.
+ *
+ * The chain tail (last `seq` and `hash`) is read inside each write transaction, so the
+ * chain continues across restarts and stays correct even if another process appends to
+ * the same file.
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { CFG_ERR_AUDIT_UNAVAILABLE, CFG_ERR_INVALID_REQUEST } from '../errors.js';
+import { ChainVerifier, GENESIS_HASH, canonicalJson, eventBodyJson, hashEventBody, type CanonicalValue } from './chain.js';
+import { toEventInput, toStoredEvent, withChainFields } from './event.js';
+import type {
+  AuditEvent,
+  AuditEventInput,
+  AuditLogger,
+  AuditPage,
+  AuditQuery,
+  AuditStore,
+  AuditStoreStats,
+  ChainBreakReason,
+  VerifyResult,
+} from './types.js';
+
+/** Options of {@link openSqliteAuditStore}. */
+export interface SqliteAuditStoreOptions {
+  /** Path of the database file; created (mode 0600, parent directories too) when missing. */
+  path: string;
+  /** Where operational messages go (write failures, recovery); pino fits. Default: none. */
+  logger?: AuditLogger;
+  /**
+   * How long a write waits for another connection's lock before failing, in
+   * milliseconds. Default 5000.
+   */
+  busyTimeoutMs?: number;
+  /** Most events committed in one transaction; the rest wait for the next flush. Default 1000. */
+  maxBatchSize?: number;
+}
+
+/** Schema version kept in `PRAGMA user_version`. */
+const SCHEMA_VERSION = 1;
+
+/** Page size of {@link AuditStore.query} when `limit` is absent. */
+export const DEFAULT_QUERY_LIMIT = 100;
+/** Largest page of {@link AuditStore.query}; a larger `limit` is lowered to this. */
+export const MAX_QUERY_LIMIT = 1000;
+
+/*
+ * One row per event. `event` holds the exact canonical JSON that was hashed (with `seq`),
+ * the other columns copy the filterable fields so queries use indexes. Every secondary
+ * index implicitly ends with the rowid (`seq`), so `WHERE app = ? AND seq < ? ORDER BY
+ * seq DESC` is a range scan of one index.
+ */
+const SCHEMA_V1 = `
+CREATE TABLE audit_events (
+  seq           INTEGER PRIMARY KEY CHECK (seq > 0),
+  time          TEXT    NOT NULL,
+  request_id    TEXT    NOT NULL,
+  actor_kind    TEXT    NOT NULL,
+  actor_subject TEXT,
+  action        TEXT    NOT NULL,
+  app           TEXT,
+  commit_id     TEXT,
+  outcome       TEXT    NOT NULL,
+  status        INTEGER NOT NULL,
+  prev_hash     TEXT    NOT NULL,
+  hash          TEXT    NOT NULL,
+  event         TEXT    NOT NULL
+) STRICT;
+CREATE INDEX audit_events_time    ON audit_events (time);
+CREATE INDEX audit_events_app     ON audit_events (app);
+CREATE INDEX audit_events_actor   ON audit_events (actor_subject);
+CREATE INDEX audit_events_action  ON audit_events (action);
+CREATE INDEX audit_events_outcome ON audit_events (outcome);
+CREATE INDEX audit_events_commit  ON audit_events (commit_id);
+`;
+
+interface EventRow {
+  seq: number;
+  time: string;
+  request_id: string;
+  actor_kind: string;
+  actor_subject: string | null;
+  action: string;
+  app: string | null;
+  commit_id: string | null;
+  outcome: string;
+  status: number;
+  prev_hash: string;
+  hash: string;
+  event: string;
+}
+
+interface Pending {
+  input: AuditEventInput;
+  resolve: (event: AuditEvent) => void;
+  reject: (err: Error) => void;
+}
+
+const SILENT: AuditLogger = { info() {}, warn() {}, error() {} };
+
+/** Exact-match filters: query field → column. */
+const EXACT_FILTERS = [
+  ['app', 'app'],
+  ['actor', 'actor_subject'],
+  ['action', 'action'],
+  ['outcome', 'outcome'],
+  ['commit', 'commit_id'],
+] as const satisfies readonly (readonly [keyof AuditQuery, keyof EventRow])[];
+
+/**
+ * Opens (creating or migrating when needed) the SQLite audit store at `opts.path`.
+ *
+ * Query order is newest first (descending `seq`); `nextCursor` is the base64url of the
+ * last `seq` returned, and the next page holds the events with a lower `seq`. `since` is
+ * inclusive and `until` exclusive (`since <= time < until`); both accept an ISO 8601 date
+ * (`2025-01-31`, meaning UTC midnight) or date-time with `Z` or an offset.
+ *
+ * @throws CFG_ERR_AUDIT_UNAVAILABLE (503) when the file cannot be created, opened, put in
+ *   WAL mode or migrated (`cause` set), or holds a newer schema than this version knows.
+ */
+export function openSqliteAuditStore(opts: SqliteAuditStoreOptions): SqliteAuditStore {
+  return new SqliteAuditStore(opts);
+}
+
+/**
+ * The SQLite {@link AuditStore}. Create it with {@link openSqliteAuditStore}.
+ */
+export class SqliteAuditStore implements AuditStore {
+  readonly #db: Database.Database;
+  readonly #logger: AuditLogger;
+  readonly #maxBatch: number;
+  readonly #stats: AuditStoreStats = { transactions: 0, failedTransactions: 0, events: 0, maxBatchSize: 0 };
+  readonly #queue: Pending[] = [];
+  readonly #queryStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
+  readonly #tail: Database.Statement<[], { seq: number; hash: string }>;
+  readonly #insert: Database.Statement<unknown[]>;
+  readonly #writeBatch: Database.Transaction<(batch: readonly Pending[]) => AuditEvent[]>;
+  #immediate: NodeJS.Immediate | undefined;
+  #healthy = true;
+  #closed = false;
+
+  /** Use {@link openSqliteAuditStore}. */
+  constructor(opts: SqliteAuditStoreOptions) {
+    this.#logger = opts.logger ?? SILENT;
+    this.#maxBatch = opts.maxBatchSize ?? 1000;
+    if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) {
+      throw new TypeError('openSqliteAuditStore: maxBatchSize must be an integer >= 1');
+    }
+    let db: Database.Database | undefined;
+    try {
+      mkdirSync(dirname(opts.path), { recursive: true });
+      // Create the file owner-only before SQLite does; its -wal and -shm files copy the mode.
+      closeSync(openSync(opts.path, 'a', 0o600));
+      db = new Database(opts.path, { timeout: opts.busyTimeoutMs ?? 5000 });
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') throw new Error(`journal_mode is '${String(mode)}', WAL is required`);
+      db.pragma('synchronous = FULL');
+      migrate(db);
+      this.#tail = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+      this.#insert = db.prepare(
+        `INSERT INTO audit_events (seq, time, request_id, actor_kind, actor_subject, action, app, commit_id,
+           outcome, status, prev_hash, hash, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      this.#writeBatch = db.transaction((batch: readonly Pending[]) => this.#write(batch));
+      const tail = this.#tail.get();
+      this.#logger.info({ path: opts.path, lastSeq: tail?.seq ?? 0 }, 'audit store opened');
+    } catch (err) {
+      db?.close();
+      throw new CFG_ERR_AUDIT_UNAVAILABLE(`cannot open the SQLite audit store at ${opts.path}`, { cause: err });
+    }
+    this.#db = db;
+  }
+
+  /** {@inheritDoc AuditStore.healthy} */
+  get healthy(): boolean {
+    return this.#healthy && !this.#closed;
+  }
+
+  /** {@inheritDoc AuditStore.stats} */
+  get stats(): Readonly<AuditStoreStats> {
+    return { ...this.#stats };
+  }
+
+  /**
+   * {@inheritDoc AuditStore.append}
+   * @throws (rejects) TypeError for a malformed event; CFG_ERR_AUDIT_UNAVAILABLE when the
+   *   store is closed or the transaction holding the event fails (`cause` set).
+   */
+  append(event: AuditEventInput): Promise<AuditEvent> {
+    if (this.#closed) return Promise.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed'));
+    let input: AuditEventInput;
+    try {
+      input = toEventInput(event);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return new Promise<AuditEvent>((resolve, reject) => {
+      this.#queue.push({ input, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * {@inheritDoc AuditStore.query}
+   * @throws (rejects) CFG_ERR_INVALID_REQUEST for a bad `cursor`, `since`, `until` or
+   *   `limit`; CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read or holds a
+   *   malformed row.
+   */
+  async query(q: AuditQuery): Promise<AuditPage> {
+    this.#assertOpen();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const [field, column] of EXACT_FILTERS) {
+      const v = q[field];
+      if (v !== undefined) {
+        where.push(`${column} = ?`);
+        params.push(v);
+      }
+    }
+    if (q.since !== undefined) {
+      where.push('time >= ?');
+      params.push(parseInstant(q.since, 'since'));
+    }
+    if (q.until !== undefined) {
+      where.push('time < ?');
+      params.push(parseInstant(q.until, 'until'));
+    }
+    if (q.cursor !== undefined) {
+      where.push('seq < ?');
+      params.push(decodeCursor(q.cursor));
+    }
+    const limit = parseLimit(q.limit);
+    params.push(limit + 1);
+    const sql = `SELECT * FROM audit_events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+
+    let rows: EventRow[];
+    let events: AuditEvent[];
+    try {
+      let stmt = this.#queryStatements.get(sql);
+      if (!stmt) {
+        stmt = this.#db.prepare<unknown[], EventRow>(sql);
+        this.#queryStatements.set(sql, stmt);
+      }
+      rows = stmt.all(...params);
+      events = rows.slice(0, limit).map(rowToEvent);
+    } catch (err) {
+      throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store cannot be read', { cause: err });
+    }
+    const last = events[events.length - 1];
+    return rows.length > limit && last ? { events, nextCursor: encodeCursor(last.seq) } : { events };
+  }
+
+  /**
+   * {@inheritDoc AuditStore.verify}
+   *
+   * Besides the chain rules, checks that each row's `event` text is exactly the canonical
+   * JSON that was hashed (`hash mismatch` otherwise), that it parses as an event
+   * (`malformed event`) and that the indexed columns agree with it (`column mismatch`).
+   * Reads the table in one pass; the event loop waits for it.
+   * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read.
+   */
+  async verify(): Promise<VerifyResult> {
+    this.#assertOpen();
+    const v = new ChainVerifier();
+    try {
+      const stmt = this.#db.prepare<[], EventRow>('SELECT * FROM audit_events ORDER BY seq');
+      for (const row of stmt.iterate()) {
+        let event: AuditEvent;
+        try {
+          event = rowToEvent(row);
+        } catch {
+          v.fail(row.seq, 'malformed event');
+          break;
+        }
+        if (!v.push(event, (e) => checkRow(row, e))) break;
+      }
+    } catch (err) {
+      throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store cannot be read', { cause: err });
+    }
+    return v.result();
+  }
+
+  /** {@inheritDoc AuditStore.close} */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#immediate = undefined;
+    while (this.#queue.length > 0) this.#flushOnce();
+    this.#closed = true;
+    try {
+      this.#db.close();
+    } catch (err) {
+      this.#logger.error({ err }, 'audit store close failed');
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed');
+  }
+
+  #schedule(): void {
+    if (this.#immediate) return;
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
+      this.#flushOnce();
+      // Whatever exceeded maxBatchSize (or arrived meanwhile) goes in the next turn, so
+      // other I/O runs in between.
+      if (this.#queue.length > 0) this.#schedule();
+    });
+  }
+
+  /** Commits up to maxBatchSize queued events in one transaction and settles them. */
+  #flushOnce(): void {
+    const batch = this.#queue.splice(0, this.#maxBatch);
+    if (batch.length === 0) return;
+    let events: AuditEvent[];
+    try {
+      events = this.#writeBatch.immediate(batch);
+    } catch (err) {
+      this.#stats.failedTransactions++;
+      if (this.#healthy) this.#logger.error({ err, events: batch.length }, 'audit store write failed; failing requests closed');
+      this.#healthy = false;
+      for (const p of batch) {
+        p.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not commit the event', { cause: err }));
+      }
+      return;
+    }
+    this.#stats.transactions++;
+    this.#stats.events += events.length;
+    this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, events.length);
+    if (!this.#healthy) {
+      this.#healthy = true;
+      this.#logger.info({ events: events.length }, 'audit store writes recovered');
+    }
+    batch.forEach((p, i) => p.resolve(events[i] as AuditEvent));
+  }
+
+  /** Body of the write transaction: chains and inserts the batch after the stored tail. */
+  #write(batch: readonly Pending[]): AuditEvent[] {
+    const tail = this.#tail.get();
+    let seq = tail?.seq ?? 0;
+    let prevHash = tail?.hash ?? GENESIS_HASH;
+    const out: AuditEvent[] = [];
+    for (const { input } of batch) {
+      seq++;
+      // `input` was checked by toEventInput in append, so it is hashed as is.
+      const body = canonicalJson({ ...(input as unknown as Record<string, CanonicalValue>), seq });
+      const hash = hashEventBody(prevHash, body);
+      this.#insert.run(
+        seq,
+        input.time,
+        input.requestId,
+        input.actor.kind,
+        input.actor.subject ?? null,
+        input.action,
+        input.app ?? null,
+        input.commit ?? null,
+        input.outcome,
+        input.status,
+        prevHash,
+        hash,
+        body,
+      );
+      out.push(withChainFields(input, seq, prevHash, hash));
+      prevHash = hash;
+    }
+    return out;
+  }
+}
+
+function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true });
+    if (typeof version !== 'number' || version > SCHEMA_VERSION) {
+      throw new Error(`the database has schema version ${String(version)}; this build knows up to ${SCHEMA_VERSION}`);
+    }
+    if (version < 1) {
+      db.exec(SCHEMA_V1);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }
+  }).immediate();
+}
+
+function rowToEvent(row: EventRow): AuditEvent {
+  return toStoredEvent(JSON.parse(row.event) as AuditEventInput, row.seq, row.prev_hash, row.hash);
+}
+
+/** A row's own consistency: stored text is what was hashed, columns match the event. */
+function checkRow(row: EventRow, e: AuditEvent): ChainBreakReason | undefined {
+  if (row.event !== eventBodyJson(e)) return 'hash mismatch';
+  const same =
+    row.time === e.time &&
+    row.request_id === e.requestId &&
+    row.actor_kind === e.actor.kind &&
+    row.actor_subject === (e.actor.subject ?? null) &&
+    row.action === e.action &&
+    row.app === (e.app ?? null) &&
+    row.commit_id === (e.commit ?? null) &&
+    row.outcome === e.outcome &&
+    row.status === e.status;
+  return same ? undefined : 'column mismatch';
+}
+
+/** The opaque cursor of a page that ended at `seq`: base64url of its decimal digits. */
+function encodeCursor(seq: number): string {
+  return Buffer.from(String(seq), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const seq = Number(text);
+  if (!/^[1-9][0-9]{0,15}$/.test(text) || !Number.isSafeInteger(seq) || encodeCursor(seq) !== cursor) {
+    throw new CFG_ERR_INVALID_REQUEST('cursor is not one this service issued');
+  }
+  return seq;
+}
+
+const ISO_INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|[+-](\d{2}):(\d{2})))?$/i;
+
+/**
+ * `since`/`until` → the stored spelling (`YYYY-MM-DDTHH:mm:ss.sssZ`), which sorts as text.
+ * Accepts an RFC 3339 date-time (`T`/`Z` in either case, optional seconds and fraction) or
+ * a date alone (UTC midnight); refuses impossible dates and times instead of rolling them
+ * over. Stored times have millisecond precision, so a finer bound is rounded up to the
+ * next millisecond, which selects exactly the same events for both `>=` and `<`.
+ */
+function parseInstant(value: string, name: string): string {
+  const m = ISO_INSTANT.exec(value);
+  const bad = (): never => {
+    throw new CFG_ERR_INVALID_REQUEST(`${name} must be an ISO 8601 date, or date-time with Z or an offset`);
+  };
+  if (!m) return bad();
+  const [, y, mo, d, h = '0', mi = '0', sec = '0', frac = '', oh = '0', om = '0'] = m;
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (
+    day.getUTCFullYear() !== Number(y) || day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d) ||
+    Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59 || Number(oh) > 23 || Number(om) > 59
+  ) {
+    return bad();
+  }
+  let ms = Date.parse(value.toUpperCase());
+  if (Number.isNaN(ms)) return bad();
+  if (/[1-9]/.test(frac.slice(3))) ms += 1;
+  return new Date(ms).toISOString();
+}
+
+function parseLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_QUERY_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1) throw new CFG_ERR_INVALID_REQUEST('limit must be an integer >= 1');
+  return Math.min(limit, MAX_QUERY_LIMIT);
+}

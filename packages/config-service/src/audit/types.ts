@@ -1,0 +1,171 @@
+/**
+ * The data model and the store contract of the audit log (SPEC §6, query SPEC §5.2).
+ *
+ * An {@link AuditStore} is injected into the HTTP layer; SQLite (`sqlite-store.ts`) is the
+ * default implementation, and a PostgreSQL one must pass the same contract tests. Every
+ * store keeps the events in one tamper-evident hash chain (`chain.ts`).
+ *
+ * Nothing in an event is ever a configuration value or a credential: secrets appear only
+ * by key name, and the body served only by its SHA-256.
+ */
+
+/** Who made the request. */
+export interface AuditActor {
+  /** How the caller authenticated; `anonymous` when it did not (the request was denied). */
+  kind: 'certificate' | 'jwt' | 'anonymous';
+  /** The identity: the application/subject derived from the certificate, or the JWT `sub`. */
+  subject?: string;
+  /** Lower-case hex SHA-256 of the client certificate (DER); certificates only. */
+  fingerprint256?: string;
+  /** The certificate issuer DN, or the JWT `iss`. */
+  issuer?: string;
+}
+
+/** One API request, as the HTTP layer reports it. The store adds `seq` and the hashes. */
+export interface AuditEventInput {
+  /** When the request arrived: ISO 8601 UTC with milliseconds, `YYYY-MM-DDTHH:mm:ss.sssZ`. */
+  time: string;
+  /** The request id (also in the application log and the `Request-Id` response header). */
+  requestId: string;
+  actor: AuditActor;
+  /** The peer IP address as the listener saw it. */
+  clientAddress?: string;
+  /** What was asked: `config.read`, `files.read`, `audit.read`, `encrypt`, ... */
+  action: string;
+  /** The application the request was about, when it names one. */
+  app?: string;
+  /** The profiles asked for, in request order (empty when none). */
+  profiles: string[];
+  /** The ref asked for (branch, tag or commit), as the caller wrote it. */
+  ref?: string;
+  /** The full commit id served. */
+  commit?: string;
+  /** The output format served (`json`, `yaml`, `properties`, `env`, `dotenv`, ...). */
+  format?: string;
+  outcome: 'allowed' | 'denied' | 'error';
+  /** The HTTP status code of the response. */
+  status: number;
+  /** Why: a problem code (`app_not_found`) or the policy rule that decided. Never a value. */
+  reason?: string;
+  /** Names of the secret keys in the body served (`spring.datasource.password`), never values. */
+  secretKeys: string[];
+  /** Lower-case hex SHA-256 of the exact response body bytes served. */
+  bodySha256?: string;
+  /** Time spent serving the request, in milliseconds (may be fractional). */
+  durationMs: number;
+}
+
+/** An event as stored: its input plus its place in the hash chain. */
+export interface AuditEvent extends AuditEventInput {
+  /** Position in the chain: 1 for the first event ever stored, then +1 without gaps. */
+  seq: number;
+  /** `hash` of the event with `seq - 1`; 64 zeros (`GENESIS_HASH` in `chain.ts`) for `seq` 1. */
+  prevHash: string;
+  /** Lower-case hex SHA-256 of this event; see `computeEventHash` in `chain.ts`. */
+  hash: string;
+}
+
+/**
+ * A query of the audit log (`GET /v1/audit`). Every filter is optional and they combine
+ * with AND. `app`, `actor`, `action`, `outcome` and `commit` are exact, case-sensitive
+ * matches; `since` and `until` bound `time`.
+ */
+export interface AuditQuery {
+  app?: string;
+  /** Exact match on `actor.subject`. */
+  actor?: string;
+  action?: string;
+  outcome?: AuditEventInput['outcome'];
+  /** Inclusive lower bound on `time` (any ISO 8601 instant `Date` parses; compared in UTC). */
+  since?: string;
+  /** Exclusive upper bound on `time`. */
+  until?: string;
+  /** Exact (full) commit id. */
+  commit?: string;
+  /** `nextCursor` of the previous page; absent for the first page. */
+  cursor?: string;
+  /** Events per page: an integer ≥ 1; default 100, values above 1000 are treated as 1000. */
+  limit?: number;
+}
+
+/** One page of a query, newest event (highest `seq`) first. */
+export interface AuditPage {
+  events: AuditEvent[];
+  /** Opaque cursor for the next (older) page; absent when this is the last page. */
+  nextCursor?: string;
+}
+
+/** Why the chain is broken at an event. */
+export type ChainBreakReason =
+  /** The event's own content does not hash to its stored `hash`. */
+  | 'hash mismatch'
+  /** `prevHash` is not the `hash` of the event before (or the genesis hash). */
+  | 'prev-hash mismatch'
+  /** `seq` is not the previous `seq` + 1 (an event was removed or inserted). */
+  | 'sequence gap'
+  /** A store's indexed columns disagree with the stored event (filters would lie). */
+  | 'column mismatch'
+  /** A store row could not be read back as an event at all. */
+  | 'malformed event';
+
+/** The result of checking a chain. */
+export interface VerifyResult {
+  /** True when every event checked is intact and linked. */
+  ok: boolean;
+  /** Events examined, including the one that broke the chain. */
+  checked: number;
+  /** The first event at which the chain is broken (verification stops there). */
+  firstBreak?: { seq: number; reason: ChainBreakReason };
+}
+
+/** Counters a store keeps for metrics and tests. All counts since the store was opened. */
+export interface AuditStoreStats {
+  /** Write transactions committed. */
+  transactions: number;
+  /** Write transactions that failed (all their events were rejected). */
+  failedTransactions: number;
+  /** Events committed. */
+  events: number;
+  /** Events in the largest committed transaction. */
+  maxBatchSize: number;
+}
+
+/**
+ * The minimal logger a store writes its operational messages to; a pino logger fits.
+ * Audit events themselves are not written here (the audit plugin does that).
+ */
+export interface AuditLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * Where audit events are kept.
+ *
+ * Errors: every operation that cannot reach the storage rejects with
+ * `CFG_ERR_AUDIT_UNAVAILABLE` (HTTP 503, `cause` set to the underlying error); a malformed
+ * query rejects with `CFG_ERR_INVALID_REQUEST` (400); a malformed event rejects with a
+ * `TypeError` (a bug in the caller).
+ */
+export interface AuditStore {
+  /**
+   * Records one event. Resolves with the stored event only once it is durably committed
+   * (fsynced), so a response may be sent; events appended concurrently are committed
+   * together (group commit) and get consecutive `seq` in call order.
+   */
+  append(event: AuditEventInput): Promise<AuditEvent>;
+  /** One page of events matching `q`, newest first. */
+  query(q: AuditQuery): Promise<AuditPage>;
+  /** Checks the whole chain from `seq` 1 and names the first break. */
+  verify(): Promise<VerifyResult>;
+  /** Commits every pending event, then releases the storage. Idempotent. */
+  close(): Promise<void>;
+  /**
+   * False after a write failed, until a later write succeeds; false once closed. Drives
+   * readiness and metrics (SPEC §6: fails closed).
+   */
+  readonly healthy: boolean;
+  /** Counters for metrics. */
+  readonly stats: Readonly<AuditStoreStats>;
+}
