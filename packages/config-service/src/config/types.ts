@@ -83,3 +83,19 @@ export const MEDIA_TYPES: Readonly<Record<Format, string>> = {
   env: 'text/x-shellscript; charset=utf-8',
   dotenv: 'text/plain; charset=utf-8',
 };
+
+/** One property source read from a document, with its profile activation if it has one. */
+export interface ParsedSource {
+  readonly source: PropertySource;
+  /**
+   * The Spring profile expression of `spring.config.activate.on-profile` (or the older
+   * `spring.profiles`); a list of profiles is joined as `(a) | (b)`. Absent when the
+   * document applies unconditionally.
+   */
+  readonly activation?: string;
+}
+
+/** A parsed document: one source per (non-empty) YAML document, in file order. */
+export interface ParsedDocument {
+  readonly sources: readonly ParsedSource[];
+}
