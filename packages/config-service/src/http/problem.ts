@@ -1,0 +1,69 @@
+/**
+ * RFC 9457 problem details: the one error handler of the API listener.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { problemCode } from '../errors.js';
+
+/** The body of every error response (`application/problem+json`, RFC 9457). */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  /** Stable machine-readable code, e.g. `app_not_found` (see docs/errors.md). */
+  code: string;
+  /** Request id, to find the audit event and the log lines. */
+  instance: string;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Builds a problem document. `code` is the stable problem code (`app_not_found`). */
+export function problem(status: number, code: string, detail: string, requestId: string): Problem {
+  return { type: `urn:config-service:problem:${code}`, title: TITLES[status] ?? 'Error', status, detail, code, instance: requestId };
+}
+
+/** Sends `p` as `application/problem+json` and returns the reply. */
+export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
+  return reply.code(p.status).type('application/problem+json').header('cache-control', 'no-store').send(p);
+}
+
+/** Maps any thrown error to its problem; 5xx other than our own coded ones stay generic. */
+export function toProblem(err: FastifyError, request: FastifyRequest): Problem {
+  const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+  if (err.code?.startsWith('CFG_ERR_')) return problem(status, problemCode(err.code), err.message, request.id);
+  if (err.validation) return problem(400, 'invalid_request', err.message, request.id);
+  if (status < 500) return problem(status, (err.code ?? 'bad_request').replace(/^FST_ERR_/, '').toLowerCase(), err.message, request.id);
+  return problem(500, 'internal', 'Internal error; the request id names the log entry', request.id);
+}
+
+/**
+ * Installs the error and not-found handlers: 4xx messages pass through, unexpected 5xx
+ * are logged with request context and answered generically.
+ */
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const p = toProblem(err, request);
+    if (p.status >= 500 && !err.code?.startsWith('CFG_ERR_')) request.log.error({ err }, 'unhandled error');
+    else if (p.status >= 500) request.log.warn({ code: err.code, detail: err.message }, 'request failed');
+    request.auditReason ??= p.code;
+    return sendProblem(reply, p);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    request.auditReason = 'not_found';
+    return sendProblem(reply, problem(404, 'not_found', 'No such route', request.id));
+  });
+}

@@ -1,0 +1,38 @@
+/**
+ * `GET /v1/audit` (SPEC §5.2, scope `audit:read`): filtered, paged audit events as
+ * JSON (`{ events, nextCursor }`), NDJSON or CSV.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { AUDIT_EXPORT_CONTENT_TYPES, formatAuditEvents } from '../../audit/format.js';
+import { requireAccess } from '../plugins/auth.js';
+
+const AuditQuerySchema = Type.Object(
+  {
+    app: Type.Optional(Type.String({ maxLength: 256 })),
+    actor: Type.Optional(Type.String({ maxLength: 1024 })),
+    action: Type.Optional(Type.String({ maxLength: 64 })),
+    outcome: Type.Optional(Type.Union([Type.Literal('allowed'), Type.Literal('denied'), Type.Literal('error')])),
+    since: Type.Optional(Type.String({ format: 'date-time' })),
+    until: Type.Optional(Type.String({ format: 'date-time' })),
+    commit: Type.Optional(Type.String({ pattern: '^[0-9a-f]{40}([0-9a-f]{24})?$', description: 'full commit id' })),
+    cursor: Type.Optional(Type.String({ maxLength: 256 })),
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+    format: Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv')], { default: 'json' }),
+  },
+  { additionalProperties: false },
+);
+
+/** Registers the audit query route. */
+export default async function auditRoutes(app: FastifyInstance): Promise<void> {
+  app.get<{ Querystring: Static<typeof AuditQuerySchema> }>('/v1/audit', { schema: { querystring: AuditQuerySchema } }, async (request, reply) => {
+    request.audit.action = 'audit.read';
+    requireAccess(request, 'audit:read');
+    const { format, ...filters } = request.query;
+    const page = await app.auditStore.query(filters);
+    reply.header('cache-control', 'no-store');
+    if (format === 'json') return page;
+    if (page.nextCursor) reply.header('audit-next-cursor', page.nextCursor);
+    return reply.type(AUDIT_EXPORT_CONTENT_TYPES[format]).send(formatAuditEvents(page.events, format));
+  });
+}

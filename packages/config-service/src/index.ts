@@ -1,0 +1,11 @@
+/**
+ * Public surface of config-service as a library: the app factories, start-up and settings.
+ */
+export { buildApp, type AppDependencies } from './app.js';
+export { buildManagementApp } from './management.js';
+export { startService, type RunningService } from './server.js';
+export { loadSettings, listEnvSettings, ENV_PREFIX } from './settings/load.js';
+export type { Settings, RepositorySettings } from './settings/schema.js';
+export { ERRORS, problemCode } from './errors.js';
+export { createCa, issueCertificate, createCrl, certificateSerial, type CertificateBundle, type KeyAlgorithm } from './pki/pki.js';
+export { initPki, issueClientFiles } from './pki/files.js';

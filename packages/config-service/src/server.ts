@@ -1,0 +1,71 @@
+/**
+ * Process start-up: opens the stores, builds both apps and listens. The CLI's `serve`
+ * adds signal handling on top (close-with-grace); tests call {@link startService}.
+ */
+import { mkdirSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { createAuditStore } from './audit/index.js';
+import { createGitStore } from './http/plugins/git-store.js';
+import { loggerOptions } from './logger.js';
+import { buildManagementApp } from './management.js';
+import type { Settings } from './settings/schema.js';
+
+/** A running service. */
+export interface RunningService {
+  api: FastifyInstance;
+  management: FastifyInstance;
+  /** `https://127.0.0.1:<port>` style URL of the API listener. */
+  apiUrl: string;
+  /** `http://127.0.0.1:<port>` URL of the management listener. */
+  managementUrl: string;
+  logger: Logger;
+  /** Stops listening, waits for in-flight requests and syncs, flushes the audit store. */
+  close(): Promise<void>;
+}
+
+function urlOf(app: FastifyInstance, scheme: string): string {
+  const addr = app.server.address();
+  if (!addr || typeof addr === 'string') return `${scheme}://${addr}`;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return `${scheme}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
+}
+
+/**
+ * Starts config-service with validated settings.
+ * @param options.logger destination logger (default: pino JSON to stdout at `log.level`)
+ * @param options.env environment for credential variables (default `process.env`)
+ */
+export async function startService(settings: Readonly<Settings>, options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningService> {
+  const logger = options.logger ?? pino(loggerOptions(settings.log.level));
+  mkdirSync(settings.dataDir, { recursive: true });
+  const auditStore = await createAuditStore({ kind: 'sqlite', path: settings.audit.sqlitePath! }, logger);
+  const flog = logger as unknown as FastifyBaseLogger;
+  let gitStore;
+  try {
+    gitStore = await createGitStore(settings.repositories[0]!, settings.dataDir, flog, options.env);
+    await gitStore.start();
+  } catch (err) {
+    await auditStore.close();
+    throw err;
+  }
+  const api = await buildApp(settings, { logger: flog, gitStore, auditStore });
+  const management = await buildManagementApp({ logger: flog, gitStore, auditStore });
+  api.addHook('onClose', () => auditStore.close());
+  await api.listen({ host: settings.server.host, port: settings.server.port });
+  await management.listen({ host: settings.management.host, port: settings.management.port });
+  const service: RunningService = {
+    api,
+    management,
+    apiUrl: urlOf(api, 'https'),
+    managementUrl: urlOf(management, 'http'),
+    logger,
+    close: async () => {
+      await management.close();
+      await api.close();
+    },
+  };
+  logger.info({ api: service.apiUrl, management: service.managementUrl, repository: gitStore.name }, 'config-service listening');
+  return service;
+}

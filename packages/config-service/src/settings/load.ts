@@ -1,0 +1,170 @@
+/**
+ * Loads and validates the service settings: defaults < `service.yml` < `CONFIG_SERVICE_*`
+ * environment variables (SPEC §9). Validated once at start-up, deep-frozen, passed down.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import type { TSchema } from '@sinclair/typebox';
+import { parse as parseYaml } from 'yaml';
+import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
+import { SettingsSchema, type Settings } from './schema.js';
+
+/** Prefix of every environment variable that sets a service setting. */
+export const ENV_PREFIX = 'CONFIG_SERVICE_';
+
+/** `clientCa` → `CLIENT_CA`. */
+function envSegment(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+interface EnvSetting {
+  /** Environment variable name. */
+  name: string;
+  /** Setting path in the settings object. */
+  path: string[];
+  /** Scalars are converted by the schema; lists and objects are read as YAML flow text. */
+  structured: boolean;
+}
+
+/**
+ * Every environment variable the schema accepts, derived from the schema itself:
+ * `server.tls.clientCa` → `CONFIG_SERVICE_SERVER_TLS_CLIENT_CA`. Lists and maps
+ * (`repositories`, `policy.grants`, `server.tls.crl`) take YAML or JSON text.
+ */
+export function listEnvSettings(schema: TSchema = SettingsSchema, prefix: string[] = []): EnvSetting[] {
+  const out: EnvSetting[] = [];
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  for (const [key, child] of Object.entries(props ?? {})) {
+    const p = [...prefix, key];
+    const isObject = (child as { type?: string }).type === 'object' && (child as { properties?: unknown }).properties;
+    if (isObject) out.push(...listEnvSettings(child, p));
+    else {
+      const type = (child as { type?: string }).type;
+      out.push({ name: ENV_PREFIX + p.map(envSegment).join('_'), path: p, structured: type === 'array' || type === 'object' });
+    }
+  }
+  return out;
+}
+
+function setPath(target: Record<string, unknown>, p: string[], value: unknown): void {
+  let node = target;
+  for (const seg of p.slice(0, -1)) {
+    if (typeof node[seg] !== 'object' || node[seg] === null) node[seg] = {};
+    node = node[seg] as Record<string, unknown>;
+  }
+  node[p[p.length - 1]!] = value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Inputs of {@link loadSettings}; nothing is read from `process` here. */
+export interface LoadSettingsInput {
+  /** Path of `service.yml`; relative file settings resolve against its folder. */
+  file?: string;
+  /** Environment to read `CONFIG_SERVICE_*` from. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Settings given as an object (tests); merged like the file. */
+  overrides?: Record<string, unknown>;
+  /** Folder relative paths resolve against when no file is given. Default: cwd. */
+  baseDir?: string;
+}
+
+/**
+ * Loads, merges, defaults and validates the settings.
+ *
+ * @returns the frozen {@link Settings}, every file path made absolute.
+ * @throws CFG_ERR_SETTINGS_INVALID listing every bad setting by path (and by variable
+ *   name when it came from the environment); the file's YAML errors name line and column.
+ */
+export function loadSettings(input: LoadSettingsInput): Readonly<Settings> {
+  const problems: string[] = [];
+  let raw: Record<string, unknown> = {};
+  const baseDir = input.file ? path.dirname(path.resolve(input.file)) : (input.baseDir ?? process.cwd());
+  if (input.file) {
+    let text: string;
+    try {
+      text = readFileSync(input.file, 'utf8');
+    } catch (err) {
+      throw new CFG_ERR_SETTINGS_INVALID(`  --config: cannot read ${input.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    try {
+      raw = (parseYaml(text, { uniqueKeys: true, prettyErrors: true }) as Record<string, unknown> | null) ?? {};
+    } catch (err) {
+      throw new CFG_ERR_SETTINGS_INVALID(`  ${input.file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new CFG_ERR_SETTINGS_INVALID(`  ${input.file}: the top level must be a map`);
+  }
+  if (input.overrides) raw = { ...raw, ...structuredClone(input.overrides) };
+
+  const fromEnv = new Map<string, string>();
+  for (const setting of listEnvSettings()) {
+    const text = input.env?.[setting.name];
+    if (text === undefined) continue;
+    let value: unknown = text;
+    if (setting.structured) {
+      try {
+        value = parseYaml(text);
+      } catch {
+        problems.push(`  ${setting.path.join('.')} (from ${setting.name}): not valid YAML or JSON`);
+        continue;
+      }
+    }
+    setPath(raw, setting.path, value);
+    fromEnv.set('/' + setting.path.join('/'), setting.name);
+  }
+
+  const value = Value.Default(SettingsSchema, Value.Convert(SettingsSchema, raw));
+  for (const error of Value.Errors(SettingsSchema, value)) {
+    const envName = [...fromEnv.entries()].find(([p]) => error.path === p || error.path.startsWith(p + '/'))?.[1];
+    const where = error.path.slice(1).replaceAll('/', '.') || '(top level)';
+    problems.push(`  ${where}: ${error.message}${envName ? ` (from ${envName})` : ''}`);
+  }
+  if (problems.length === 0) problems.push(...crossCheck(value as Settings));
+  if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID([...new Set(problems)].join('\n'));
+
+  return deepFreeze(resolvePaths(value as Settings, baseDir));
+}
+
+function crossCheck(s: Settings): string[] {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  s.repositories.forEach((repo, i) => {
+    if (Boolean(repo.path) === Boolean(repo.url)) problems.push(`  repositories.${i}: set exactly one of 'path' or 'url'`);
+    if (names.has(repo.name)) problems.push(`  repositories.${i}.name: '${repo.name}' is used twice`);
+    names.add(repo.name);
+    if (repo.url && /^[a-z]+:\/\/[^/]*@/i.test(repo.url) && repo.auth) {
+      problems.push(`  repositories.${i}: credentials are given both in 'url' and in 'auth'; keep one`);
+    }
+  });
+  if (s.repositories.length > 1) {
+    problems.push('  repositories: only one repository is supported in this version');
+  }
+  return problems;
+}
+
+function resolvePaths(s: Settings, baseDir: string): Settings {
+  const abs = (p: string) => path.resolve(baseDir, p);
+  const dataDir = abs(s.dataDir);
+  return {
+    ...s,
+    dataDir,
+    server: {
+      ...s.server,
+      tls: { ...s.server.tls, cert: abs(s.server.tls.cert), key: abs(s.server.tls.key), clientCa: abs(s.server.tls.clientCa), crl: s.server.tls.crl.map(abs) },
+    },
+    repositories: s.repositories.map((r) => ({
+      ...r,
+      ...(r.path ? { path: abs(r.path) } : {}),
+      ...(r.auth ? { auth: { ...r.auth, ...(r.auth.passwordFile ? { passwordFile: abs(r.auth.passwordFile) } : {}) } } : {}),
+    })),
+    ...(s.jwt ? { jwt: { ...s.jwt, publicKeyFile: abs(s.jwt.publicKeyFile) } } : {}),
+    audit: { ...s.audit, sqlitePath: s.audit.sqlitePath ? abs(s.audit.sqlitePath) : path.join(dataDir, 'audit.sqlite') },
+  };
+}

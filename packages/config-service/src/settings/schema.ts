@@ -1,0 +1,137 @@
+/**
+ * The service settings (`service.yml`), one TypeBox schema with its derived type, so
+ * there is no hand-written duplicate to drift (SPEC §9). Defaults live in the schema.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Millis = (def: number, description: string) => Type.Integer({ minimum: 0, default: def, description });
+
+export const RepositorySchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$', description: 'Repository name, used in logs, metrics and the mirror folder' }),
+    path: Type.Optional(Type.String({ minLength: 1, description: 'A local Git repository read in place (bare or with a work tree; only committed objects are read)' })),
+    url: Type.Optional(Type.String({ pattern: '^https?://', description: 'A remote HTTP(S) repository mirrored into the data directory' })),
+    branch: Type.String({ default: 'main', description: 'Default branch, used when a request names no ref' }),
+    layout: Type.Union([Type.Literal('folders'), Type.Literal('spring')], { default: 'folders' }),
+    pollIntervalMs: Millis(30_000, 'How often a remote is fetched; 0 turns polling off'),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          username: Type.Optional(Type.String()),
+          passwordFile: Type.Optional(Type.String({ description: 'File holding the password or token' })),
+          passwordEnv: Type.Optional(Type.String({ description: 'Environment variable holding the password or token' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const SettingsSchema = Type.Object(
+  {
+    server: Type.Object(
+      {
+        host: Type.String({ default: '0.0.0.0' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8443 }),
+        tls: Type.Object(
+          {
+            cert: Type.String({ description: 'Server certificate chain (PEM file)' }),
+            key: Type.String({ description: 'Server private key (PEM file)' }),
+            clientCa: Type.String({ description: 'CA bundle that client certificates must chain to (PEM file)' }),
+            crl: Type.Array(Type.String(), { default: [], description: 'CRL files (PEM) checked on every handshake' }),
+          },
+          { additionalProperties: false },
+        ),
+        requestTimeoutMs: Millis(30_000, 'Whole-request timeout'),
+        bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+      },
+      { additionalProperties: false },
+    ),
+    management: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8081 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    dataDir: Type.String({ default: './data', description: 'Mirrors and the SQLite audit file live here' }),
+    repositories: Type.Array(RepositorySchema, { minItems: 1 }),
+    identity: Type.Object(
+      {
+        uriSan: Type.Optional(Type.String()),
+        dnsSan: Type.Optional(Type.String()),
+        commonName: Type.Optional(Type.String()),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    policy: Type.Object(
+      {
+        defaultOwnApp: Type.Boolean({ default: true }),
+        grants: Type.Array(
+          Type.Object(
+            {
+              subjects: Type.Array(Type.String(), { minItems: 1 }),
+              kinds: Type.Optional(Type.Array(Type.Union([Type.Literal('certificate'), Type.Literal('jwt')]))),
+              apps: Type.Array(Type.String(), { minItems: 1 }),
+              profiles: Type.Optional(Type.Array(Type.String())),
+              scopes: Type.Array(
+                Type.Union([
+                  Type.Literal('config:read'),
+                  Type.Literal('secrets:read'),
+                  Type.Literal('audit:read'),
+                  Type.Literal('encrypt'),
+                  Type.Literal('admin'),
+                ]),
+                { minItems: 1 },
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [] },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    jwt: Type.Optional(
+      Type.Object(
+        {
+          publicKeyFile: Type.String({ description: 'PEM public key that verifies tokens' }),
+          issuer: Type.Optional(Type.String()),
+          audience: Type.Optional(Type.String()),
+          algorithms: Type.Array(Type.String(), { default: ['RS256', 'ES256', 'EdDSA'] }),
+          clockSkewSeconds: Type.Integer({ minimum: 0, default: 30 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    audit: Type.Object(
+      {
+        store: Type.Literal('sqlite', { default: 'sqlite' }),
+        sqlitePath: Type.Optional(Type.String({ description: 'Default: <dataDir>/audit.sqlite' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    cache: Type.Object(
+      {
+        maxEntries: Type.Integer({ minimum: 0, default: 5000, description: 'Rendered responses kept per (commit, app, profiles, format)' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Validated, defaulted service settings. */
+export type Settings = Static<typeof SettingsSchema>;
+/** One configured repository. */
+export type RepositorySettings = Static<typeof RepositorySchema>;

@@ -1,0 +1,127 @@
+/**
+ * Handed cases 03, 04, 05 and 12 (../shared/cases/) on the real service over mTLS:
+ * `CONFIG(app, profiles, ref, format)` = GET /v1/apps/{app}/config?profile=&ref=&format=.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpsGet, makeCerts, makeGitRepo, startTestService, type ClientCert, type TestPki, type TestService } from '#helpers';
+
+let pki: TestPki;
+let orders: ClientCert;
+
+beforeAll(async () => {
+  pki = await makeCerts('cases');
+  orders = await pki.client('orders');
+});
+
+/** Starts a service on a fresh repository holding `files`; returns a CONFIG() caller. */
+async function serve(files: Record<string, string | Uint8Array>, layout: 'folders' | 'spring' = 'folders') {
+  const repo = await makeGitRepo(files, { branch: 'main' });
+  const service = await startTestService({ pki, repository: { path: repo.dir, branch: 'main', layout } });
+  const config = async (app: string, profiles: string, ref: string, format: string) => {
+    const q = new URLSearchParams({ ...(profiles && { profile: profiles }), ref, format });
+    return httpsGet(service.apiUrl, `/v1/apps/${app}/config?${q}`, { ca: pki.ca.certPem, cert: orders.cert, key: orders.key });
+  };
+  return { repo, service, config };
+}
+
+const services: TestService[] = [];
+afterAll(async () => {
+  for (const s of services) await s.close();
+});
+
+describe('case 03: precedence of shared, app and profile documents', () => {
+  const folders = {
+    'application.yml': 'db: {pool: 5, host: shared-db}\n',
+    'application-dev.yml': 'db: {pool: 10}\n',
+    'orders/application.yml': 'db: {pool: 20, timeout: 3s}\n',
+    'orders/application-dev.yml': 'db: {timeout: 9s}\n',
+  };
+  const spring = {
+    'application.yml': folders['application.yml'],
+    'application-dev.yml': folders['application-dev.yml'],
+    'orders.yml': folders['orders/application.yml'],
+    'orders-dev.yml': folders['orders/application-dev.yml'],
+  };
+  const expected: Record<string, string> = {
+    json: '{\n  "db": {\n    "host": "shared-db",\n    "pool": 10,\n    "timeout": "9s"\n  }\n}\n',
+    yaml: 'db:\n  host: shared-db\n  pool: 10\n  timeout: 9s\n',
+    properties: 'db.host=shared-db\ndb.pool=10\ndb.timeout=9s\n',
+    env: "export DB_HOST='shared-db'\nexport DB_POOL='10'\nexport DB_TIMEOUT='9s'\n",
+  };
+
+  for (const [layout, files] of [['folders', folders], ['spring', spring]] as const) {
+    it(`${layout} layout: db.pool=10, db.host=shared-db, db.timeout=9s in every format`, async () => {
+      const { service, config, repo } = await serve(files, layout);
+      services.push(service);
+      for (const format of ['json', 'yaml', 'properties', 'env']) {
+        const res = await config('orders', 'dev', 'main', format);
+        expect(res.status, format).toBe(200);
+        expect(res.body, format).toBe(expected[format]);
+        expect(res.headers['config-commit']).toBe(repo.commit);
+      }
+    });
+  }
+});
+
+describe('case 04: lists are replaced whole', () => {
+  const base = {
+    'application.yml': 'allowed-origins: [https://a.example.com, https://b.example.com, https://c.example.com]\n',
+    'application-dev.yml': 'allowed-origins: [https://dev.example.com]\n',
+    'orders/application.yml': 'name: orders\n',
+  };
+
+  it('a shorter list in a higher layer leaves no stale items', async () => {
+    const { service, config } = await serve(base);
+    services.push(service);
+    const json = await config('orders', 'dev', 'main', 'json');
+    expect(json.json()).toEqual({ 'allowed-origins': ['https://dev.example.com'], name: 'orders' });
+    const props = await config('orders', 'dev', 'main', 'properties');
+    expect(props.body.split('\n').filter((l) => l.startsWith('allowed-origins['))).toEqual(['allowed-origins[0]=https\\://dev.example.com']);
+    const env = await config('orders', 'dev', 'main', 'env');
+    expect(env.body).toBe("export ALLOWED_ORIGINS_0='https://dev.example.com'\nexport NAME='orders'\n");
+    expect(env.body).not.toMatch(/ALLOWED_ORIGINS_[12]/);
+  });
+
+  it('an empty list replaces the lower list with []', async () => {
+    const { service, config } = await serve({ ...base, 'application-dev.yml': 'allowed-origins: []\n' });
+    services.push(service);
+    const json = await config('orders', 'dev', 'main', 'json');
+    expect(json.json()).toEqual({ 'allowed-origins': [], name: 'orders' });
+  });
+});
+
+describe('case 05: YAML 1.1 words stay strings', () => {
+  it('on, NO and yes are strings, True is a boolean, in every format', async () => {
+    const { service, config } = await serve({ 'orders/application.yml': 'feature:\n  mode: on\ncountry: NO\nconfirm: yes\nlegacy: True\n' });
+    services.push(service);
+    const json = await config('orders', '', 'main', 'json');
+    expect(JSON.stringify(json.json())).toBe('{"confirm":"yes","country":"NO","feature":{"mode":"on"},"legacy":true}');
+    const props = await config('orders', '', 'main', 'properties');
+    expect(props.body).toBe('confirm=yes\ncountry=NO\nfeature.mode=on\nlegacy=true\n');
+    const env = await config('orders', '', 'main', 'env');
+    expect(env.body).toBe("export CONFIRM='yes'\nexport COUNTRY='NO'\nexport FEATURE_MODE='on'\nexport LEGACY='true'\n");
+  });
+});
+
+describe('case 12: empty documents, nulls, empty lists, BOM, CRLF', () => {
+  it('serves 200 with the exact values in json, properties and env', async () => {
+    const { service, config } = await serve({
+      'application.yml': '',
+      'orders/application.yml': '# only a comment\n',
+      'orders/application-dev.yml': Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('server.port: 8081\nretries: []\nproxy: ~\n')]),
+      'application-dev.properties': 'a=1\r\nmsg=hello \\\r\n   world\r\n',
+    });
+    services.push(service);
+    const json = await config('orders', 'dev', 'main', 'json');
+    expect(json.status).toBe(200);
+    expect(json.json()).toEqual({ a: '1', msg: 'hello world', retries: [], server: { port: 8081 } });
+    expect(json.body).not.toContain('\uFEFF');
+    expect(json.body).not.toContain('\r');
+    const props = await config('orders', 'dev', 'main', 'properties');
+    expect(props.status).toBe(200);
+    expect(props.body).toBe('a=1\nmsg=hello world\nretries=\nserver.port=8081\n');
+    const env = await config('orders', 'dev', 'main', 'env');
+    expect(env.status).toBe(200);
+    expect(env.body).toBe("export A='1'\nexport MSG='hello world'\nexport RETRIES=''\nexport SERVER_PORT='8081'\n");
+  });
+});

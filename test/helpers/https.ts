@@ -1,0 +1,33 @@
+/**
+ * HTTPS requests with client certificates (undici Agent with `connect: { ca, cert, key }`).
+ */
+import { Agent, request } from 'undici';
+
+export interface HttpsResult {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  json<T = unknown>(): T;
+}
+
+export interface HttpsOptions {
+  ca: string;
+  cert?: string;
+  key?: string;
+  headers?: Record<string, string>;
+  method?: 'GET' | 'POST';
+}
+
+/** GETs `url` (a raw path is sent as written, no normalisation) and reads the whole body. */
+export async function httpsGet(base: string, rawPath: string, opts: HttpsOptions): Promise<HttpsResult> {
+  const agent = new Agent({ connect: { ca: opts.ca, ...(opts.cert && { cert: opts.cert }), ...(opts.key && { key: opts.key }), servername: 'localhost' } });
+  try {
+    const res = await request(base, { path: rawPath, method: opts.method ?? 'GET', dispatcher: agent, headers: opts.headers ?? {} });
+    const body = await res.body.text();
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+    return { status: res.statusCode, headers, body, json: <T>() => JSON.parse(body) as T };
+  } finally {
+    await agent.close();
+  }
+}

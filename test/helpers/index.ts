@@ -1,0 +1,8 @@
+/** Shared helpers of the end-to-end tests. */
+export * from './certs.ts';
+export * from './https.ts';
+export * from './service.ts';
+export * from './init.ts';
+export * from './git-repo.ts';
+export * from './git-http-server.ts';
+export * from './jwt.ts';

@@ -1,0 +1,55 @@
+/**
+ * Starts the real config-service in this process on ephemeral ports with real TLS, and
+ * captures every log line it writes (to assert that no secret reaches the log).
+ */
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { loadSettings, startService, type RunningService } from 'config-service';
+import type { TestPki } from './certs.ts';
+
+export interface TestService extends RunningService {
+  /** Every log line written so far, raw. */
+  logs: string[];
+  dataDir: string;
+  auditPath: string;
+}
+
+export interface TestServiceOptions {
+  pki: TestPki;
+  /** Repository settings (name defaults to `config`). */
+  repository: Record<string, unknown>;
+  /** More settings merged over the defaults. */
+  settings?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  dataDir?: string;
+  logLevel?: string;
+}
+
+/** Starts config-service with a settings object built like a user's service.yml. */
+export async function startTestService(opts: TestServiceOptions): Promise<TestService> {
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cfgsvc-data-'));
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n')) if (line) logs.push(line);
+      cb();
+    },
+  });
+  const settings = loadSettings({
+    env: opts.env ?? {},
+    overrides: {
+      server: { host: '127.0.0.1', port: 0, tls: { cert: opts.pki.serverCertFile, key: opts.pki.serverKeyFile, clientCa: opts.pki.caFile } },
+      management: { host: '127.0.0.1', port: 0 },
+      dataDir,
+      repositories: [{ name: 'config', ...opts.repository }],
+      log: { level: opts.logLevel ?? 'debug' },
+      ...opts.settings,
+    },
+  });
+  const logger = pino({ level: settings.log.level }, sink);
+  const service = await startService(settings, { logger, env: opts.env ?? {} });
+  return { ...service, logs, dataDir, auditPath: settings.audit.sqlitePath! };
+}
