@@ -143,6 +143,10 @@ function crossCheck(s: Settings): string[] {
       problems.push(`  repositories.${i}: credentials are given both in 'url' and in 'auth'; keep one`);
     }
   });
+  if (s.jwt && Boolean(s.jwt.publicKeyFile) === Boolean(s.jwt.jwksFile)) problems.push("  jwt: set exactly one of 'publicKeyFile' or 'jwksFile'");
+  if (s.secrets.encryptKey && !s.secrets.keys.some((k) => k.id === s.secrets.encryptKey)) {
+    problems.push(`  secrets.encryptKey: no key with id '${s.secrets.encryptKey}' in secrets.keys`);
+  }
   if (s.repositories.length > 1) {
     problems.push('  repositories: only one repository is supported in this version');
   }
@@ -164,7 +168,15 @@ function resolvePaths(s: Settings, baseDir: string): Settings {
       ...(r.path ? { path: abs(r.path) } : {}),
       ...(r.auth ? { auth: { ...r.auth, ...(r.auth.passwordFile ? { passwordFile: abs(r.auth.passwordFile) } : {}) } } : {}),
     })),
-    ...(s.jwt ? { jwt: { ...s.jwt, publicKeyFile: abs(s.jwt.publicKeyFile) } } : {}),
+    ...(s.jwt ? { jwt: { ...s.jwt, ...(s.jwt.publicKeyFile && { publicKeyFile: abs(s.jwt.publicKeyFile) }), ...(s.jwt.jwksFile && { jwksFile: abs(s.jwt.jwksFile) }) } } : {}),
+    secrets: {
+      ...s.secrets,
+      keys: s.secrets.keys.map((k) => ({
+        ...k,
+        ...(k.privateKeyFile && { privateKeyFile: abs(k.privateKeyFile) }),
+        ...(k.publicKeyFile && { publicKeyFile: abs(k.publicKeyFile) }),
+      })),
+    },
     audit: { ...s.audit, sqlitePath: s.audit.sqlitePath ? abs(s.audit.sqlitePath) : path.join(dataDir, 'audit.sqlite') },
   };
 }

@@ -44,7 +44,16 @@ export const SettingsSchema = Type.Object(
           { additionalProperties: false },
         ),
         requestTimeoutMs: Millis(30_000, 'Whole-request timeout'),
+        headersTimeoutMs: Millis(10_000, 'Time a client has to send the request headers (slow-client defence)'),
+        keepAliveTimeoutMs: Millis(72_000, 'Idle keep-alive connections are closed after this'),
         bodyLimitBytes: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+        rateLimit: Type.Object(
+          {
+            max: Type.Integer({ minimum: 0, default: 600, description: 'Requests per identity per window; 0 turns the limit off' }),
+            timeWindowMs: Millis(60_000, 'Rate-limit window'),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false },
     ),
@@ -96,7 +105,8 @@ export const SettingsSchema = Type.Object(
     jwt: Type.Optional(
       Type.Object(
         {
-          publicKeyFile: Type.String({ description: 'PEM public key that verifies tokens' }),
+          publicKeyFile: Type.Optional(Type.String({ description: 'PEM public key that verifies tokens' })),
+          jwksFile: Type.Optional(Type.String({ description: 'JWKS file (RFC 7517) whose keys verify tokens, chosen by kid' })),
           issuer: Type.Optional(Type.String()),
           audience: Type.Optional(Type.String()),
           algorithms: Type.Array(Type.String(), { default: ['RS256', 'ES256', 'EdDSA'] }),
@@ -104,6 +114,23 @@ export const SettingsSchema = Type.Object(
         },
         { additionalProperties: false },
       ),
+    ),
+    secrets: Type.Object(
+      {
+        keys: Type.Array(
+          Type.Object(
+            {
+              id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+              privateKeyFile: Type.Optional(Type.String({ description: 'RSA private key (PEM) that unwraps data keys; needed to decrypt' })),
+              publicKeyFile: Type.Optional(Type.String({ description: 'RSA public key (PEM) that wraps data keys; needed to encrypt' })),
+            },
+            { additionalProperties: false },
+          ),
+          { default: [] },
+        ),
+        encryptKey: Type.Optional(Type.String({ description: 'Key id used by POST /v1/encrypt; default: the first key' })),
+      },
+      { additionalProperties: false, default: {} },
     ),
     audit: Type.Object(
       {

@@ -55,7 +55,7 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
 
   if (opts.jwt) {
     await app.register(fastifyJwt, {
-      secret: { public: readFileSync(opts.jwt.publicKeyFile, 'utf8') },
+      secret: { public: readFileSync(opts.jwt.publicKeyFile!, 'utf8') },
       verify: {
         algorithms: opts.jwt.algorithms as never,
         ...(opts.jwt.issuer && { allowedIss: opts.jwt.issuer }),
