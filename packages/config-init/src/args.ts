@@ -1,0 +1,341 @@
+/**
+ * Command line and environment → validated {@link Options}.
+ *
+ * One table ({@link OPTION_TABLE}) drives `node:util` `parseArgs`, the `CONFIG_INIT_*`
+ * environment fallbacks, the validation messages and `--help`, so the four never drift.
+ * Precedence: flag, then environment variable, then default.
+ */
+import { parseArgs as parseNodeArgs } from 'node:util';
+import { UsageError } from './errors.js';
+
+/** Output formats config-service renders (SPEC §8). */
+export const FORMATS = ['json', 'yaml', 'properties', 'env', 'dotenv'] as const;
+
+/** One output format. */
+export type Format = (typeof FORMATS)[number];
+
+/** Log output style. */
+export type LogFormat = 'text' | 'json';
+
+/** Validated settings of one `config-init fetch` run. Frozen by {@link parseCommandLine}. */
+export interface Options {
+  /** Base URL of config-service's TLS API (`https:` only; a path prefix is kept). */
+  readonly server: URL;
+  /** Application name (SPEC §5 name rule). */
+  readonly app: string;
+  /** Profiles in the caller's order (later wins); may be empty. */
+  readonly profiles: readonly string[];
+  /** Branch, tag or commit to read; `undefined` means the repository's default branch. */
+  readonly ref: string | undefined;
+  /** Path of the PEM client certificate (chain). */
+  readonly certFile: string;
+  /** Path of the PEM private key of the client certificate. */
+  readonly keyFile: string;
+  /** Path of the PEM CA bundle that signs the server; `undefined` uses Node's built-in roots. */
+  readonly caFile: string | undefined;
+  /** Directory to publish into. */
+  readonly outputDir: string;
+  /** Formats to fetch, in order, without duplicates; the first one pins the commit. */
+  readonly formats: readonly Format[];
+  /** Permission bits of every published file (e.g. `0o640`). */
+  readonly fileMode: number;
+  /** Timeout of one HTTP attempt in ms (connect, TLS, response). */
+  readonly timeoutMs: number;
+  /** Overall deadline of all attempts in ms. */
+  readonly deadlineMs: number;
+  /** Publish an empty configuration instead of failing with 65. */
+  readonly allowEmpty: boolean;
+  /** Log style on stderr. */
+  readonly logFormat: LogFormat;
+  /** Where the failure cause is written when that file exists; `''` disables it. */
+  readonly terminationLog: string;
+  /** Fetch and check, print what would be written (names, sizes, hashes), write nothing. */
+  readonly dryRun: boolean;
+}
+
+/** What the command line asks for. */
+export type Command =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'fetch'; readonly options: Options };
+
+/** One row of the options table. */
+export interface OptionSpec {
+  /** Long flag name without `--`. */
+  readonly flag: string;
+  /** Optional one-letter alias. */
+  readonly short?: string;
+  /** `string` takes a value; `boolean` is a switch. */
+  readonly type: 'string' | 'boolean';
+  /** Whether the flag may be repeated (values are joined as a comma list). */
+  readonly multiple?: boolean;
+  /** Environment variable read when the flag is absent. */
+  readonly env?: string;
+  /** Default shown in `--help` and used when neither flag nor env is set. */
+  readonly default?: string;
+  /** Placeholder of the value in `--help`. */
+  readonly value?: string;
+  /** Whether a value must come from the flag or the environment. */
+  readonly required?: boolean;
+  /** One-line description for `--help`. */
+  readonly help: string;
+}
+
+/** The options table: every flag, its environment variable and its default. */
+export const OPTION_TABLE: readonly OptionSpec[] = [
+  { flag: 'server', type: 'string', env: 'CONFIG_INIT_SERVER', value: 'url', required: true, help: 'config-service API base URL (https only)' },
+  { flag: 'app', type: 'string', env: 'CONFIG_INIT_APP', value: 'name', required: true, help: 'application name' },
+  { flag: 'profile', type: 'string', multiple: true, env: 'CONFIG_INIT_PROFILES', value: 'p1,p2', help: 'profiles, comma separated or repeated; later wins' },
+  { flag: 'ref', type: 'string', env: 'CONFIG_INIT_REF', value: 'ref', help: "branch, tag or commit (default: the repository's branch)" },
+  { flag: 'cert', type: 'string', env: 'CONFIG_INIT_CERT', value: 'path', required: true, help: 'client certificate (PEM)' },
+  { flag: 'key', type: 'string', env: 'CONFIG_INIT_KEY', value: 'path', required: true, help: 'client private key (PEM)' },
+  { flag: 'ca', type: 'string', env: 'CONFIG_INIT_CA', value: 'path', help: "CA bundle for the server certificate (PEM; default: Node's roots)" },
+  { flag: 'output-dir', type: 'string', env: 'CONFIG_INIT_OUTPUT_DIR', value: 'dir', default: '/config', help: 'directory to publish into' },
+  { flag: 'format', type: 'string', multiple: true, env: 'CONFIG_INIT_FORMATS', value: 'list', default: 'properties', help: `output formats, comma separated: ${FORMATS.join('|')}` },
+  { flag: 'file-mode', type: 'string', env: 'CONFIG_INIT_FILE_MODE', value: 'octal', default: '0640', help: 'permission bits of published files' },
+  { flag: 'timeout', type: 'string', env: 'CONFIG_INIT_TIMEOUT', value: 'ms', default: '5000', help: 'timeout of one attempt (ms, or with s/m suffix)' },
+  { flag: 'deadline', type: 'string', env: 'CONFIG_INIT_DEADLINE', value: 'ms', default: '60000', help: 'overall deadline including retries (ms, or with s/m suffix)' },
+  { flag: 'allow-empty', type: 'boolean', env: 'CONFIG_INIT_ALLOW_EMPTY', default: 'false', help: 'publish an empty configuration instead of failing' },
+  { flag: 'log-format', type: 'string', env: 'CONFIG_INIT_LOG_FORMAT', value: 'text|json', default: 'text', help: 'log style on stderr' },
+  { flag: 'termination-log', type: 'string', env: 'CONFIG_INIT_TERMINATION_LOG', value: 'path', default: '/dev/termination-log', help: "failure cause is written here if the file exists ('' = off)" },
+  { flag: 'dry-run', type: 'boolean', env: 'CONFIG_INIT_DRY_RUN', default: 'false', help: 'fetch and check, print names, sizes and hashes; write nothing' },
+  { flag: 'help', short: 'h', type: 'boolean', help: 'print this help' },
+  { flag: 'version', short: 'v', type: 'boolean', help: 'print the version' },
+];
+
+/** SPEC §5 application and profile name rule (plus: no `..`). */
+const NAME_RE = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
+
+function spec(flag: string): OptionSpec {
+  const row = OPTION_TABLE.find((o) => o.flag === flag);
+  /* c8 ignore next */
+  if (!row) throw new Error(`no option ${flag}`);
+  return row;
+}
+
+/** `--flag (env VAR)`: how messages name a setting. */
+export function label(flag: string): string {
+  const row = spec(flag);
+  return row.env ? `--${flag} (env ${row.env})` : `--${flag}`;
+}
+
+/** The help text: usage, then every flag with its environment variable and default. */
+export function helpText(): string {
+  const rows = OPTION_TABLE.map((o) => {
+    const left = `${o.short ? `-${o.short}, ` : '    '}--${o.flag}${o.value ? ` <${o.value}>` : ''}`;
+    const extra = [
+      o.env ? `env ${o.env}` : '',
+      o.required ? 'required' : o.default !== undefined ? `default ${o.default === '' ? "''" : o.default}` : '',
+    ].filter(Boolean).join(', ');
+    return `  ${left.padEnd(34)} ${o.help}${extra ? ` [${extra}]` : ''}`;
+  });
+  return [
+    'Usage: config-init [fetch] [options]',
+    '',
+    "Fetches one application's configuration from config-service over mutual TLS and",
+    'publishes it atomically (kubelet style: versioned folder + ..data symlink swap).',
+    'Every option may also come from its CONFIG_INIT_* environment variable; a flag wins.',
+    '',
+    'Options:',
+    ...rows,
+    '',
+    'Exit codes: 0 ok, 64 usage, 65 bad response or empty/unrenderable config, 66 app or ref',
+    'not found, 69 unavailable after retries, 73 cannot write output, 77 not authorized.',
+    '',
+  ].join('\n');
+}
+
+type RawValue = string | boolean | string[] | undefined;
+
+/** Flag value, else env value (empty env = unset), else default. */
+function pick(values: Record<string, RawValue>, env: Readonly<Record<string, string | undefined>>, flag: string): string | undefined {
+  const row = spec(flag);
+  const v = values[flag];
+  if (Array.isArray(v)) return v.join(',');
+  if (typeof v === 'string') return v;
+  if (row.env !== undefined) {
+    const e = env[row.env];
+    if (e !== undefined && e !== '') return e;
+  }
+  return row.default;
+}
+
+function pickBoolean(values: Record<string, RawValue>, env: Readonly<Record<string, string | undefined>>, flag: string): boolean {
+  if (values[flag] === true) return true;
+  const row = spec(flag);
+  const e = row.env !== undefined ? env[row.env] : undefined;
+  if (e === undefined || e === '') return row.default === 'true';
+  const lower = e.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(lower)) return true;
+  if (['0', 'false', 'no', 'off'].includes(lower)) return false;
+  throw new UsageError(`${label(flag)}: expected true or false`);
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new UsageError(`${label(flag)} is required`);
+  return value;
+}
+
+/** Validates an application or profile name against the SPEC §5 rule. */
+export function isValidName(name: string): boolean {
+  return NAME_RE.test(name) && !name.includes('..');
+}
+
+/**
+ * The first git-check-ref-format rule `ref` breaks, or `null` (same rules as the
+ * service, so a bad ref fails here with 64 before any request).
+ */
+export function refViolation(ref: string): string | null {
+  if (Buffer.byteLength(ref, 'utf8') > 255) return 'is longer than 255 bytes';
+  if (/^[0-9a-fA-F]{4,40}$/.test(ref)) return null;
+  if (ref === '@') return "is '@' alone";
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f~^:?*[\\]/.test(ref)) return 'contains a space, control character or one of ~ ^ : ? * [ \\';
+  if (ref.includes('..')) return "contains '..'";
+  if (ref.includes('@{')) return "contains '@{'";
+  if (ref.startsWith('/') || ref.endsWith('/') || ref.includes('//')) return "has an empty component ('/' at an end or '//')";
+  if (ref.endsWith('.')) return "ends with '.'";
+  for (const c of ref.split('/')) {
+    if (c.startsWith('.')) return "has a component beginning with '.'";
+    if (c.endsWith('.lock')) return "has a component ending with '.lock'";
+  }
+  return null;
+}
+
+function parseServer(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`${label('server')}: not a URL`);
+  }
+  if (url.protocol !== 'https:') throw new UsageError(`${label('server')}: must be an https:// URL (mutual TLS)`);
+  if (url.username || url.password) throw new UsageError(`${label('server')}: must not contain credentials`);
+  if (url.search || url.hash) throw new UsageError(`${label('server')}: must not contain a query or fragment`);
+  return url;
+}
+
+function parseList(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function parseDuration(raw: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(raw.trim());
+  if (!m) throw new UsageError(`${label(flag)}: expected a positive number of milliseconds (or with s/m suffix)`);
+  const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
+  if (!Number.isSafeInteger(n) || n <= 0 || n > 24 * 3600_000) {
+    throw new UsageError(`${label(flag)}: must be between 1 ms and 24 h`);
+  }
+  return n;
+}
+
+function parseMode(raw: string): number {
+  const m = /^(?:0o?)?([0-7]{3})$/.exec(raw.trim());
+  if (!m?.[1]) throw new UsageError(`${label('file-mode')}: expected octal permission bits such as 0640`);
+  const mode = parseInt(m[1], 8);
+  if ((mode & 0o400) === 0) throw new UsageError(`${label('file-mode')}: the owner must be able to read the files`);
+  return mode;
+}
+
+/**
+ * Parses the command line and environment.
+ *
+ * @param argv - arguments after the program name (`process.argv.slice(2)`).
+ * @param env - the environment to read `CONFIG_INIT_*` fallbacks from.
+ * @returns what to do: help, version, or a fetch with frozen, validated options.
+ * @throws {@link UsageError} naming the flag and its environment variable.
+ */
+export function parseCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+  const tableOptions: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const o of OPTION_TABLE) {
+    tableOptions[o.flag] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+  }
+  let values: Record<string, RawValue>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseNodeArgs({ args: [...argv], options: tableOptions, strict: true, allowPositionals: true }) as {
+      values: Record<string, RawValue>;
+      positionals: string[];
+    });
+  } catch (err) {
+    // parseArgs messages name the flag; keep the first sentence and add the env variable.
+    const msg = (err instanceof Error ? err.message : String(err)).split(/\.\s|\n/)[0] ?? '';
+    const flag = /'--?([a-z-]+)/.exec(msg)?.[1];
+    const row = OPTION_TABLE.find((o) => o.flag === flag || o.short === flag);
+    throw new UsageError(`${msg}${row?.env ? ` (env ${row.env})` : ''}; see --help`, { cause: err });
+  }
+
+  if (values.help === true) return { kind: 'help' };
+  if (values.version === true) return { kind: 'version' };
+
+  const [command, ...rest] = positionals;
+  if (command === 'exec') throw new UsageError("'exec' is not supported by this version; use 'fetch'");
+  if (command !== undefined && command !== 'fetch') throw new UsageError(`unknown command '${command}'; see --help`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0] ?? ''}'; see --help`);
+
+  const server = parseServer(required(pick(values, env, 'server'), 'server'));
+
+  const app = required(pick(values, env, 'app'), 'app');
+  if (!isValidName(app)) throw new UsageError(`${label('app')}: '${app}' is not a valid application name (lower-case letters, digits, '.', '_', '-'; at most 63; no '..')`);
+
+  const profiles = parseList(pick(values, env, 'profile'));
+  for (const p of profiles) {
+    if (!isValidName(p)) throw new UsageError(`${label('profile')}: '${p}' is not a valid profile name`);
+  }
+
+  const refRaw = pick(values, env, 'ref');
+  const ref = refRaw === undefined || refRaw === '' ? undefined : refRaw;
+  if (ref !== undefined) {
+    const why = refViolation(ref);
+    if (why) throw new UsageError(`${label('ref')}: the ref ${why}`);
+  }
+
+  const certFile = required(pick(values, env, 'cert'), 'cert');
+  const keyFile = required(pick(values, env, 'key'), 'key');
+  const caRaw = pick(values, env, 'ca');
+  const caFile = caRaw === undefined || caRaw === '' ? undefined : caRaw;
+
+  const outputDir = required(pick(values, env, 'output-dir'), 'output-dir');
+
+  const formatList = parseList(pick(values, env, 'format'));
+  if (formatList.length === 0) throw new UsageError(`${label('format')}: at least one format is required`);
+  const formats: Format[] = [];
+  for (const f of formatList) {
+    if (!(FORMATS as readonly string[]).includes(f)) {
+      throw new UsageError(`${label('format')}: unknown format '${f}' (expected ${FORMATS.join(', ')})`);
+    }
+    if (!formats.includes(f as Format)) formats.push(f as Format);
+  }
+
+  const fileMode = parseMode(required(pick(values, env, 'file-mode'), 'file-mode'));
+  const timeoutMs = parseDuration(required(pick(values, env, 'timeout'), 'timeout'), 'timeout');
+  const deadlineMs = parseDuration(required(pick(values, env, 'deadline'), 'deadline'), 'deadline');
+
+  const logFormat = pick(values, env, 'log-format');
+  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`${label('log-format')}: expected text or json`);
+
+  // The termination log may be switched off with an explicit empty flag value.
+  const tl = values['termination-log'];
+  const terminationLog = typeof tl === 'string' ? tl : (pick(values, env, 'termination-log') ?? '');
+
+  const options: Options = {
+    server,
+    app,
+    profiles: Object.freeze(profiles),
+    ref,
+    certFile,
+    keyFile,
+    caFile,
+    outputDir,
+    formats: Object.freeze(formats),
+    fileMode,
+    timeoutMs,
+    deadlineMs,
+    allowEmpty: pickBoolean(values, env, 'allow-empty'),
+    logFormat,
+    terminationLog,
+    dryRun: pickBoolean(values, env, 'dry-run'),
+  };
+  return { kind: 'fetch', options: Object.freeze(options) };
+}

@@ -1,0 +1,272 @@
+/**
+ * Atomic publication of a set of files, the way the kubelet publishes ConfigMap and
+ * Secret volumes (its `AtomicWriter`), SPEC §7 and case 16.
+ *
+ * Layout inside the output directory:
+ *
+ * ```
+ * ..2025_11_30_12_07_00.123_1a2b3c4d/   one folder per published version (final modes)
+ *     application.properties
+ *     .config-meta.json
+ * ..data -> ..2025_11_30_12_07_00.123_1a2b3c4d   swapped atomically with rename(2)
+ * application.properties -> ..data/application.properties
+ * .config-meta.json      -> ..data/.config-meta.json
+ * ```
+ *
+ * A reader that opens a visible name resolves `..data` once, so it reads a file of the old
+ * version or of the new one, complete (files are fsynced before the swap and never
+ * written in place), with its final mode (set before the first byte is written).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PublishError } from './errors.js';
+
+/** Name of the symlink that points at the current version folder. */
+export const DATA_LINK = '..data';
+
+/** Version folders this module creates: `..YYYY_MM_DD_HH_MM_SS.mmm_<hex>`. */
+const VERSION_RE = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d{3}_[0-9a-f]{8}$/;
+/** Temporary symlinks this module creates; leftovers of a killed run are removed. */
+const TMP_RE = /^\.\.(data|link)_tmp_[0-9a-f]{8}$/;
+
+/** One file to publish. */
+export interface PublishFile {
+  /** Visible name: no `/`, not `.` or `..`, not starting with `..`. */
+  readonly name: string;
+  /** Exact bytes. */
+  readonly content: Buffer | string;
+}
+
+/** What {@link publishFiles} needs. */
+export interface PublishOptions {
+  /** Output directory (created if missing). */
+  readonly dir: string;
+  /** The complete new set; visible links for names not in it are removed. */
+  readonly files: readonly PublishFile[];
+  /** Permission bits of every file (e.g. `0o640`); folders get the matching x bits. */
+  readonly mode: number;
+  /** Clock for the version folder name (tests). */
+  readonly now?: () => number;
+}
+
+/** What was published. */
+export interface PublishResult {
+  /** Name of the new version folder (target of `..data`). */
+  readonly version: string;
+  /** Visible name → SHA-256 hex of its content. */
+  readonly files: Readonly<Record<string, string>>;
+  /** Visible links removed because their name is no longer in the set. */
+  readonly removed: readonly string[];
+  /** Old versions and temporary entries cleaned up. */
+  readonly cleaned: readonly string[];
+}
+
+/** SHA-256 hex of some bytes. */
+export function sha256Hex(content: Buffer | string): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/**
+ * Why `name` cannot be a published file name, or `null` if it can.
+ * Refused: empty, `/` or NUL, `.`/`..`, a leading `..` (reserved for `..data` and
+ * version folders), over 255 bytes.
+ */
+export function fileNameViolation(name: string): string | null {
+  if (name === '') return 'is empty';
+  if (name.includes('/') || name.includes('\\') || name.includes('\0')) return "contains '/', '\\' or NUL";
+  if (name === '.' || name === '..') return "is '.' or '..'";
+  if (name.startsWith('..')) return "starts with '..' (reserved)";
+  if (Buffer.byteLength(name) > 255) return 'is longer than 255 bytes';
+  return null;
+}
+
+function codeOf(err: unknown): string {
+  return err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string' ? err.code : String(err);
+}
+
+/** Runs an fs step; a failure becomes a {@link PublishError} (exit 73) naming the path. */
+async function step<T>(what: string, path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof PublishError) throw err;
+    throw new PublishError(`cannot ${what} '${path}': ${codeOf(err)}`, { cause: err });
+  }
+}
+
+function randomHex(): string {
+  return randomBytes(4).toString('hex');
+}
+
+function versionName(now: number): string {
+  const d = new Date(now);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const ts = `${d.getUTCFullYear()}_${p(d.getUTCMonth() + 1)}_${p(d.getUTCDate())}_${p(d.getUTCHours())}_${p(d.getUTCMinutes())}_${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}`;
+  return `..${ts}_${randomHex()}`;
+}
+
+/** Folder mode for a file mode: add x wherever r is set (0640 → 0750). */
+export function dirModeFor(fileMode: number): number {
+  return (fileMode | ((fileMode & 0o444) >> 2)) & 0o777;
+}
+
+/** Creates `path` exclusively with `mode` (umask defeated by fchmod), writes, fsyncs. */
+async function writeDurable(path: string, content: Buffer | string, mode: number): Promise<void> {
+  const fh = await step('create', path, () => open(path, 'wx', mode));
+  try {
+    // open(2) applies the umask; fchmod sets the exact mode before any byte is written.
+    await step('chmod', path, () => fh.chmod(mode));
+    await step('write', path, () => fh.writeFile(content));
+    await step('fsync', path, () => fh.sync());
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** fsyncs a directory so renames and creations in it survive a crash. */
+async function fsyncDir(path: string): Promise<void> {
+  const fh = await step('open directory', path, () => open(path, 'r'));
+  try {
+    await step('fsync directory', path, () => fh.sync());
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+async function lstatOrNull(path: string): Promise<import('node:fs').Stats | null> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return null;
+    throw new PublishError(`cannot inspect '${path}': ${codeOf(err)}`, { cause: err });
+  }
+}
+
+async function readlinkOrNull(path: string): Promise<string | null> {
+  try {
+    return await readlink(path);
+  } catch {
+    return null;
+  }
+}
+
+/** Atomically makes `dir/name` a symlink to `target` (temp symlink + rename). */
+async function replaceWithSymlink(dir: string, name: string, target: string, tmpPrefix: 'data' | 'link'): Promise<void> {
+  const tmp = join(dir, `..${tmpPrefix}_tmp_${randomHex()}`);
+  await step('create symlink', tmp, () => symlink(target, tmp));
+  try {
+    await step('rename symlink onto', join(dir, name), () => rename(tmp, join(dir, name)));
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Publishes `files` into `dir` atomically: all of the new set becomes visible at one
+ * instant (the `..data` rename), or — on any failure before that — nothing changes.
+ *
+ * Steps: preflight (names, no directory in the way) → new version folder with final modes,
+ * every file fsynced, folder fsynced → links for brand-new names (dangling until the swap)
+ * → `..data` swapped by rename → other visible names made links through `..data` (temp
+ * link + rename, replacing regular files) → links of names no longer in the set removed
+ * → output dir fsynced → old versions and leftover temporaries removed.
+ *
+ * One writer per directory at a time (an init container runs once per pod start).
+ *
+ * @throws {@link PublishError} (exit 73) naming the path that could not be written.
+ */
+export async function publishFiles(opts: PublishOptions): Promise<PublishResult> {
+  const { dir, files, mode } = opts;
+  const names = new Set<string>();
+  for (const f of files) {
+    const why = fileNameViolation(f.name);
+    if (why) throw new PublishError(`refusing to publish file name '${f.name}': it ${why}`);
+    if (names.has(f.name)) throw new PublishError(`refusing to publish: file name '${f.name}' appears twice`);
+    names.add(f.name);
+  }
+
+  await step('create directory', dir, () => mkdir(dir, { recursive: true }));
+
+  // Preflight: anything that would make the swap or a link fail must fail now, before
+  // the old set is touched.
+  const dataStat = await lstatOrNull(join(dir, DATA_LINK));
+  if (dataStat && !dataStat.isSymbolicLink()) throw new PublishError(`cannot publish: '${join(dir, DATA_LINK)}' exists and is not a symlink`);
+  const before = new Map<string, import('node:fs').Stats | null>();
+  for (const name of names) {
+    const st = await lstatOrNull(join(dir, name));
+    if (st?.isDirectory()) throw new PublishError(`cannot publish: '${join(dir, name)}' is a directory`);
+    before.set(name, st);
+  }
+
+  const version = versionName((opts.now ?? Date.now)());
+  const versionPath = join(dir, version);
+  const hashes: Record<string, string> = {};
+  const dmode = dirModeFor(mode);
+  const createdLinks: string[] = [];
+  await step('create directory', versionPath, () => mkdir(versionPath, { mode: dmode }));
+  try {
+    await step('chmod', versionPath, async () => {
+      const fh = await open(versionPath, 'r');
+      try {
+        await fh.chmod(dmode);
+      } finally {
+        await fh.close();
+      }
+    });
+    for (const f of files) {
+      await writeDurable(join(versionPath, f.name), f.content, mode);
+      hashes[f.name] = sha256Hex(f.content);
+    }
+    await fsyncDir(versionPath);
+    // A brand-new name gets its link now: it dangles (reads ENOENT, like a missing file)
+    // until the swap, so it appears at the same instant as the rest of the new set.
+    for (const name of names) {
+      if (before.get(name) === null) {
+        await step('create symlink', join(dir, name), () => symlink(`${DATA_LINK}/${name}`, join(dir, name)));
+        createdLinks.push(join(dir, name));
+      }
+    }
+  } catch (err) {
+    // Nothing visible changed yet: undo what this run made and report.
+    for (const link of createdLinks) await unlink(link).catch(() => undefined);
+    await rm(versionPath, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
+
+  // The one atomic step.
+  await replaceWithSymlink(dir, DATA_LINK, version, 'data');
+
+  for (const name of names) {
+    const target = `${DATA_LINK}/${name}`;
+    const st = await lstatOrNull(join(dir, name));
+    if (st?.isSymbolicLink() && (await readlinkOrNull(join(dir, name))) === target) continue;
+    await replaceWithSymlink(dir, name, target, 'link');
+  }
+
+  const removed: string[] = [];
+  const cleaned: string[] = [];
+  const entries = await step('list', dir, () => readdir(dir));
+  for (const entry of entries) {
+    if (names.has(entry) || entry.startsWith('..')) continue;
+    const path = join(dir, entry);
+    // Only links this module made (`name -> ..data/name`); other files are left alone.
+    if ((await readlinkOrNull(path)) === `${DATA_LINK}/${entry}`) {
+      await step('remove', path, () => unlink(path));
+      removed.push(entry);
+    }
+  }
+  await fsyncDir(dir);
+
+  for (const entry of entries) {
+    if (entry === version || entry === DATA_LINK) continue;
+    if (VERSION_RE.test(entry) || TMP_RE.test(entry)) {
+      await step('remove', join(dir, entry), () => rm(join(dir, entry), { recursive: true, force: true }));
+      cleaned.push(entry);
+    }
+  }
+  if (cleaned.length > 0) await fsyncDir(dir);
+
+  return { version, files: hashes, removed, cleaned };
+}

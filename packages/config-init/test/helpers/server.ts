@@ -1,0 +1,98 @@
+/**
+ * A real HTTPS server that requires client certificates (mutual TLS), standing in for
+ * config-service. Each test sets `handler` to script the answers.
+ */
+import https from 'node:https';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestCerts } from './certs.js';
+
+/** A scripted answer; `'destroy'` drops the connection without answering, `'hang'` never answers. */
+export type Answer = { status: number; headers?: OutgoingHttpHeaders; body?: string | Buffer } | 'destroy' | 'hang';
+
+/** One request the server saw. */
+export interface SeenRequest {
+  path: string;
+  query: URLSearchParams;
+  accept: string | undefined;
+  time: number;
+  peerCn: string | undefined;
+}
+
+/** A running test server. */
+export interface TestServer {
+  url: string;
+  port: number;
+  requests: SeenRequest[];
+  handler: (req: SeenRequest, n: number) => Answer;
+  close(): Promise<void>;
+}
+
+/** Problem+json answer as config-service sends it. */
+export function problem(status: number, code: string, detail: string): Answer {
+  return {
+    status,
+    headers: { 'content-type': 'application/problem+json' },
+    body: JSON.stringify({ type: `urn:config-service:problem:${code}`, title: 'Error', status, detail, code }),
+  };
+}
+
+const TYPES: Record<string, string> = {
+  json: 'application/json; charset=utf-8',
+  yaml: 'application/yaml; charset=utf-8',
+  properties: 'text/x-java-properties; charset=utf-8',
+  env: 'text/plain; charset=utf-8',
+  dotenv: 'text/plain; charset=utf-8',
+};
+
+/** A 200 configuration answer for `format` at `commit`. */
+export function configAnswer(format: string, body: string | Buffer, commit: string, count = 1): Answer {
+  return {
+    status: 200,
+    headers: {
+      'content-type': TYPES[format] ?? 'text/plain',
+      'config-commit': commit,
+      etag: `"${commit.slice(0, 12)}-${format}"`,
+      'config-property-count': String(count),
+      'cache-control': 'no-store',
+    },
+    body,
+  };
+}
+
+/** Starts the server on 127.0.0.1 with an ephemeral port. */
+export async function startServer(certs: TestCerts): Promise<TestServer> {
+  const state: TestServer = {
+    url: '',
+    port: 0,
+    requests: [],
+    handler: () => ({ status: 500 }),
+    close: async () => undefined,
+  };
+  const server = https.createServer(
+    { cert: certs.server.certPem, key: certs.server.keyPem, ca: certs.ca.certPem, requestCert: true, rejectUnauthorized: true },
+    (req: IncomingMessage, res: ServerResponse) => {
+      const u = new URL(req.url ?? '/', 'https://x');
+      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      const seen: SeenRequest = { path: u.pathname, query: u.searchParams, accept: req.headers.accept, time: Date.now(), peerCn: peer?.subject?.CN === undefined ? undefined : String(peer.subject.CN) };
+      state.requests.push(seen);
+      const answer = state.handler(seen, state.requests.length);
+      if (answer === 'destroy') {
+        req.socket.destroy();
+        return;
+      }
+      if (answer === 'hang') return;
+      res.writeHead(answer.status, answer.headers ?? {});
+      res.end(answer.body ?? '');
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.port = (server.address() as AddressInfo).port;
+  state.url = `https://127.0.0.1:${state.port}`;
+  state.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return state;
+}

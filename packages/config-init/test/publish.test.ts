@@ -1,0 +1,158 @@
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PublishError, exitCodeFor } from '../src/errors.js';
+import { dirModeFor, fileNameViolation, publishFiles } from '../src/publish.js';
+import { hiddenEntries, readVisible } from './helpers/visible.js';
+
+const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+
+let dir: string;
+let savedUmask: number;
+
+beforeEach(async () => {
+  dir = join(await mkdtemp(join(tmpdir(), 'config-init-publish-')), 'config');
+  savedUmask = process.umask();
+});
+afterEach(() => {
+  process.umask(savedUmask);
+});
+
+describe('publishFiles', () => {
+  it('publishes through ..data: visible names are symlinks into a versioned folder', async () => {
+    const res = await publishFiles({
+      dir,
+      mode: 0o640,
+      files: [
+        { name: 'application.properties', content: 'config.version=1\n' },
+        { name: '.config-meta.json', content: '{}\n' },
+      ],
+    });
+    const data = await readlink(join(dir, '..data'));
+    expect(data).toBe(res.version);
+    expect(data).toMatch(/^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d{3}_[0-9a-f]{8}$/);
+    expect((await lstat(join(dir, data))).isDirectory()).toBe(true);
+    const visible = await readVisible(dir);
+    expect([...visible.keys()]).toEqual(['.config-meta.json', 'application.properties']);
+    for (const [name, f] of visible) {
+      expect(f.isSymlink).toBe(true);
+      expect(f.target).toBe(`..data/${name}`);
+      expect(f.mode).toBe(0o640);
+    }
+    expect(visible.get('application.properties')?.content.toString()).toBe('config.version=1\n');
+    expect(res.files['application.properties']).toBe(sha('config.version=1\n'));
+    expect(await hiddenEntries(dir)).toEqual(['..data', res.version].sort());
+  });
+
+  it.each([0o022, 0o077, 0o027, 0o000])('writes mode 0640 exactly under umask %o', async (umask) => {
+    process.umask(umask);
+    const res = await publishFiles({ dir, mode: 0o640, files: [{ name: 'a.properties', content: 'x=1\n' }] });
+    expect((await stat(join(dir, 'a.properties'))).mode & 0o777).toBe(0o640);
+    expect((await stat(join(dir, res.version))).mode & 0o777).toBe(0o750);
+  });
+
+  it.each([0o600, 0o644, 0o440])('honours other modes (%o)', async (mode) => {
+    process.umask(0o077);
+    await publishFiles({ dir, mode, files: [{ name: 'a', content: 'x' }] });
+    expect((await stat(join(dir, 'a'))).mode & 0o777).toBe(mode);
+  });
+
+  it('derives folder modes from file modes', () => {
+    expect(dirModeFor(0o640)).toBe(0o750);
+    expect(dirModeFor(0o600)).toBe(0o700);
+    expect(dirModeFor(0o644)).toBe(0o755);
+  });
+
+  it('replaces the old set with the new set, removes names no longer in it and old versions', async () => {
+    const first = await publishFiles({
+      dir,
+      mode: 0o640,
+      files: [
+        { name: 'application.properties', content: 'v=1\n' },
+        { name: 'application.json', content: '{"v":1}\n' },
+      ],
+    });
+    await writeFile(join(dir, 'README.txt'), 'not ours');
+    const second = await publishFiles({
+      dir,
+      mode: 0o640,
+      files: [
+        { name: 'application.properties', content: 'v=2\n' },
+        { name: 'application.yaml', content: 'v: 2\n' },
+      ],
+    });
+    expect(second.removed).toEqual(['application.json']);
+    expect(second.cleaned).toEqual([first.version]);
+    const visible = await readVisible(dir);
+    expect([...visible.keys()]).toEqual(['README.txt', 'application.properties', 'application.yaml']);
+    expect(visible.get('application.properties')?.content.toString()).toBe('v=2\n');
+    expect(visible.get('README.txt')?.isSymlink).toBe(false);
+    expect(await hiddenEntries(dir)).toEqual(['..data', second.version].sort());
+  });
+
+  it('replaces a regular file of the same name by a symlink', async () => {
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'application.properties'), 'legacy=1\n');
+    await publishFiles({ dir, mode: 0o640, files: [{ name: 'application.properties', content: 'v=2\n' }] });
+    const f = (await readVisible(dir)).get('application.properties');
+    expect(f?.isSymlink).toBe(true);
+    expect(f?.content.toString()).toBe('v=2\n');
+  });
+
+  it('removes leftovers of killed runs but nothing it does not own', async () => {
+    await mkdir(join(dir, '..2020_01_01_00_00_00.000_deadbeef'), { recursive: true });
+    await writeFile(join(dir, '..2020_01_01_00_00_00.000_deadbeef', 'application.properties'), 'partial');
+    await symlink('..2020_01_01_00_00_00.000_deadbeef', join(dir, '..data_tmp_0badf00d'));
+    await symlink('..data/x', join(dir, '..link_tmp_12345678'));
+    await writeFile(join(dir, '..someone-elses'), 'keep');
+    const res = await publishFiles({ dir, mode: 0o640, files: [{ name: 'application.properties', content: 'v=1\n' }] });
+    expect([...res.cleaned].sort()).toEqual(['..2020_01_01_00_00_00.000_deadbeef', '..data_tmp_0badf00d', '..link_tmp_12345678']);
+    expect(await hiddenEntries(dir)).toEqual(['..data', res.version, '..someone-elses'].sort());
+  });
+
+  it.each(['a/b', '..', '.', '..data', '..hidden', '', 'x\0y'])('refuses the file name %j and writes nothing', async (name) => {
+    await expect(publishFiles({ dir, mode: 0o640, files: [{ name, content: 'x' }] })).rejects.toThrow(PublishError);
+    await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
+    expect(fileNameViolation(name)).not.toBeNull();
+  });
+
+  it('refuses duplicate names', async () => {
+    await expect(
+      publishFiles({ dir, mode: 0o640, files: [{ name: 'a', content: '1' }, { name: 'a', content: '2' }] }),
+    ).rejects.toThrow(/twice/);
+  });
+
+  it('fails with 73 before touching the old set when a directory is in the way', async () => {
+    const first = await publishFiles({ dir, mode: 0o640, files: [{ name: 'application.properties', content: 'v=1\n' }] });
+    await mkdir(join(dir, 'application.yaml'));
+    const err = await publishFiles({
+      dir,
+      mode: 0o640,
+      files: [
+        { name: 'application.properties', content: 'v=2\n' },
+        { name: 'application.yaml', content: 'v: 2\n' },
+      ],
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect(exitCodeFor(err)).toBe(73);
+    expect(await readlink(join(dir, '..data'))).toBe(first.version);
+    expect(await readFile(join(dir, 'application.properties'), 'utf8')).toBe('v=1\n');
+    expect(await hiddenEntries(dir)).toEqual(['..data', first.version].sort());
+  });
+
+  it('fails with 73 when ..data is not a symlink', async () => {
+    await mkdir(join(dir, '..data'), { recursive: true });
+    await expect(publishFiles({ dir, mode: 0o640, files: [{ name: 'a', content: 'x' }] })).rejects.toThrow(/not a symlink/);
+  });
+
+  it('fails with 73 naming the path when the directory cannot be created', async () => {
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'file'), 'x');
+    const err = await publishFiles({ dir: join(dir, 'file', 'sub'), mode: 0o640, files: [{ name: 'a', content: 'x' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as Error).message).toContain(join(dir, 'file', 'sub'));
+    expect(exitCodeFor(err)).toBe(73);
+  });
+});
