@@ -59,7 +59,9 @@ export function installProblemHandlers(app: FastifyInstance): void {
     const p = toProblem(err, request);
     if (p.status >= 500 && !err.code?.startsWith('CFG_ERR_')) request.log.error({ err }, 'unhandled error');
     else if (p.status >= 500) request.log.warn({ code: err.code, detail: err.message }, 'request failed');
-    request.auditReason ??= p.code;
+    // 401/403 keep the precise rule the auth layer recorded; every other error records its code.
+    if (p.status !== 401 && p.status !== 403) request.auditReason = p.code;
+    else request.auditReason ??= p.code;
     return sendProblem(reply, p);
   });
   app.setNotFoundHandler((request, reply) => {

@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { listEnvSettings, loadSettings } from '../../src/settings/load.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'settings-'));
+function file(text: string): string {
+  const p = path.join(dir, `s-${Math.random().toString(36).slice(2)}.yml`);
+  writeFileSync(p, text);
+  return p;
+}
+const minimal = `
+server:
+  tls: { cert: pki/server.crt, key: pki/server.key, clientCa: pki/ca.crt }
+repositories:
+  - name: config
+    path: repo
+`;
+
+function errorOf(fn: () => unknown): { code?: string; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as { code?: string; message: string };
+  }
+  throw new Error('expected an error');
+}
+
+describe('loadSettings', () => {
+  it('applies defaults and resolves paths against the settings file folder', () => {
+    const s = loadSettings({ file: file(minimal), env: {} });
+    expect(s.server.port).toBe(8443);
+    expect(s.server.host).toBe('0.0.0.0');
+    expect(s.management).toEqual({ host: '127.0.0.1', port: 8081 });
+    expect(s.server.tls.cert).toBe(path.join(dir, 'pki/server.crt'));
+    expect(s.repositories[0]).toMatchObject({ name: 'config', path: path.join(dir, 'repo'), branch: 'main', layout: 'folders', pollIntervalMs: 30000 });
+    expect(s.dataDir).toBe(path.join(dir, 'data'));
+    expect(s.audit.sqlitePath).toBe(path.join(dir, 'data', 'audit.sqlite'));
+    expect(s.policy).toEqual({ defaultOwnApp: true, grants: [] });
+    expect(Object.isFrozen(s.server.tls)).toBe(true);
+  });
+
+  it('lets CONFIG_SERVICE_* variables win over the file, converting scalars and reading lists as YAML', () => {
+    const s = loadSettings({
+      file: file(minimal),
+      env: {
+        CONFIG_SERVICE_SERVER_PORT: '9443',
+        CONFIG_SERVICE_LOG_LEVEL: 'debug',
+        CONFIG_SERVICE_SERVER_TLS_CLIENT_CA: '/etc/ca.pem',
+        CONFIG_SERVICE_REPOSITORIES: '[{name: remote, url: "https://git.example.com/c.git", branch: trunk}]',
+      },
+    });
+    expect(s.server.port).toBe(9443);
+    expect(s.log.level).toBe('debug');
+    expect(s.server.tls.clientCa).toBe('/etc/ca.pem');
+    expect(s.repositories).toHaveLength(1);
+    expect(s.repositories[0]).toMatchObject({ name: 'remote', url: 'https://git.example.com/c.git', branch: 'trunk' });
+  });
+
+  it('names every bad setting, and the variable it came from', () => {
+    const err = errorOf(() =>
+      loadSettings({ file: file(minimal + 'bogus: 1\n'), env: { CONFIG_SERVICE_SERVER_PORT: 'eighty', CONFIG_SERVICE_LOG_LEVEL: 'loud' } }),
+    );
+    expect(err.code).toBe('CFG_ERR_SETTINGS_INVALID');
+    expect(err.message).toContain('server.port: Expected integer (from CONFIG_SERVICE_SERVER_PORT)');
+    expect(err.message).toContain('log.level:');
+    expect(err.message).toContain('(from CONFIG_SERVICE_LOG_LEVEL)');
+    expect(err.message).toMatch(/bogus|Unexpected property/);
+  });
+
+  it('refuses a repository with both or neither of path and url', () => {
+    const both = errorOf(() => loadSettings({ env: {}, overrides: { server: { tls: { cert: 'a', key: 'b', clientCa: 'c' } }, repositories: [{ name: 'x', path: '/r', url: 'https://h/r.git' }] } }));
+    expect(both.message).toContain("repositories.0: set exactly one of 'path' or 'url'");
+  });
+
+  it('names the file and the YAML error position when the settings file does not parse', () => {
+    const err = errorOf(() => loadSettings({ file: file('server: [\n'), env: {} }));
+    expect(err.code).toBe('CFG_ERR_SETTINGS_INVALID');
+    expect(err.message).toMatch(/s-[a-z0-9]+\.yml: .*line 2/);
+  });
+
+  it('derives one variable per leaf setting from the schema', () => {
+    const names = listEnvSettings().map((s) => s.name);
+    expect(names).toContain('CONFIG_SERVICE_SERVER_TLS_CLIENT_CA');
+    expect(names).toContain('CONFIG_SERVICE_REPOSITORIES');
+    expect(names).toContain('CONFIG_SERVICE_MANAGEMENT_PORT');
+    expect(new Set(names).size).toBe(names.length);
+  });
+});
