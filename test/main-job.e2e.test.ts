@@ -252,6 +252,21 @@ describe('management listener', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: { repository: { name: 'config', ready: true, lastError: null }, audit: { healthy: true } } });
   });
+
+  it('serves Prometheus metrics and build info', async () => {
+    const res = await fetch(`${remote.managementUrl}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(text).toMatch(/^config_service_requests_total\{action="config\.read",outcome="allowed",status="200"\} [1-9]/m);
+    expect(text).toMatch(/^config_service_requests_total\{action="config\.read",outcome="denied",status="403"\} [1-9]/m);
+    expect(text).toMatch(/^config_service_git_ready 1$/m);
+    expect(text).toMatch(/^config_service_git_syncs_total [1-9]/m);
+    expect(text).toMatch(/^config_service_audit_healthy 1$/m);
+    const info = (await (await fetch(`${remote.managementUrl}/info`)).json()) as Record<string, unknown>;
+    expect(info).toMatchObject({ name: 'config-service', version: '0.1.0', node: process.version });
+    expect(typeof info.uptimeSeconds).toBe('number');
+  });
 });
 
 describe('logs', () => {

@@ -5,9 +5,22 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AuditStore } from './audit/types.js';
 import type { GitStore } from './http/plugins/git-store.js';
+import type { ServiceMetrics } from './metrics.js';
 
-/** Builds the management app. `/health/ready` is 503 until configuration can be served and the audit store is healthy. */
-export async function buildManagementApp(deps: { logger: FastifyBaseLogger; gitStore: GitStore; auditStore: AuditStore }): Promise<FastifyInstance> {
+/** Build information shown at `/info`. */
+export interface BuildInfo {
+  version: string;
+  /** Commit of config-service's own source, from `CONFIG_SERVICE_BUILD_COMMIT` at build or start. */
+  commit: string | null;
+}
+
+/**
+ * Builds the management app: `/health/live`, `/health/ready` (503 until configuration can
+ * be served and while the audit store cannot commit), `/metrics` (Prometheus text format)
+ * and `/info` (version, build commit, uptime in seconds, Node.js version).
+ */
+export async function buildManagementApp(deps: { logger: FastifyBaseLogger; gitStore: GitStore; auditStore: AuditStore; metrics: ServiceMetrics; build: BuildInfo }): Promise<FastifyInstance> {
+  const startedAt = Date.now();
   const app = Fastify({ loggerInstance: deps.logger.child({ listener: 'management' }), logController: new LogController({ disableRequestLogging: true }) });
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
@@ -28,5 +41,15 @@ export async function buildManagementApp(deps: { logger: FastifyBaseLogger; gitS
     const ok = checks.repository.ready && checks.audit.healthy;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks });
   });
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  app.get('/info', async () => ({
+    name: 'config-service',
+    version: deps.build.version,
+    commit: deps.build.commit,
+    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    node: process.version,
+  }));
   return app;
 }

@@ -2,15 +2,21 @@
  * Process start-up: opens the stores, builds both apps and listens. The CLI's `serve`
  * adds signal handling on top (close-with-grace); tests call {@link startService}.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { createAuditStore } from './audit/index.js';
 import { createGitStore } from './http/plugins/git-store.js';
 import { loggerOptions } from './logger.js';
-import { buildManagementApp } from './management.js';
+import { buildManagementApp, type BuildInfo } from './management.js';
+import { createMetrics, instrumentApi } from './metrics.js';
 import type { Settings } from './settings/schema.js';
+
+const BUILD_INFO: BuildInfo = {
+  version: (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version,
+  commit: process.env.CONFIG_SERVICE_BUILD_COMMIT ?? null,
+};
 
 /** A running service. */
 export interface RunningService {
@@ -51,7 +57,9 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     throw err;
   }
   const api = await buildApp(settings, { logger: flog, gitStore, auditStore });
-  const management = await buildManagementApp({ logger: flog, gitStore, auditStore });
+  const metrics = createMetrics({ gitStore, auditStore });
+  instrumentApi(api, metrics);
+  const management = await buildManagementApp({ logger: flog, gitStore, auditStore, metrics, build: BUILD_INFO });
   api.addHook('onClose', () => auditStore.close());
   await api.listen({ host: settings.server.host, port: settings.server.port });
   await management.listen({ host: settings.management.host, port: settings.management.port });

@@ -1,0 +1,73 @@
+/**
+ * Prometheus metrics (prom-client), one registry per running service so several
+ * instances in one process (tests) never share counters. Served on the management
+ * listener at `/metrics` (SPEC §5.4).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyInstance } from 'fastify';
+import type { AuditStore } from './audit/types.js';
+import type { GitStore } from './http/plugins/git-store.js';
+
+/** The registry and the instruments the API app updates. */
+export interface ServiceMetrics {
+  registry: Registry;
+  requests: Counter<'action' | 'outcome' | 'status'>;
+  duration: Histogram<'action'>;
+}
+
+/**
+ * Creates the registry: request counters and latency (updated by {@link instrumentApi}),
+ * Git sync state and audit store state (read from the stores at scrape time), and the
+ * default process metrics.
+ */
+export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore }): ServiceMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'config_service_requests_total',
+    help: 'API requests by action, outcome (allowed, denied, error) and HTTP status',
+    labelNames: ['action', 'outcome', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'config_service_request_duration_seconds',
+    help: 'API request duration in seconds, audit commit included',
+    labelNames: ['action'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const { gitStore, auditStore } = deps;
+  const gauge = (name: string, help: string, read: () => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read();
+        if (v !== undefined) this.set(v);
+      },
+    });
+  gauge('config_service_git_ready', '1 when configuration can be served from the repository', () => (gitStore.ready() ? 1 : 0));
+  gauge('config_service_git_syncs_total', 'Successful syncs of the remote mirror', () => gitStore.mirror?.stats.syncs);
+  gauge('config_service_git_sync_failures_total', 'Failed syncs of the remote mirror', () => gitStore.mirror?.stats.failures);
+  gauge('config_service_git_forced_updates_total', 'Non-fast-forward ref moves (force-pushes) followed by the mirror', () => gitStore.mirror?.stats.forcedUpdates);
+  gauge('config_service_git_last_sync_timestamp_seconds', 'Unix time of the last successful sync', () => {
+    const at = gitStore.mirror?.stats.lastSuccessAt;
+    return at ? at.getTime() / 1000 : undefined;
+  });
+  gauge('config_service_audit_healthy', '1 while the audit store commits events', () => (auditStore.healthy ? 1 : 0));
+  gauge('config_service_audit_events_total', 'Audit events committed by this process', () => auditStore.stats.events);
+  gauge('config_service_audit_transactions_total', 'Audit store transactions (group commits)', () => auditStore.stats.transactions);
+  return { registry, requests, duration };
+}
+
+/** Counts every API request when its response has been sent. */
+export function instrumentApi(app: FastifyInstance, metrics: ServiceMetrics): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const action = request.audit?.action ?? 'unknown';
+    const status = reply.statusCode;
+    const outcome = status < 400 ? 'allowed' : status === 401 || status === 403 ? 'denied' : 'error';
+    metrics.requests.inc({ action, outcome, status: String(status) });
+    metrics.duration.observe({ action }, reply.elapsedTime / 1000);
+  });
+}
