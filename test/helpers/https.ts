@@ -16,13 +16,15 @@ export interface HttpsOptions {
   key?: string;
   headers?: Record<string, string>;
   method?: 'GET' | 'POST';
+  /** Request body (for POST); set `content-type` in `headers`. */
+  body?: string | Uint8Array;
 }
 
 /** GETs `url` (a raw path is sent as written, no normalisation) and reads the whole body. */
 export async function httpsGet(base: string, rawPath: string, opts: HttpsOptions): Promise<HttpsResult> {
   const agent = new Agent({ connect: { ca: opts.ca, ...(opts.cert && { cert: opts.cert }), ...(opts.key && { key: opts.key }), servername: 'localhost' } });
   try {
-    const res = await request(base, { path: rawPath, method: opts.method ?? 'GET', dispatcher: agent, headers: opts.headers ?? {} });
+    const res = await request(base, { path: rawPath, method: opts.method ?? 'GET', dispatcher: agent, headers: opts.headers ?? {}, ...(opts.body !== undefined && { body: opts.body }) });
     const body = await res.body.text();
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);

@@ -14,15 +14,19 @@ export interface TestIssuer {
   /** Signs a token with `claims` (sub, scope, apps ...), valid for 5 minutes unless `exp` is given. */
   sign(claims: Record<string, unknown>): Promise<string>;
   privateKey: KeyObject;
+  /** The public key as SPKI PEM text (the content of `publicKeyFile`). */
+  publicKeyPem: string;
 }
 
 /** Creates an ES256 issuer whose public key is written into `dir`. */
 export function makeIssuer(dir: string, issuer = 'https://issuer.test', audience = 'config-service'): TestIssuer {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const publicKeyFile = path.join(dir, 'jwt-public.pem');
-  writeFileSync(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  writeFileSync(publicKeyFile, publicKeyPem);
   return {
     publicKeyFile,
+    publicKeyPem,
     issuer,
     audience,
     privateKey,

@@ -23,6 +23,8 @@ export interface TestServiceOptions {
   repository: Record<string, unknown>;
   /** More settings merged over the defaults. */
   settings?: Record<string, unknown>;
+  /** Settings merged into `server` (and `server.tls`), e.g. `{ rateLimit: { max: 0 }, tls: { crl: [file] } }`. */
+  server?: Record<string, unknown> & { tls?: Record<string, unknown> };
   env?: NodeJS.ProcessEnv;
   dataDir?: string;
   logLevel?: string;
@@ -41,7 +43,12 @@ export async function startTestService(opts: TestServiceOptions): Promise<TestSe
   const settings = loadSettings({
     env: opts.env ?? {},
     overrides: {
-      server: { host: '127.0.0.1', port: 0, tls: { cert: opts.pki.serverCertFile, key: opts.pki.serverKeyFile, clientCa: opts.pki.caFile } },
+      server: {
+        host: '127.0.0.1',
+        port: 0,
+        ...opts.server,
+        tls: { cert: opts.pki.serverCertFile, key: opts.pki.serverKeyFile, clientCa: opts.pki.caFile, ...opts.server?.tls },
+      },
       management: { host: '127.0.0.1', port: 0 },
       dataDir,
       repositories: [{ name: 'config', ...opts.repository }],

@@ -3,16 +3,22 @@
  * routes, without listening (fastify docs, "Testing": app vs server).
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import type https from 'node:https';
+import type { Server as TlsServer } from 'node:tls';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { CFG_ERR_SETTINGS_INVALID } from './errors.js';
+import { CFG_ERR_SETTINGS_INVALID, withData } from './errors.js';
 import type { AuditStore } from './audit/types.js';
 import auditPlugin from './http/plugins/audit.js';
 import authPlugin from './http/plugins/auth.js';
+import hardeningPlugin from './http/plugins/hardening.js';
 import gitStorePlugin, { type GitStore } from './http/plugins/git-store.js';
 import { installProblemHandlers } from './http/problem.js';
+import { loadTlsMaterial, secureContextOptions, TlsReloader } from './http/tls.js';
 import auditRoutes from './http/routes/audit.js';
 import configRoutes from './http/routes/config.js';
+import filesRoutes from './http/routes/files.js';
+import springRoutes from './http/routes/spring.js';
+import encryptRoutes from './http/routes/encrypt.js';
 import type { Settings } from './settings/schema.js';
 
 /** What {@link buildApp} needs besides the settings: the open stores and the logger. */
@@ -22,52 +28,82 @@ export interface AppDependencies {
   auditStore: AuditStore;
 }
 
-function readPem(setting: string, file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new CFG_ERR_SETTINGS_INVALID(`  ${setting}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Watches and reloads the listener's certificate, key, client CA bundle and CRLs. */
+    tlsReloader: TlsReloader;
   }
 }
 
 /**
  * Builds the API listener's app: TLS that asks every client for a certificate and
- * verifies it against `server.tls.clientCa` (and CRLs), then audit, auth and routes.
- * Verification failures are answered at the HTTP layer (401 problem+json) so that they
- * are audited like every other request.
+ * verifies it against `server.tls.clientCa` (and CRLs), then audit, hardening (security
+ * headers, rate limits), auth and routes. Verification failures are answered at the HTTP
+ * layer (401 problem+json) so that they are audited like every other request.
  *
- * @throws CFG_ERR_SETTINGS_INVALID when a TLS file cannot be read
+ * The TLS files are validated first ({@link loadTlsMaterial}) and watched once the app
+ * listens ({@link TlsReloader}); slow-client limits come from `server.headersTimeoutMs`,
+ * `server.requestTimeoutMs` and `server.keepAliveTimeoutMs` (all ms), and the TLS
+ * handshake gets `server.headersTimeoutMs` too.
+ *
+ * @throws CFG_ERR_SETTINGS_INVALID when a TLS file cannot be read or does not validate
+ *   (the message names the setting), or `server.headersTimeoutMs` exceeds
+ *   `server.requestTimeoutMs` (Node refuses that combination).
  */
 export async function buildApp(settings: Readonly<Settings>, deps: AppDependencies): Promise<FastifyInstance> {
-  const tls = settings.server.tls;
+  const server = settings.server;
+  if (server.requestTimeoutMs > 0 && server.headersTimeoutMs > server.requestTimeoutMs) {
+    throw withData(new CFG_ERR_SETTINGS_INVALID('  server.headersTimeoutMs: must not exceed server.requestTimeoutMs'), { setting: 'server.headersTimeoutMs' });
+  }
+  const material = await loadTlsMaterial(server.tls);
+  for (const warning of material.warnings) deps.logger.warn({ setting: warning.slice(0, warning.indexOf(':')) }, warning);
+  const httpsOptions: https.ServerOptions = {
+    ...secureContextOptions(material),
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+    // Slow-client limits (Node http.Server): headers, whole request, idle keep-alive, handshake.
+    headersTimeout: server.headersTimeoutMs,
+    requestTimeout: server.requestTimeoutMs,
+    keepAliveTimeout: server.keepAliveTimeoutMs,
+    connectionsCheckingInterval: 1000,
+    ...(server.headersTimeoutMs > 0 && { handshakeTimeout: server.headersTimeoutMs }),
+  };
   const app = Fastify({
     loggerInstance: deps.logger,
-    https: {
-      cert: readPem('server.tls.cert', tls.cert),
-      key: readPem('server.tls.key', tls.key),
-      ca: readPem('server.tls.clientCa', tls.clientCa),
-      ...(tls.crl.length > 0 && { crl: tls.crl.map((f, i) => readPem(`server.tls.crl.${i}`, f)) }),
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-    },
+    https: httpsOptions,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    requestTimeout: settings.server.requestTimeoutMs,
-    connectionTimeout: settings.server.requestTimeoutMs,
-    bodyLimit: settings.server.bodyLimitBytes,
+    requestTimeout: server.requestTimeoutMs,
+    keepAliveTimeout: server.keepAliveTimeoutMs,
+    // Socket inactivity timeout: never shorter than a request or an idle keep-alive may last.
+    connectionTimeout: Math.max(server.requestTimeoutMs, server.keepAliveTimeoutMs) + 1000,
+    bodyLimit: server.bodyLimitBytes,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 1024 },
   });
+  // Fastify has no option for it; Node's default is 60 s.
+  app.server.headersTimeout = server.headersTimeoutMs;
+
+  const reloader = new TlsReloader(app.server as unknown as TlsServer, server.tls, material, deps.logger);
+  app.decorate('tlsReloader', reloader);
+  app.addHook('onListen', async () => reloader.start());
+  app.addHook('onClose', async () => reloader.stop());
 
   installProblemHandlers(app);
-  app.addHook('onSend', async (_request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-  });
   await app.register(auditPlugin, { store: deps.auditStore });
+  await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });
   await app.register(gitStorePlugin, { store: deps.gitStore });
-  await app.register(authPlugin, { identity: settings.identity, policy: settings.policy, ...(settings.jwt && { jwt: settings.jwt }) });
+  await app.register(authPlugin, {
+    identity: settings.identity,
+    policy: settings.policy,
+    ...(settings.jwt && { jwt: settings.jwt }),
+    trust: reloader,
+  });
+  await app.register(encryptRoutes, { secrets: settings.secrets });
   await app.register(configRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(auditRoutes);
+  await app.register(filesRoutes, { cacheEntries: settings.cache.maxEntries });
+  await app.register(springRoutes, { cacheEntries: settings.cache.maxEntries });
   return app;
 }

@@ -24,8 +24,8 @@ export const CFG_ERR_INVALID_REF = createError('CFG_ERR_INVALID_REF', 'Invalid r
 export const CFG_ERR_INVALID_REQUEST = createError('CFG_ERR_INVALID_REQUEST', 'Invalid request: %s', 400);
 
 // --- identity and access (401, 403) ---
-export const CFG_ERR_UNAUTHENTICATED = createError('CFG_ERR_UNAUTHENTICATED', 'Authentication required: %s', 401);
-export const CFG_ERR_FORBIDDEN = createError('CFG_ERR_FORBIDDEN', 'Forbidden: %s', 403);
+export const CFG_ERR_UNAUTHENTICATED = createError('CFG_ERR_UNAUTHENTICATED', 'Not authenticated: %s', 401);
+export const CFG_ERR_FORBIDDEN = createError('CFG_ERR_FORBIDDEN', 'Not allowed by the access policy (%s)', 403);
 
 // --- configuration lookup (404, 422) ---
 export const CFG_ERR_APP_NOT_FOUND = createError('CFG_ERR_APP_NOT_FOUND', "Application '%s' not found", 404);
@@ -40,6 +40,46 @@ export const CFG_ERR_REPO_AUTH_FAILED = createError('CFG_ERR_REPO_AUTH_FAILED', 
 
 // --- audit (503) ---
 export const CFG_ERR_AUDIT_UNAVAILABLE = createError('CFG_ERR_AUDIT_UNAVAILABLE', 'The audit log cannot record this request: %s', 503);
+
+// --- secrets (400, 422) ---
+/**
+ * A `{cipher}` value could not be decrypted (SPEC §2.5): `%s` = flattened key path, key
+ * id (`?` when unknown), fixed reason. Never names the ciphertext or the plaintext.
+ * 422: the configuration in the repository is unusable for this request, like a broken
+ * document; the request fails closed and nothing is served.
+ */
+export const CFG_ERR_SECRET_DECRYPT_FAILED = createError('CFG_ERR_SECRET_DECRYPT_FAILED', "Cannot decrypt the secret at key '%s' (key id '%s'): %s", 422);
+/** `POST /v1/encrypt` names a key id that is not configured with a public key, or none is configured. */
+export const CFG_ERR_SECRET_KEY_UNKNOWN = createError('CFG_ERR_SECRET_KEY_UNKNOWN', 'No encryption key: %s', 400);
+
+// --- placeholders and schemas (422) ---
+/**
+ * A `${...}` placeholder cannot be resolved (SPEC §2.2): a key without value and without
+ * default, a cycle (`a -> b -> a`) or nesting past the bound. `%s` names the document,
+ * line, column, the key chain and the placeholder's key, never a value.
+ */
+export const CFG_ERR_PLACEHOLDER = createError('CFG_ERR_PLACEHOLDER', '%s', 422);
+/**
+ * The merged configuration breaks the application's JSON Schema (SPEC §2.4). `%s` names
+ * the schema file, the key path and the rule (`must be integer`), never the value.
+ */
+export const CFG_ERR_SCHEMA_VIOLATION = createError('CFG_ERR_SCHEMA_VIOLATION', '%s', 422);
+/** The application's schema file is not JSON or not a usable JSON Schema. `%s` names the file. */
+export const CFG_ERR_SCHEMA_INVALID = createError('CFG_ERR_SCHEMA_INVALID', '%s', 422);
+
+// --- raw files (400, 404) ---
+/** A raw-file path (`GET /v1/apps/{app}/files/{path}`) breaks the path rules: `%s` = the rule broken, never the path. */
+export const CFG_ERR_INVALID_PATH = createError('CFG_ERR_INVALID_PATH', 'Invalid file path: %s', 400);
+/** No files folder of the application holds a regular file at the path asked for. */
+export const CFG_ERR_FILE_NOT_FOUND = createError('CFG_ERR_FILE_NOT_FOUND', "File not found in the files folders of application '%s'", 404);
+
+// --- hardening (429) ---
+/**
+ * Too many requests from one identity (certificate fingerprint or token subject) or, before
+ * authentication, one client IP, within `server.rateLimit.timeWindowMs`. `%s` = seconds
+ * until the window resets; the response carries the same number in `Retry-After`.
+ */
+export const CFG_ERR_RATE_LIMITED = createError('CFG_ERR_RATE_LIMITED', 'Too many requests; retry in %s s', 429);
 
 // --- start-up (not HTTP) ---
 export const CFG_ERR_SETTINGS_INVALID = createError('CFG_ERR_SETTINGS_INVALID', 'Invalid service settings:\n%s', 500);
@@ -60,6 +100,14 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_REPO_UNAVAILABLE,
   CFG_ERR_REPO_AUTH_FAILED,
   CFG_ERR_AUDIT_UNAVAILABLE,
+  CFG_ERR_SECRET_DECRYPT_FAILED,
+  CFG_ERR_SECRET_KEY_UNKNOWN,
+  CFG_ERR_PLACEHOLDER,
+  CFG_ERR_SCHEMA_VIOLATION,
+  CFG_ERR_SCHEMA_INVALID,
+  CFG_ERR_INVALID_PATH,
+  CFG_ERR_FILE_NOT_FOUND,
+  CFG_ERR_RATE_LIMITED,
   CFG_ERR_SETTINGS_INVALID,
   CFG_ERR_PKI,
 });

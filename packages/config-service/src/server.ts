@@ -8,7 +8,8 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { createAuditStore } from './audit/index.js';
 import { createGitStore } from './http/plugins/git-store.js';
-import { loggerOptions } from './logger.js';
+import type { TlsReloadStats } from './http/tls.js';
+import { loggerOptions, redactOptions } from './logger.js';
 import { buildManagementApp, type BuildInfo } from './management.js';
 import { createMetrics, instrumentApi } from './metrics.js';
 import type { Settings } from './settings/schema.js';
@@ -26,6 +27,8 @@ export interface RunningService {
   apiUrl: string;
   /** `http://127.0.0.1:<port>` URL of the management listener. */
   managementUrl: string;
+  /** TLS reload counters of the API listener (reloads, failures, server certificate serial). */
+  readonly tlsStats: Readonly<TlsReloadStats>;
   logger: Logger;
   /** Stops listening, waits for in-flight requests and syncs, flushes the audit store. */
   close(): Promise<void>;
@@ -40,11 +43,13 @@ function urlOf(app: FastifyInstance, scheme: string): string {
 
 /**
  * Starts config-service with validated settings.
- * @param options.logger destination logger (default: pino JSON to stdout at `log.level`)
+ * @param options.logger destination logger (default: pino JSON to stdout at `log.level`);
+ *   the service's redaction paths (`logger.ts`) are applied to it too
  * @param options.env environment for credential variables (default `process.env`)
  */
 export async function startService(settings: Readonly<Settings>, options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningService> {
-  const logger = options.logger ?? pino(loggerOptions(settings.log.level));
+  // An injected logger (tests, embedding) gets the same redaction as the default one.
+  const logger = options.logger ? options.logger.child({}, { redact: redactOptions() }) : pino(loggerOptions(settings.log.level));
   mkdirSync(settings.dataDir, { recursive: true });
   const auditStore = await createAuditStore({ kind: 'sqlite', path: settings.audit.sqlitePath! }, logger);
   const flog = logger as unknown as FastifyBaseLogger;
@@ -68,6 +73,9 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     management,
     apiUrl: urlOf(api, 'https'),
     managementUrl: urlOf(management, 'http'),
+    get tlsStats() {
+      return api.tlsReloader.stats;
+    },
     logger,
     close: async () => {
       await management.close();

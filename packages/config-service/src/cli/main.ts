@@ -1,16 +1,14 @@
 #!/usr/bin/env node
 /**
- * `config-service` command line: serve, pki, audit. Only this file touches `process`
- * (exit codes, signals); each command's work lives in its module.
+ * `config-service` command line: serve, pki, encrypt, audit, validate. Only this file
+ * touches `process` (exit codes, signals); each command's work lives in its module and is
+ * imported when the command runs, so a small command does not load the server.
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import closeWithGrace from 'close-with-grace';
-import { createAuditStore } from '../audit/index.js';
-import { formatAuditEvents } from '../audit/format.js';
-import { initPki, issueClientFiles } from '../pki/files.js';
 import { loadSettings } from '../settings/load.js';
-import { startService } from '../server.js';
+import { registerEncryptCommand } from './encrypt.js';
+import { registerValidateCommand } from './validate.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -26,6 +24,7 @@ function buildProgram(): Command {
     .option('-c, --config <file>', 'service settings file (YAML); every setting may also come from CONFIG_SERVICE_* variables')
     .action(async (opts: { config?: string }) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
+      const [{ startService }, { default: closeWithGrace }] = await Promise.all([import('../server.js'), import('close-with-grace')]);
       const service = await startService(settings, { env: process.env });
       closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
         if (err) service.logger.error({ err }, 'shutting down after an error');
@@ -42,6 +41,7 @@ function buildProgram(): Command {
     .option('--server-name <name...>', 'DNS names / IPs of the server certificate', ['localhost', '127.0.0.1', '::1'])
     .option('--force', 'replace an existing CA', false)
     .action(async (opts: { dir: string; serverName: string[]; force: boolean }) => {
+      const { initPki } = await import('../pki/files.js');
       const files = await initPki(opts.dir, { serverNames: opts.serverName, force: opts.force });
       process.stdout.write(`${Object.values(files).join('\n')}\n`);
     });
@@ -53,6 +53,7 @@ function buildProgram(): Command {
     .option('--trust-domain <domain>', 'SPIFFE trust domain', 'example.org')
     .option('--namespace <ns>', 'Kubernetes namespace in the SPIFFE ID', 'default')
     .action(async (opts: { dir: string; app: string; trustDomain: string; namespace: string }) => {
+      const { issueClientFiles } = await import('../pki/files.js');
       const files = await issueClientFiles(opts.dir, opts.app, { trustDomain: opts.trustDomain, namespace: opts.namespace });
       process.stdout.write(`${files.cert}\n${files.key}\n`);
     });
@@ -64,6 +65,7 @@ function buildProgram(): Command {
     .option('-c, --config <file>', 'service settings file')
     .action(async (opts: { config?: string }) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
+      const { createAuditStore } = await import('../audit/index.js');
       const store = await createAuditStore({ kind: 'sqlite', path: settings.audit.sqlitePath! });
       try {
         const result = await store.verify();
@@ -87,6 +89,7 @@ function buildProgram(): Command {
     .option('--limit <n>', 'at most this many events', '100')
     .action(async (opts: { config?: string; limit: string } & Record<string, string | undefined>) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
+      const { createAuditStore, formatAuditEvents } = await import('../audit/index.js');
       const store = await createAuditStore({ kind: 'sqlite', path: settings.audit.sqlitePath! });
       try {
         const { config: _c, limit, ...filters } = opts;
@@ -96,6 +99,8 @@ function buildProgram(): Command {
         await store.close();
       }
     });
+  registerEncryptCommand(program);
+  registerValidateCommand(program);
   return program;
 }
 

@@ -7,9 +7,11 @@
 import { LRUCache } from 'lru-cache';
 import { CFG_ERR_APP_NOT_FOUND, CFG_ERR_DOCUMENT_INVALID, withData } from '../errors.js';
 import type { GitRepository, TreeEntry } from '../git/repository.js';
+import { parseSchemaFile, resolveAndCheck, type AppSchema } from './schema.js';
 import { EXTENSIONS_LOWEST_FIRST, layerOrder, mergeSources, selectSources } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
-import type { MergedConfig, PropertySource } from './types.js';
+import { envVariables, render, type EnvNaming } from './render.js';
+import type { Format, MergedConfig, PropertySource } from './types.js';
 
 /** Repository layouts of SPEC §2. */
 export type Layout = 'folders' | 'spring';
@@ -27,19 +29,47 @@ export interface AppConfig {
 const APP_DOC = 'application';
 
 /**
+ * One raw file of an application (SPEC §2: `<app>/files/**`, overlaid by
+ * `<app>/files-<profile>/**`, later profile wins by path).
+ */
+export interface RawFileEntry {
+  /** Path inside the files folder, `/`-separated (`conf/logback.xml`). */
+  readonly path: string;
+  /** Path from the repository root (`orders/files-prod/conf/logback.xml`). */
+  readonly source: string;
+  /** Object id (40 hex) of the blob, symlink or submodule commit. */
+  readonly oid: string;
+  /** Kind of entry; callers refuse `symlink` and `submodule` (SPEC §2.3). */
+  readonly type: 'blob' | 'symlink' | 'submodule';
+}
+
+
+/**
+ * The part of {@link GitRepository} that {@link AppConfigReader} reads through: trees and
+ * files at a commit. `GitRepository` is one; `config-service validate` reads a working
+ * tree through another (`DirectorySource` in `validate-repo.ts`), so both run the same code.
+ */
+export type ConfigSource = Pick<GitRepository, 'readTree' | 'readFileAt' | 'listFiles'>;
+
+/** Name of the schema file: `<app>/schema.json` (folders), `<app>.schema.json` at the root (spring). */
+const SCHEMA_FILE = 'schema.json';
+const SPRING_SCHEMA_SUFFIX = '.schema.json';
+
+/**
  * Reads application configuration from one repository.
  */
 export class AppConfigReader {
-  readonly #repo: GitRepository;
+  readonly #repo: ConfigSource;
   readonly #layout: Layout;
   readonly #parsed = new LRUCache<string, ParsedDocument>({ max: 20_000 });
+  readonly #schemas = new LRUCache<string, { json: unknown }>({ max: 1_000 });
 
   /**
    * @param repo the repository to read (local or mirror)
    * @param layout `folders` (`<app>/application-<profile>.yml`) or `spring`
    *   (`<app>-<profile>.yml` beside `application*.yml` at the root)
    */
-  constructor(repo: GitRepository, layout: Layout) {
+  constructor(repo: ConfigSource, layout: Layout) {
     this.#repo = repo;
     this.#layout = layout;
   }
@@ -56,7 +86,7 @@ export class AppConfigReader {
     const root = (await this.#repo.readTree(commit, '')) ?? new Map<string, TreeEntry>();
     for (const name of root.keys()) {
       const ext = EXTENSIONS_LOWEST_FIRST.find((e) => name.endsWith(e));
-      if (!ext) continue;
+      if (!ext || name.endsWith(SPRING_SCHEMA_SUFFIX)) continue;
       const base = name.slice(0, -ext.length);
       if (base === app || base.startsWith(app + '-')) return true;
     }
@@ -74,7 +104,7 @@ export class AppConfigReader {
     } else {
       for (const name of root.keys()) {
         const ext = EXTENSIONS_LOWEST_FIRST.find((e) => name.endsWith(e));
-        if (ext && !name.startsWith(APP_DOC)) apps.add(name.slice(0, -ext.length).split('-')[0]!);
+        if (ext && !name.startsWith(APP_DOC) && !name.endsWith(SPRING_SCHEMA_SUFFIX)) apps.add(name.slice(0, -ext.length).split('-')[0]!);
       }
     }
     return [...apps].sort();
@@ -102,6 +132,121 @@ export class AppConfigReader {
       }
     }
     return { app, profiles, commit, sources, merged: mergeSources(sources) };
+  }
+
+  /**
+   * The whole serving pipeline for one request: read and merge ({@link read}), resolve
+   * placeholders and check the schema (`resolveAndCheck`, unless `resolve` is false),
+   * decrypt or redact secrets (`secrets`), then render.
+   *
+   * @param options.resolve resolve `${...}` placeholders and check `<app>/schema.json`
+   * @param options.secrets the secrets step (decrypt for callers allowed `secrets:read`, redact otherwise)
+   * @param options.envNaming environment-name rule for `env`/`dotenv` and `envMap`
+   * @param options.envMap render the environment variables as a JSON object instead of `format`
+   *   (what `config-init exec` asks for)
+   * @returns the merge result, the rendered UTF-8 text and the names of the secret keys served
+   * @throws everything {@link read} throws, CFG_ERR_PLACEHOLDER, CFG_ERR_SCHEMA_VIOLATION,
+   *   CFG_ERR_SCHEMA_INVALID, CFG_ERR_SECRET_DECRYPT_FAILED, CFG_ERR_UNRENDERABLE (all 422)
+   */
+  async readRendered(
+    commit: string,
+    app: string,
+    profiles: readonly string[],
+    format: Format,
+    options: {
+      readonly resolve: boolean;
+      readonly secrets?: (merged: MergedConfig) => { config: MergedConfig; secretKeys: string[] };
+      readonly envNaming?: EnvNaming;
+      readonly envMap?: boolean;
+    },
+  ): Promise<{ config: AppConfig; text: string; secretKeys: string[] }> {
+    const config = await this.read(commit, app, profiles);
+    let merged = await resolveAndCheck(this, commit, app, config.merged, { resolve: options.resolve });
+    let secretKeys: string[] = [];
+    if (options.secrets) ({ config: merged, secretKeys } = options.secrets(merged));
+    const naming = options.envNaming ?? 'standard';
+    const text = options.envMap
+      ? `${JSON.stringify(Object.fromEntries(envVariables(merged, naming)), null, 2)}\n`
+      : render(merged, format, { envNaming: naming });
+    return { config, text, secretKeys };
+  }
+
+
+  /**
+   * The raw-file folders of `app` for `profiles`, lowest precedence first:
+   * `<app>/files`, then `<app>/files-<p>` per profile in request order (a profile named
+   * twice counts at its last position, as in {@link layerOrder}). The same folders in both
+   * layouts.
+   */
+  rawFileFolders(app: string, profiles: readonly string[]): string[] {
+    const unique = profiles.filter((p, i) => profiles.lastIndexOf(p) === i);
+    return [`${app}/files`, ...unique.map((p) => `${app}/files-${p}`)];
+  }
+
+  /**
+   * Lists the raw files of `app` for `profiles` at `commit`: every file below
+   * {@link rawFileFolders}, a higher folder's file replacing a lower one at the same path.
+   * Symlinks and submodules are listed with their type; nothing is read.
+   *
+   * @returns entries sorted by `path` (UTF-16 code units).
+   * @throws CFG_ERR_APP_NOT_FOUND (404) when the application does not exist at the commit
+   */
+  async listRawFiles(commit: string, app: string, profiles: readonly string[]): Promise<RawFileEntry[]> {
+    if (!(await this.appExists(commit, app))) throw new CFG_ERR_APP_NOT_FOUND(app);
+    const byPath = new Map<string, RawFileEntry>();
+    for (const folder of this.rawFileFolders(app, profiles)) {
+      for (const f of await this.#repo.listFiles(commit, folder)) {
+        const path = f.path.slice(folder.length + 1);
+        byPath.set(path, { path, source: f.path, oid: f.oid, type: f.type });
+      }
+    }
+    return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /**
+   * Reads one raw file of `app` for `profiles` at `commit`: the highest folder of
+   * {@link rawFileFolders} that holds a file at `segments` wins.
+   *
+   * @param segments - the path inside the files folder, already validated by the caller
+   *   (no empty, `.` or `..` segment; the git layer also refuses those).
+   * @returns the winning file's repository path, blob id and bytes, or `null` when no
+   *   folder holds a regular file there.
+   * @throws CFG_ERR_APP_NOT_FOUND (404) when the application does not exist at the commit
+   * @throws CFG_ERR_UNSUPPORTED_ENTRY (422) when the winning entry is a symlink, a
+   *   submodule or a Git LFS pointer (never followed or served)
+   */
+  async readRawFile(commit: string, app: string, profiles: readonly string[], segments: readonly string[]): Promise<{ source: string; oid: string; bytes: Uint8Array } | null> {
+    if (!(await this.appExists(commit, app))) throw new CFG_ERR_APP_NOT_FOUND(app);
+    const folders = this.rawFileFolders(app, profiles).reverse();
+    for (const folder of folders) {
+      const source = `${folder}/${segments.join('/')}`;
+      const file = await this.#repo.readFileAt(commit, source);
+      if (file) return { source, oid: file.oid, bytes: file.bytes };
+    }
+    return null;
+  }
+
+  /**
+   * The JSON Schema of `app` at `commit` (SPEC §2.4): `<app>/schema.json` in the `folders`
+   * layout, `<app>.schema.json` at the repository root in the `spring` layout (such files
+   * are not documents and do not make an application). Parsed files are cached by blob id.
+   *
+   * @returns the schema's blob id, path and parsed JSON, or `null` when there is none.
+   * @throws CFG_ERR_SCHEMA_INVALID (422) naming the file when it is not JSON
+   * @throws CFG_ERR_UNSUPPORTED_ENTRY (422) when it is a symlink, submodule or LFS pointer
+   */
+  async readSchema(commit: string, app: string): Promise<AppSchema | null> {
+    const [dir, name] = this.#layout === 'folders' ? [app, SCHEMA_FILE] : ['', `${app}${SPRING_SCHEMA_SUFFIX}`];
+    const entry = (await this.#repo.readTree(commit, dir))?.get(name);
+    if (entry === undefined || entry.type === 'tree') return null;
+    const path = dir ? `${dir}/${name}` : name;
+    const cached = this.#schemas.get(`${entry.oid}\0${path}`);
+    if (cached) return { oid: entry.oid, path, json: cached.json };
+    const file = await this.#repo.readFileAt(commit, path);
+    if (!file) return null;
+    const json = parseSchemaFile(path, file.bytes);
+    this.#schemas.set(`${entry.oid}\0${path}`, { json });
+    return { oid: file.oid, path, json };
   }
 
   async #readDocument(commit: string, dir: string, name: string): Promise<ParsedDocument | null> {

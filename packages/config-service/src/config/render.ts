@@ -41,6 +41,16 @@ function jsonValue(v: TreeValue, indent: string): string {
 }
 
 /**
+ * JSON text of one value: strings JSON-escaped, booleans, numbers as their exact digits
+ * (a {@link NumberLiteral}'s `text`, never rounded through a double), lists and maps
+ * with 2-space indent and sorted keys. For callers that write their own JSON envelope
+ * around configuration values (the Spring Environment route).
+ */
+export function renderJsonValue(value: TreeValue): string {
+  return jsonValue(value, '');
+}
+
+/**
  * JSON text of the tree: 2-space indent, keys sorted, numbers as their exact digits
  * (never rounded through a double), trailing newline (RFC 8259).
  */
@@ -179,6 +189,17 @@ function namedProperties(config: MergedConfig, naming: EnvNaming): Array<FlatPro
     out.push({ ...p, env });
   }
   return out.sort((a, b) => compareStrings(a.env, b.env));
+}
+
+/**
+ * The environment variables of a configuration, as `config-init exec` hands them to a
+ * process: names per SPEC §8 (same rules and collision errors as the `env` format), sorted.
+ *
+ * @returns `[name, value]` pairs; values are the flattened texts.
+ * @throws CFG_ERR_UNRENDERABLE (422) like {@link render} with `env`.
+ */
+export function envVariables(config: MergedConfig, naming: EnvNaming = 'standard'): Array<[string, string]> {
+  return namedProperties(config, naming).map((p) => [p.env, p.value]);
 }
 
 /** POSIX shell: `export NAME='value'`, `'` written as `'\''`; nothing in a value is expanded. */

@@ -2,20 +2,37 @@
  * Authentication and authorization (SPEC §3).
  *
  * Every API request is authenticated in an `onRequest` hook: by the client certificate
- * that the TLS layer verified against the configured client CA bundle, or, when no
- * certificate was presented, by an `Authorization: Bearer` JWT verified with a public key
- * (`@fastify/jwt` in verify-only mode). Routes then call {@link requireAccess} with the
- * scope, application and profiles they serve; the policy decides.
+ * that the TLS layer verified against the configured client CA bundle and CRLs, or, when
+ * no certificate was presented, by an `Authorization: Bearer` JWT verified with a public
+ * key (`@fastify/jwt` in verify-only mode, keys from {@link JwtKeySource}). Routes then
+ * call {@link requireAccess} with the scope, application and profiles they serve; the
+ * policy decides.
+ *
+ * Status codes: 401 `unauthenticated` when there is no usable identity (no credentials; a
+ * certificate that is untrusted, expired, not yet valid or revoked; a token that fails
+ * any check of RFC 7519 §7.2 / RFC 8725), with a detail naming the rule that failed and
+ * nothing else; 403 `forbidden` for a valid identity the policy does not allow, naming the
+ * policy rule (`auth/policy.ts`). The audit event records the certificate's SHA-256
+ * fingerprint and issuer (or the token's `sub`/`iss`) and the reason, e.g.
+ * `certificate_rejected:CERT_REVOKED` or `token_rejected:audience_mismatch`.
  */
-import { readFileSync } from 'node:fs';
+import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import fp from 'fastify-plugin';
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CFG_ERR_FORBIDDEN, CFG_ERR_UNAUTHENTICATED } from '../../errors.js';
-import { compileIdentityPatterns, principalFromCertificate, principalFromJwtClaims, type IdentityPatterns, type JwtIdentityClaims } from '../../auth/identity.js';
+import {
+  compileIdentityPatterns,
+  principalFromCertificate,
+  principalFromJwtClaims,
+  type CertificatePrincipal,
+  type IdentityPatterns,
+  type JwtIdentityClaims,
+} from '../../auth/identity.js';
 import { authorize, type PolicySettings, type Principal, type Scope } from '../../auth/policy.js';
 import type { Settings } from '../../settings/schema.js';
+import { JwtKeyError, JwtKeySource } from '../jwt-keys.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -28,11 +45,24 @@ declare module 'fastify' {
   }
 }
 
+/** The live trust state of the TLS listener, e.g. a {@link import('../tls.js').TlsReloader}. */
+export interface TlsTrust {
+  /** True when certificate `serial` (lower-case hex) of `issuer` (DN as `@peculiar/x509` prints it) is revoked now. */
+  isRevoked(issuer: string, serial: string): boolean;
+  /** True when a CA of the current client CA bundle issued the certificate (DER). */
+  isIssuedByTrustedCa(der: Uint8Array): boolean;
+}
+
 /** Options of the auth plugin. */
 export interface AuthPluginOptions {
   identity: Partial<IdentityPatterns>;
   policy: PolicySettings;
   jwt?: Settings['jwt'];
+  /**
+   * Revocation is checked on every request, so a certificate revoked after its connection
+   * was opened is refused on that keep-alive connection too (the handshake covers new ones).
+   */
+  trust?: TlsTrust;
 }
 
 type JwtClaims = JwtIdentityClaims & { iss?: unknown };
@@ -48,38 +78,182 @@ export function requireAccess(request: FastifyRequest, scope: Scope, app?: strin
   if (!decision.allowed) throw new CFG_ERR_FORBIDDEN(decision.rule);
 }
 
+const UNTRUSTED = 'client certificate is not issued by a trusted CA';
+const CRL_UNUSABLE = 'client certificate revocation status cannot be checked';
+
+/**
+ * What the caller is told for each OpenSSL verification error of a client certificate
+ * (`tlsSocket.authorizationError`, X509_V_ERR_* of RFC 5280 §6 path validation).
+ */
+export const CERTIFICATE_ERRORS: Readonly<Record<string, string>> = Object.freeze({
+  CERT_HAS_EXPIRED: 'client certificate expired',
+  CERT_NOT_YET_VALID: 'client certificate is not yet valid',
+  CERT_REVOKED: 'client certificate revoked',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'client certificate is self-signed and not trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'client certificate chains to an untrusted root',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED,
+  CERT_UNTRUSTED: UNTRUSTED,
+  CERT_SIGNATURE_FAILURE: 'client certificate signature is invalid',
+  CERT_CHAIN_TOO_LONG: 'client certificate chain is too long',
+  INVALID_CA: 'client certificate chain contains an invalid CA certificate',
+  INVALID_PURPOSE: 'client certificate is not valid for client authentication',
+  UNABLE_TO_GET_CRL: CRL_UNUSABLE,
+  CRL_HAS_EXPIRED: CRL_UNUSABLE,
+  CRL_NOT_YET_VALID: CRL_UNUSABLE,
+  CRL_SIGNATURE_FAILURE: CRL_UNUSABLE,
+  UNABLE_TO_DECRYPT_CRL_SIGNATURE: CRL_UNUSABLE,
+});
+
+/** What the caller is told for each reason a bearer token is refused. */
+const TOKEN_ERRORS: Readonly<Record<string, string>> = Object.freeze({
+  expired: 'bearer token expired',
+  not_yet_valid: 'bearer token is not yet valid',
+  signature_invalid: 'bearer token signature is invalid',
+  audience_mismatch: 'bearer token audience is not accepted',
+  issuer_mismatch: 'bearer token issuer is not accepted',
+  algorithm_not_allowed: 'bearer token algorithm is not accepted',
+  unsigned: 'unsigned bearer tokens are not accepted',
+  key_not_found: 'bearer token key is not known',
+  claim_missing: 'bearer token lacks a required claim (exp, iss, aud)',
+  claim_invalid: 'bearer token has a claim of the wrong type',
+  malformed: 'bearer token is malformed',
+  sub_missing: 'bearer token has no sub claim',
+  invalid: 'bearer token rejected',
+});
+
+/** The stable reason for an error of `request.jwtVerify()`. */
+function tokenReason(err: unknown): string {
+  if (err instanceof JwtKeyError) return err.reason;
+  const { code = '', message = '' } = err as { code?: string; message?: string };
+  switch (code) {
+    case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED':
+    case 'FAST_JWT_EXPIRED':
+      return 'expired';
+    case 'FAST_JWT_INACTIVE':
+      return 'not_yet_valid';
+    case 'FAST_JWT_MISSING_SIGNATURE':
+      return 'unsigned';
+    case 'FAST_JWT_INVALID_ALGORITHM':
+      return 'algorithm_not_allowed';
+    case 'FAST_JWT_INVALID_CLAIM_TYPE':
+      return 'claim_invalid';
+    case 'FST_JWT_BAD_REQUEST':
+    case 'FAST_JWT_MALFORMED':
+    case 'FAST_JWT_INVALID_TYPE':
+      return 'malformed';
+    case 'FAST_JWT_MISSING_REQUIRED_CLAIM':
+      return 'claim_missing';
+    case 'FST_JWT_AUTHORIZATION_TOKEN_INVALID':
+    case 'FAST_JWT_INVALID_SIGNATURE':
+    case 'FAST_JWT_INVALID_CLAIM_VALUE':
+    case 'FAST_JWT_INVALID_KEY':
+      // @fastify/jwt folds several fast-jwt codes into one; its message keeps the rule.
+      if (/claim is required/.test(message)) return 'claim_missing';
+      if (/signature/i.test(message)) return 'signature_invalid';
+      if (/\baud\b/.test(message)) return 'audience_mismatch';
+      if (/\biss\b/.test(message)) return 'issuer_mismatch';
+      if (/malformed|must be a string/i.test(message)) return 'malformed';
+      if (/key/i.test(message)) return 'algorithm_not_allowed';
+      return 'invalid';
+    default:
+      return 'invalid';
+  }
+}
+
+interface PeerIdentity {
+  principal: CertificatePrincipal | null;
+  fingerprint256: string;
+  notAfter: number;
+  /** Why the handshake's verification failed, when it did (an X509_V_ERR name). */
+  failure: string | undefined;
+}
+
+const CRL_ERRORS = new Set(['UNABLE_TO_GET_CRL', 'CRL_HAS_EXPIRED', 'CRL_NOT_YET_VALID', 'CRL_SIGNATURE_FAILURE', 'UNABLE_TO_DECRYPT_CRL_SIGNATURE']);
+
+/**
+ * The verification error to report. OpenSSL keeps the LAST error of the chain walk: with
+ * CRL checking on, a self-signed or foreign certificate ends with `UNABLE_TO_GET_CRL`
+ * (no CRL of its unknown issuer), which would send the caller looking at CRLs. The
+ * certificate is then checked against the CA bundle to report the first rule it broke.
+ */
+function verificationFailure(socket: TLSSocket, der: Buffer, trust: TlsTrust | undefined): string | undefined {
+  if (socket.authorized) return undefined;
+  const code = String(socket.authorizationError ?? 'UNVERIFIED').replace(/[^A-Z0-9_]/gi, '');
+  if (!CRL_ERRORS.has(code) || !trust || trust.isIssuedByTrustedCa(der)) return code;
+  try {
+    const cert = new NodeX509Certificate(der);
+    return cert.checkIssued(cert) ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY';
+  } catch {
+    return code;
+  }
+}
+
+/** Parsed peer certificate per connection: keep-alive requests parse it once. */
+const peerCache = new WeakMap<TLSSocket, PeerIdentity>();
+
 async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promise<void> {
   const patterns = compileIdentityPatterns(opts.identity);
   app.decorate('accessPolicy', opts.policy);
   app.decorateRequest('principal', null as unknown as Principal);
 
   if (opts.jwt) {
+    const keys = new JwtKeySource(opts.jwt, app.log);
+    keys.watch();
+    app.addHook('onClose', async () => keys.close());
+    const required = ['exp', ...(opts.jwt.issuer ? ['iss'] : []), ...(opts.jwt.audience ? ['aud'] : [])];
     await app.register(fastifyJwt, {
-      secret: { public: readFileSync(opts.jwt.publicKeyFile!, 'utf8') },
+      secret: { public: async (_request: FastifyRequest, token: unknown) => keys.keyFor((token as { header?: { alg?: unknown; kid?: unknown } }).header ?? {}) },
+      decode: { complete: true },
       verify: {
-        algorithms: opts.jwt.algorithms as never,
+        algorithms: keys.algorithms as never,
+        // fast-jwt checks iss/aud only when present: requiredClaims makes them mandatory.
+        requiredClaims: required,
         ...(opts.jwt.issuer && { allowedIss: opts.jwt.issuer }),
         ...(opts.jwt.audience && { allowedAud: opts.jwt.audience }),
         clockTolerance: opts.jwt.clockSkewSeconds * 1000,
+        cache: false,
       },
     });
   }
 
   app.addHook('onRequest', async (request) => {
     const socket = request.raw.socket as TLSSocket;
-    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
-    if (peer && peer.raw) {
-      const principal = principalFromCertificate(peer.raw, patterns);
+    let peer: PeerIdentity | undefined = peerCache.get(socket);
+    if (!peer) {
+      const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+      if (cert && cert.raw) {
+        let principal: CertificatePrincipal | null;
+        try {
+          principal = principalFromCertificate(cert.raw, patterns);
+        } catch {
+          principal = null;
+        }
+        peer = {
+          principal,
+          fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+          notAfter: Date.parse(cert.valid_to),
+          failure: verificationFailure(socket, cert.raw, opts.trust),
+        };
+        peerCache.set(socket, peer);
+      }
+    }
+    if (peer) {
+      const { principal } = peer;
       request.auditActor = {
         kind: 'certificate',
         ...(principal && { subject: principal.subject }),
-        fingerprint256: peer.fingerprint256.replaceAll(':', '').toLowerCase(),
+        fingerprint256: peer.fingerprint256,
         issuer: principal?.issuer ?? '',
       };
-      if (!socket.authorized) {
-        const reason = String(socket.authorizationError ?? 'unverified');
-        request.auditReason = `certificate_rejected:${reason}`;
-        throw new CFG_ERR_UNAUTHENTICATED(`client certificate rejected (${reason})`);
+      let failure = peer.failure;
+      // Re-checked per request: a keep-alive connection can outlive the certificate or its revocation.
+      if (failure === undefined && principal && opts.trust?.isRevoked(principal.issuer, principal.serialNumber)) failure = 'CERT_REVOKED';
+      else if (failure === undefined && Number.isFinite(peer.notAfter) && Date.now() > peer.notAfter) failure = 'CERT_HAS_EXPIRED';
+      if (failure !== undefined) {
+        request.auditReason = `certificate_rejected:${failure}`;
+        throw new CFG_ERR_UNAUTHENTICATED(CERTIFICATE_ERRORS[failure] ?? 'client certificate rejected');
       }
       if (!principal) {
         request.auditReason = 'identity_unmatched';
@@ -90,6 +264,7 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
     }
     const header = request.headers.authorization;
     if (header && /^bearer /i.test(header)) {
+      request.auditActor = { kind: 'jwt' };
       if (!opts.jwt) {
         request.auditReason = 'jwt_not_configured';
         throw new CFG_ERR_UNAUTHENTICATED('bearer tokens are not accepted by this service');
@@ -98,13 +273,15 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
       try {
         claims = await request.jwtVerify<JwtClaims>();
       } catch (err) {
-        const code = (err as { code?: string }).code ?? 'invalid';
-        request.auditActor = { kind: 'jwt' };
-        request.auditReason = `token_rejected:${code}`;
-        throw new CFG_ERR_UNAUTHENTICATED(`bearer token rejected (${code})`);
+        const reason = tokenReason(err);
+        request.auditReason = `token_rejected:${reason}`;
+        throw new CFG_ERR_UNAUTHENTICATED(TOKEN_ERRORS[reason] ?? TOKEN_ERRORS['invalid']!);
       }
       request.auditActor = { kind: 'jwt', ...(typeof claims.sub === 'string' && { subject: claims.sub }), ...(typeof claims.iss === 'string' && { issuer: claims.iss }) };
-      if (typeof claims.sub !== 'string' || claims.sub === '') request.auditReason = 'token_without_sub';
+      if (typeof claims.sub !== 'string' || claims.sub === '') {
+        request.auditReason = 'token_rejected:sub_missing';
+        throw new CFG_ERR_UNAUTHENTICATED(TOKEN_ERRORS['sub_missing']!);
+      }
       request.principal = principalFromJwtClaims(claims);
       return;
     }

@@ -5,11 +5,12 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { render } from '../../config/render.js';
 import { FORMATS, MEDIA_TYPES, type Format } from '../../config/types.js';
 import { readableApps } from '../../auth/policy.js';
+import { applySecrets } from '../../secrets/apply.js';
 import { requireAccess } from '../plugins/auth.js';
 import { assertName, checkRef, parseProfiles } from '../names.js';
+import { secretsModeFor } from '../secrets-mode.js';
 
 const ConfigParams = Type.Object({ app: Type.String() });
 const ConfigQuery = Type.Object(
@@ -17,26 +18,32 @@ const ConfigQuery = Type.Object(
     profile: Type.Optional(Type.String({ maxLength: 1024 })),
     ref: Type.Optional(Type.String({ maxLength: 1024 })),
     format: Type.Union(FORMATS.map((f) => Type.Literal(f)), { default: 'json' }),
+    /** Resolve `${...}` placeholders and check the schema (SPEC §2.2, §2.4); `false` serves them as written. */
+    resolve: Type.Boolean({ default: true }),
+    /** Environment-name rule of `env`/`dotenv` (SPEC §8): `standard`, or Spring Boot's relaxed binding. */
+    envNaming: Type.Union([Type.Literal('standard'), Type.Literal('spring')], { default: 'standard' }),
   },
   { additionalProperties: false },
 );
 
-/** A rendered response, cached by (commit, app, profiles, format). */
+/** A rendered response, cached by everything that shapes it (see `cacheKey`). */
 interface Rendered {
   body: Buffer;
   etag: string;
+  mediaType: string;
   propertyCount: number;
+  secretKeys: string[];
 }
 
 /** Options of the config routes. */
 export interface ConfigRoutesOptions {
-  /** Rendered responses kept in memory (SPEC §11: warm reads skip Git and rendering). */
+  /** Rendered responses kept in memory (SPEC §11: warm reads skip Git and rendering); 0 turns the cache off. */
   cacheEntries: number;
 }
 
 /** Registers the configuration routes. */
 export default async function configRoutes(app: FastifyInstance, opts: ConfigRoutesOptions): Promise<void> {
-  const cache = new LRUCache<string, Rendered>({ max: Math.max(1, opts.cacheEntries) });
+  const cache = opts.cacheEntries > 0 ? new LRUCache<string, Rendered>({ max: opts.cacheEntries }) : undefined;
 
   app.get<{ Params: Static<typeof ConfigParams>; Querystring: Static<typeof ConfigQuery> }>(
     '/v1/apps/:app/config',
@@ -58,22 +65,36 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
 
       const { commit } = await app.gitStore.resolve(ref);
       audit.commit = commit;
-      const key = `${commit}\0${appName}\0${profiles.join(',')}\0${format}`;
-      let rendered = cache.get(key);
+      const { resolve, envNaming } = request.query;
+      // `config-init exec` asks for format=env with Accept: application/json: the variables as a JSON object.
+      const envMap = (format === 'env' || format === 'dotenv') && /\bapplication\/json\b/.test(request.headers.accept ?? '');
+      const mode = secretsModeFor(request, appName, profiles);
+      const key = [commit, appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', mode].join('\0');
+      let rendered = cache?.get(key);
       if (!rendered) {
-        const config = await app.gitStore.reader.read(commit, appName, profiles);
-        const body = Buffer.from(render(config.merged, format), 'utf8');
-        const etag = `"${createHash('sha256').update(key).digest('base64url').slice(0, 32)}"`;
-        rendered = { body, etag, propertyCount: config.merged.size };
-        cache.set(key, rendered);
+        const { config, text, secretKeys } = await app.gitStore.reader.readRendered(commit, appName, profiles, format, {
+          resolve,
+          envNaming,
+          envMap,
+          secrets: (merged) => applySecrets(merged, mode, app.secretsKeyring),
+        });
+        rendered = {
+          body: Buffer.from(text, 'utf8'),
+          etag: `"${createHash('sha256').update(key).digest('base64url').slice(0, 32)}"`,
+          mediaType: envMap ? 'application/json; charset=utf-8' : MEDIA_TYPES[format],
+          propertyCount: config.merged.size,
+          secretKeys,
+        };
+        cache?.set(key, rendered);
       }
+      audit.secretKeys = rendered.secretKeys;
       reply
         .header('config-commit', commit)
         .header('etag', rendered.etag)
         .header('cache-control', 'no-store')
         .header('config-property-count', String(rendered.propertyCount));
       if (request.headers['if-none-match'] === rendered.etag) return reply.code(304).send();
-      return reply.type(MEDIA_TYPES[format]).send(rendered.body);
+      return reply.type(rendered.mediaType).header('vary', 'accept').send(rendered.body);
     },
   );
 

@@ -35,7 +35,8 @@ import { renderJsonValue } from '../../config/render.js';
 import { MEDIA_TYPES, type Format, type PropertySource, type PropertyValue, type Scalar, type TreeValue } from '../../config/types.js';
 import { isScalar } from '../../config/values.js';
 import { authorize } from '../../auth/policy.js';
-import { applySecrets, applySecretsToSource, type SecretsMode } from '../../secrets/apply.js';
+import { applySecrets, applySecretsToSource } from '../../secrets/apply.js';
+import { secretsModeFor } from '../secrets-mode.js';
 import { requireAccess } from '../plugins/auth.js';
 import { assertName, checkRef, parseProfiles } from '../names.js';
 
@@ -223,13 +224,6 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
 
   const etagOf = (key: string): string => `"${createHash('sha256').update(key).digest('base64url').slice(0, 32)}"`;
 
-  /**
-   * SPEC §2.5: `{cipher}` values are decrypted for a caller allowed `secrets:read` on the
-   * application and profiles, and redacted for anyone else (the decision is not a denial).
-   */
-  const secretsMode = (request: FastifyRequest, appName: string, profiles: readonly string[]): SecretsMode =>
-    authorize(app.accessPolicy, request.principal, { scope: 'secrets:read', app: appName, profiles }).allowed ? 'decrypt' : 'redact';
-
   /** `/{app}/{profiles}[/{label}]` → Environment JSON. */
   const environment = async (request: FastifyRequest, reply: FastifyReply, appName: string, rawProfiles: string, rawLabel: string | undefined): Promise<FastifyReply> => {
     const audit = request.audit;
@@ -247,7 +241,7 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
     const { commit } = await app.gitStore.resolve(ref);
     audit.commit = commit;
     const label = ref ?? app.gitStore.repository.defaultBranch;
-    const mode = secretsMode(request, appName, profiles);
+    const mode = secretsModeFor(request, appName, profiles);
     const key = `env\0${commit}\0${appName}\0${profiles.join(',')}\0${label}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {
@@ -284,7 +278,7 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
     audit.commit = commit;
     // Spring's `resolvePlaceholders` request parameter (default true) on these forms.
     const resolve = (request.query as { resolvePlaceholders?: unknown }).resolvePlaceholders !== 'false';
-    const mode = secretsMode(request, flat.app, profiles);
+    const mode = secretsModeFor(request, flat.app, profiles);
     const key = `doc\0${commit}\0${flat.app}\0${profiles.join(',')}\0${flat.format}\0${resolve}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {

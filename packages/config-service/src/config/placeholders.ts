@@ -1,0 +1,395 @@
+/**
+ * Placeholders in string values (SPEC §2.2): `${some.key}` and `${some.key:default}`,
+ * resolved against the merged configuration itself, after merging and before rendering.
+ *
+ * The syntax and the resolution order are those of Spring Framework 6.2's
+ * `PlaceholderParser` (the engine behind `PropertyPlaceholderHelper`, which Spring Boot's
+ * `Environment` uses for `${...}` in property values; see the Spring Boot reference,
+ * "Externalized Configuration › Property Placeholders"):
+ *
+ * - `${` opens a placeholder, the matching `}` closes it; every `{` inside counts as one
+ *   more level, so `${a.${b:x}.c:default}` nests.
+ * - The first `:` outside a nested placeholder separates the key from the default
+ *   (`${url:http://h:80}` has the key `url` and the default `http://h:80`); `\:` is a
+ *   literal colon in a key. The default is used only when the key has no value, and is
+ *   resolved only then (`${x:}` is the empty string).
+ * - `\${` is a literal `${` (the backslash is dropped) when a placeholder would start
+ *   there; a `${` without its `}` is kept as text.
+ * - A key's value is resolved in turn (recursively); meeting a key again while it is being
+ *   resolved is a cycle.
+ *
+ * Differences from a Spring Boot application, on purpose: keys are looked up only in the
+ * merged configuration, never in the service's environment variables or system
+ * properties, and by their exact flattened name (`a.b`, `list[0]`, `list[0].host`,
+ * `map[some.key]`), without relaxed binding. Only values are resolved, never keys.
+ */
+import { CFG_ERR_PLACEHOLDER } from '../errors.js';
+import { formatPropertyName, type NameToken } from './paths.js';
+import { flatten } from './tree.js';
+import type { MergedConfig, MergedProperty, Origin, PropertyValue, TreeValue } from './types.js';
+import { isScalar } from './values.js';
+
+/** Longest chain of keys referring to one another (`a -> b -> c ...`). */
+export const MAX_PLACEHOLDER_CHAIN = 64;
+/** Deepest nesting of placeholders inside one text (`${a.${b.${c}}}`). */
+export const MAX_PLACEHOLDER_NESTING = 32;
+/** Longest resolved value, in UTF-16 code units; bounds "billion laughs" expansion. */
+export const MAX_RESOLVED_LENGTH = 1_048_576;
+
+/** What went wrong with a placeholder. */
+export type PlaceholderProblemKind = 'missing' | 'cycle' | 'depth' | 'size';
+
+/** Details attached as `data` to a `CFG_ERR_PLACEHOLDER` error (no values). */
+export interface PlaceholderErrorData {
+  readonly kind: PlaceholderProblemKind;
+  /** Flattened name of the value being resolved (`a.b`, `list[0]`). */
+  readonly key: string;
+  /** Keys followed from `key`, `key` first; for a cycle the repeated key is last too. */
+  readonly chain: readonly string[];
+  /** For `missing`: the placeholder's key as written (nested placeholders unresolved, their defaults left out). */
+  readonly placeholder?: string;
+  /** Document, line and column of the key whose value holds the problem. */
+  readonly document: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** A `CFG_ERR_PLACEHOLDER` error (HTTP 422). */
+export type PlaceholderError = Error & { readonly code: string; readonly statusCode: number; data: PlaceholderErrorData };
+
+/** Options of {@link resolvePlaceholders}. */
+export interface ResolvePlaceholdersOptions {
+  /**
+   * Called for every value that cannot be resolved, instead of throwing the first
+   * problem; such a value is kept as written. Used by `config-service validate` to report
+   * every problem at once.
+   */
+  readonly onError?: (error: PlaceholderError) => void;
+}
+
+// ---------------------------------------------------------------- parsing
+
+const PREFIX = '${';
+const SUFFIX = '}';
+const SIMPLE_PREFIX = '{';
+const SEPARATOR = ':';
+const ESCAPE = '\\';
+
+type Part =
+  | { readonly kind: 'text'; readonly text: string }
+  | { readonly kind: 'simple'; readonly text: string; readonly key: string; readonly fallback: string | null }
+  | { readonly kind: 'nested'; readonly text: string; readonly keyParts: readonly Part[]; readonly defaultParts: readonly Part[] | null };
+
+/** Thrown inside the resolver; turned into a {@link PlaceholderError} at the top. */
+class Problem {
+  constructor(
+    readonly kind: PlaceholderProblemKind,
+    readonly chain: readonly string[],
+    readonly placeholder?: string,
+  ) {}
+}
+
+function isEscaped(value: string, index: number): boolean {
+  return index > 0 && value[index - 1] === ESCAPE;
+}
+
+/** Index of the `}` closing the placeholder that starts at `start`, or -1 (Spring's `nextValidEndPrefix`). */
+function endOfPlaceholder(value: string, start: number): number {
+  let index = start + PREFIX.length;
+  let nested = 0;
+  while (index < value.length) {
+    if (value.startsWith(SUFFIX, index)) {
+      if (nested === 0) return index;
+      nested--;
+      index += SUFFIX.length;
+    } else if (value.startsWith(SIMPLE_PREFIX, index)) {
+      nested++;
+      index += SIMPLE_PREFIX.length;
+    } else {
+      index++;
+    }
+  }
+  return -1;
+}
+
+function addText(parts: Part[], text: string): void {
+  if (text === '') return;
+  const last = parts[parts.length - 1];
+  if (last !== undefined && last.kind === 'text') parts[parts.length - 1] = { kind: 'text', text: last.text + text };
+  else parts.push({ kind: 'text', text });
+}
+
+/** Splits `key:default` at the first unescaped `:`; `null` when there is no `:` at all. */
+function splitKeyAndDefault(value: string): { key: string; fallback: string | null } | null {
+  if (!value.includes(SEPARATOR)) return null;
+  let position = 0;
+  let buffer = '';
+  let index = value.indexOf(SEPARATOR, position);
+  while (index !== -1) {
+    if (isEscaped(value, index)) {
+      buffer += value.slice(position, index - 1) + SEPARATOR;
+      position = index + SEPARATOR.length;
+      index = value.indexOf(SEPARATOR, position);
+    } else {
+      return { key: buffer + value.slice(position, index), fallback: value.slice(index + SEPARATOR.length) };
+    }
+  }
+  return { key: buffer + value.slice(position), fallback: null };
+}
+
+function nestedPart(text: string, parts: readonly Part[]): Part {
+  const keyParts: Part[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] as Part;
+    if (part.kind !== 'text') {
+      keyParts.push(part);
+      continue;
+    }
+    const split = splitKeyAndDefault(part.text);
+    if (split === null) {
+      keyParts.push(part);
+      continue;
+    }
+    keyParts.push({ kind: 'text', text: split.key });
+    const defaultParts: Part[] = split.fallback === null ? [] : [{ kind: 'text', text: split.fallback }];
+    defaultParts.push(...parts.slice(i + 1));
+    return { kind: 'nested', text, keyParts, defaultParts };
+  }
+  return { kind: 'nested', text, keyParts, defaultParts: null };
+}
+
+/**
+ * Parses a text into literal parts and placeholders (Spring 6.2 `PlaceholderParser.parse`).
+ * With `inPlaceholder`, `value` is the inside of one placeholder and one part is returned.
+ */
+function parse(value: string, inPlaceholder: boolean, nesting: number, chain: readonly string[]): Part[] {
+  if (nesting > MAX_PLACEHOLDER_NESTING) throw new Problem('depth', [...chain]);
+  let start = value.indexOf(PREFIX);
+  if (start === -1) {
+    if (!inPlaceholder) return [{ kind: 'text', text: value }];
+    const split = splitKeyAndDefault(value);
+    return [split === null ? { kind: 'simple', text: value, key: value, fallback: null } : { kind: 'simple', text: value, key: split.key, fallback: split.fallback }];
+  }
+  const parts: Part[] = [];
+  let position = 0;
+  while (start !== -1) {
+    const end = endOfPlaceholder(value, start);
+    if (end === -1) {
+      // Not a placeholder: keep the prefix as text and look further.
+      addText(parts, value.slice(position, start + PREFIX.length));
+      position = start + PREFIX.length;
+    } else if (isEscaped(value, start)) {
+      // `\${`: drop the backslash, keep `${` as text.
+      addText(parts, value.slice(position, start - 1));
+      addText(parts, PREFIX);
+      position = start + PREFIX.length;
+    } else {
+      addText(parts, value.slice(position, start));
+      parts.push(...parse(value.slice(start + PREFIX.length, end), true, nesting + 1, chain));
+      position = end + SUFFIX.length;
+    }
+    start = value.indexOf(PREFIX, position);
+  }
+  addText(parts, value.slice(position));
+  return inPlaceholder ? [nestedPart(value, parts)] : parts;
+}
+
+/**
+ * The key of a placeholder as written, nested placeholders kept as `${key}` without their
+ * defaults (a default is a value, and messages never show values).
+ */
+function writtenKey(part: Part): string {
+  if (part.kind === 'text') return part.text;
+  if (part.kind === 'simple') return part.key;
+  return part.keyParts.map((p) => (p.kind === 'text' ? p.text : `${PREFIX}${writtenKey(p)}${SUFFIX}`)).join('');
+}
+
+// ---------------------------------------------------------------- resolution
+
+interface LookupEntry {
+  readonly text: string;
+  readonly origin: Origin;
+}
+
+class Resolver {
+  readonly #lookup: ReadonlyMap<string, LookupEntry>;
+  readonly #memo = new Map<string, string>();
+  readonly #stack: string[] = [];
+
+  constructor(lookup: ReadonlyMap<string, LookupEntry>) {
+    this.#lookup = lookup;
+  }
+
+  /** Resolves the text of the value named `name` (the first link of every chain). */
+  resolveValue(name: string, text: string): string {
+    this.#stack.length = 0;
+    this.#stack.push(name);
+    return this.#text(text);
+  }
+
+  /** Innermost key being resolved when a problem was raised. */
+  origin(chain: readonly string[], fallback: Origin): Origin {
+    const inner = chain[chain.length - 1];
+    return (inner === undefined ? undefined : this.#lookup.get(inner)?.origin) ?? fallback;
+  }
+
+  #text(text: string): string {
+    if (!text.includes(PREFIX)) return text;
+    return this.#all(parse(text, false, 0, this.#stack));
+  }
+
+  #all(parts: readonly Part[]): string {
+    let out = '';
+    for (const part of parts) {
+      out += this.#part(part);
+      if (out.length > MAX_RESOLVED_LENGTH) throw new Problem('size', [...this.#stack]);
+    }
+    return out;
+  }
+
+  #part(part: Part): string {
+    if (part.kind === 'text') return part.text;
+    if (part.kind === 'simple') {
+      const value = this.#key(part.key);
+      if (value !== undefined) return value;
+      if (part.fallback !== null) return part.fallback;
+      throw new Problem('missing', [...this.#stack], writtenKey(part));
+    }
+    const key = this.#all(part.keyParts);
+    const value = this.#key(key);
+    if (value !== undefined) return value;
+    if (part.defaultParts !== null) return this.#all(part.defaultParts);
+    throw new Problem('missing', [...this.#stack], writtenKey(part));
+  }
+
+  /** The resolved value of `key`, or `undefined` when the configuration has no such key. */
+  #key(key: string): string | undefined {
+    const entry = this.#lookup.get(key);
+    if (entry === undefined) return undefined;
+    if (this.#stack.includes(key)) throw new Problem('cycle', [...this.#stack, key]);
+    const known = this.#memo.get(key);
+    if (known !== undefined) return known;
+    if (this.#stack.length >= MAX_PLACEHOLDER_CHAIN) throw new Problem('depth', [...this.#stack, key]);
+    this.#stack.push(key);
+    const value = this.#text(entry.text);
+    this.#stack.pop();
+    this.#memo.set(key, value);
+    return value;
+  }
+}
+
+function where(origin: Origin): string {
+  const at = origin.line === undefined ? origin.document : `${origin.document}:${origin.line}:${origin.column ?? 1}`;
+  return origin.commit === undefined ? at : `${at} (commit ${origin.commit})`;
+}
+
+function toError(problem: Problem, name: string, origin: Origin): PlaceholderError {
+  const chain = problem.chain.length === 0 ? [name] : problem.chain;
+  const inner = chain[chain.length - 1] as string;
+  let message: string;
+  switch (problem.kind) {
+    case 'missing':
+      message = `unresolvable placeholder '${problem.placeholder ?? ''}' in key '${inner}'`;
+      if (chain.length > 1) message += ` (reached from key '${name}': ${chain.join(' -> ')})`;
+      break;
+    case 'cycle':
+      message = `circular placeholder reference ${chain.join(' -> ')} in key '${name}'`;
+      break;
+    case 'depth':
+      message = `placeholders in key '${name}' nest deeper than ${MAX_PLACEHOLDER_NESTING} levels or chain more than ${MAX_PLACEHOLDER_CHAIN} keys`;
+      break;
+    case 'size':
+      message = `the resolved value of key '${name}' exceeds ${MAX_RESOLVED_LENGTH} characters`;
+      break;
+  }
+  const data: PlaceholderErrorData = {
+    kind: problem.kind,
+    key: name,
+    chain: [...chain],
+    ...(problem.placeholder === undefined ? {} : { placeholder: problem.placeholder }),
+    document: origin.document,
+    ...(origin.line === undefined ? {} : { line: origin.line, column: origin.column ?? 1 }),
+  };
+  return Object.assign(new CFG_ERR_PLACEHOLDER(`${where(origin)}: ${message}`), { data });
+}
+
+/**
+ * Resolves `${key}` / `${key:default}` placeholders in every string value of a merged
+ * configuration (SPEC §2.2), including strings inside lists and maps in lists.
+ *
+ * - Keys are the flattened names of the configuration itself (as the `properties` format
+ *   writes them: `a.b`, `list[0]`, `servers[0].host`); a referenced number or boolean is
+ *   used as its text (`8080`, `true`). A list or map as a whole has no flattened name
+ *   and so cannot be referenced. Never the service's environment.
+ * - A value with a placeholder becomes a string (as in Spring, where a resolved property
+ *   is a `String` until bound), even when the referenced value was a number.
+ * - Origins and overridden origins are kept unchanged; properties without placeholders
+ *   are returned as the same objects.
+ * - Bounds: a chain of at most {@link MAX_PLACEHOLDER_CHAIN} keys, nesting of at most
+ *   {@link MAX_PLACEHOLDER_NESTING} levels, resolved values of at most
+ *   {@link MAX_RESOLVED_LENGTH} characters.
+ *
+ * @param config - the merge result, unresolved.
+ * @param options - `onError` to collect every problem instead of throwing the first.
+ * @returns a new merged configuration with the same keys in the same order.
+ * @throws CFG_ERR_PLACEHOLDER (422), unless `onError` is given, for a key without value
+ *   and without default (`orders/application.yml:3:7: unresolvable placeholder 'x.y' in
+ *   key 'a.b'`), a cycle (`circular placeholder reference a -> b -> a in key 'a'`), or a
+ *   bound exceeded. The message names the document, line and column of the key whose
+ *   value holds the placeholder, and keys only, never a value; `data` is
+ *   {@link PlaceholderErrorData}.
+ */
+export function resolvePlaceholders(config: MergedConfig, options: ResolvePlaceholdersOptions = {}): MergedConfig {
+  const lookup = new Map<string, LookupEntry>();
+  for (const [k, p] of config) {
+    for (const [name, text] of flatten(new Map([[k, p]]))) if (!lookup.has(name)) lookup.set(name, { text, origin: p.origin });
+  }
+  const resolver = new Resolver(lookup);
+
+  const resolveLeaf = (tokens: readonly NameToken[], text: string, origin: Origin): string => {
+    if (!text.includes(PREFIX)) return text;
+    const name = formatPropertyName(tokens);
+    try {
+      return resolver.resolveValue(name, text);
+    } catch (err) {
+      if (!(err instanceof Problem)) throw err;
+      // A missing key points at the key whose value holds the placeholder; the other problems at the value resolved.
+      const error = toError(err, name, err.kind === 'missing' ? resolver.origin(err.chain, origin) : origin);
+      if (options.onError === undefined) throw error;
+      options.onError(error);
+      return text;
+    }
+  };
+
+  const walk = (tokens: NameToken[], value: TreeValue, origin: Origin): TreeValue => {
+    if (typeof value === 'string') return resolveLeaf(tokens, value, origin);
+    if (isScalar(value)) return value;
+    if (Array.isArray(value)) {
+      const items = value as readonly TreeValue[];
+      let changed = false;
+      const out = items.map((item, i) => {
+        const r = walk([...tokens, { index: i }], item, origin);
+        if (r !== item) changed = true;
+        return r;
+      });
+      return changed ? out : value;
+    }
+    const map = value as { readonly [key: string]: TreeValue };
+    let changed = false;
+    const entries = Object.keys(map).map((k): [string, TreeValue] => {
+      const item = map[k] as TreeValue;
+      const r = walk([...tokens, k], item, origin);
+      if (r !== item) changed = true;
+      return [k, r];
+    });
+    return changed ? Object.fromEntries(entries) : value;
+  };
+
+  const out = new Map<string, MergedProperty>();
+  for (const [k, p] of config) {
+    const value = walk([...p.path], p.value as TreeValue, p.origin) as PropertyValue;
+    out.set(k, value === p.value ? p : { ...p, value });
+  }
+  return out;
+}
+

@@ -1,0 +1,256 @@
+/**
+ * Application schemas (SPEC §2.4): an application may keep a JSON Schema; its merged
+ * configuration (after placeholders) is validated against it before it is served.
+ *
+ * Where the schema lives: `<app>/schema.json` in the `folders` layout, `<app>.schema.json`
+ * at the repository root in the `spring` layout (read by `AppConfigReader.readSchema`).
+ *
+ * Validation runs on the nested tree that the `json` format serves ({@link toTree}),
+ * numbers as JSON numbers (integers beyond 2^53 lose digits for the check only; the
+ * served value keeps them). Dialects: draft-07 (the default, and for any other or absent
+ * `$schema`), 2019-09 and 2020-12, chosen by `$schema`. Ajv runs with `allErrors: false`
+ * (the first violation is reported), `strict: false` (unknown keywords are ignored) and
+ * without format validation. Compiled schemas are cached by the schema blob's id.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { LRUCache } from 'lru-cache';
+import { CFG_ERR_SCHEMA_INVALID, CFG_ERR_SCHEMA_VIOLATION, withData } from '../errors.js';
+import { decodeDocument } from './parse.js';
+import { resolvePlaceholders } from './placeholders.js';
+import { toTree } from './tree.js';
+import type { MergedConfig, Origin, TreeValue } from './types.js';
+import { isNumberLiteral } from './values.js';
+
+/** A schema file as read from the repository. */
+export interface AppSchema {
+  /** Blob id of the file (the compile cache key). */
+  readonly oid: string;
+  /** Path of the file in the repository (`orders/schema.json`), for messages. */
+  readonly path: string;
+  /** The parsed JSON (see {@link parseSchemaFile}). */
+  readonly json: unknown;
+}
+
+/** The first violation found. Never holds a configuration value. */
+export interface SchemaViolation {
+  /** Key path, dotted, list indices as `[n]` (`servers[0].port`); `''` for the root. */
+  readonly key: string;
+  /** The rule broken, as Ajv words it (`must be integer`, `must have required property 'port'`). */
+  readonly rule: string;
+  /** The JSON Schema keyword (`type`, `required`, ...). */
+  readonly keyword: string;
+  /** Where the offending value was set, when the key holds a value of the configuration. */
+  readonly origin?: Origin;
+  /** `<schema file>: at '<key>': <rule>` plus `(set in <document>:<line>:<column>)`. */
+  readonly message: string;
+}
+
+type Compiled = { readonly validate: ValidateFunction } | { readonly reason: string };
+
+const compiled = new LRUCache<string, Compiled>({ max: 1000 });
+
+/**
+ * Parses the bytes of a schema file (UTF-8, BOM ignored) as JSON.
+ *
+ * @param path - the file's path in the repository, for messages.
+ * @param bytes - the file content.
+ * @returns the parsed JSON value.
+ * @throws CFG_ERR_SCHEMA_INVALID (422) `<path>:<line>:<column>: not valid JSON`, or
+ *   `<path>: a JSON Schema must be an object or a boolean`.
+ */
+export function parseSchemaFile(path: string, bytes: Uint8Array): unknown {
+  const text = decodeDocument(bytes);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    const m = /position (\d+)/.exec((err as Error).message);
+    let where = path;
+    if (m !== null) {
+      const before = text.slice(0, Number(m[1]));
+      const line = before.split('\n').length;
+      const column = before.length - before.lastIndexOf('\n');
+      where = `${path}:${line}:${column}`;
+    }
+    throw withData(new CFG_ERR_SCHEMA_INVALID(`${where}: not valid JSON`), { schema: path });
+  }
+  if (typeof json !== 'boolean' && (typeof json !== 'object' || json === null || Array.isArray(json))) {
+    throw withData(new CFG_ERR_SCHEMA_INVALID(`${path}: a JSON Schema must be an object or a boolean`), { schema: path });
+  }
+  return json;
+}
+
+function newAjv(json: unknown): Ajv {
+  const dialect = typeof json === 'object' && json !== null ? (json as { $schema?: unknown }).$schema : undefined;
+  const options = { allErrors: false, strict: false, validateFormats: false, logger: false as const };
+  if (typeof dialect === 'string' && dialect.includes('2020-12')) return new Ajv2020(options);
+  if (typeof dialect === 'string' && dialect.includes('2019-09')) return new Ajv2019(options);
+  return new Ajv(options);
+}
+
+function compile(schema: AppSchema): ValidateFunction {
+  let entry = compiled.get(schema.oid);
+  if (entry === undefined) {
+    try {
+      // One Ajv instance per schema: two versions of one schema may share an `$id`.
+      entry = { validate: newAjv(schema.json).compile(schema.json as object | boolean) };
+    } catch (err) {
+      entry = { reason: (err as Error).message.split('\n')[0] ?? 'unknown error' };
+    }
+    compiled.set(schema.oid, entry);
+  }
+  if ('reason' in entry) throw withData(new CFG_ERR_SCHEMA_INVALID(`${schema.path}: not a usable JSON Schema: ${entry.reason}`), { schema: schema.path });
+  return entry.validate;
+}
+
+/** Converts the tree for validation: exact number literals become JSON numbers. */
+function toJson(value: TreeValue): unknown {
+  if (isNumberLiteral(value)) return Number(value.text);
+  if (typeof value !== 'object') return value;
+  if (Array.isArray(value)) return (value as readonly TreeValue[]).map(toJson);
+  const map = value as { readonly [k: string]: TreeValue };
+  return Object.fromEntries(Object.keys(map).map((k) => [k, toJson(map[k] as TreeValue)]));
+}
+
+/**
+ * The JSON instance that the schema sees for a configuration: {@link toTree}, numbers as
+ * JSON numbers.
+ */
+export function schemaInstance(config: MergedConfig): Record<string, unknown> {
+  return toJson(toTree(config)) as Record<string, unknown>;
+}
+
+function joinName(name: string, seg: string | number): string {
+  if (typeof seg === 'number') return `${name}[${seg}]`;
+  return name === '' ? seg : `${name}.${seg}`;
+}
+
+/** Dotted key path of a JSON pointer into `data` (list indices as `[n]`). */
+function keyPath(data: unknown, pointer: string): string {
+  if (pointer === '') return '';
+  let name = '';
+  let node: unknown = data;
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node)) {
+      name = joinName(name, Number(seg));
+      node = node[Number(seg)];
+    } else {
+      name = joinName(name, seg);
+      node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[seg] : undefined;
+    }
+  }
+  return name;
+}
+
+/** Origins by dotted name of every value, lists walked to their items. */
+function originsByName(config: MergedConfig): Map<string, Origin> {
+  const out = new Map<string, Origin>();
+  const walk = (name: string, value: TreeValue, origin: Origin): void => {
+    out.set(name, origin);
+    if (Array.isArray(value)) (value as readonly TreeValue[]).forEach((v, i) => walk(joinName(name, i), v, origin));
+    else if (typeof value === 'object' && !isNumberLiteral(value)) {
+      const map = value as { readonly [k: string]: TreeValue };
+      for (const k of Object.keys(map)) walk(joinName(name, k), map[k] as TreeValue, origin);
+    }
+  };
+  for (const p of config.values()) walk(p.path.join('.'), p.value as TreeValue, p.origin);
+  return out;
+}
+
+/**
+ * Where the offending key was set: the additional property itself, else the key, else
+ * the first value under it (a map has no origin of its own).
+ */
+function originOf(origins: ReadonlyMap<string, Origin>, key: string, error: ErrorObject): Origin | undefined {
+  const extra = (error.params as { additionalProperty?: unknown }).additionalProperty;
+  if (error.keyword === 'additionalProperties' && typeof extra === 'string') {
+    const o = origins.get(joinName(key, extra));
+    if (o !== undefined) return o;
+  }
+  const exact = origins.get(key);
+  if (exact !== undefined) return exact;
+  for (const [name, o] of origins) if (name.startsWith(`${key}.`) || name.startsWith(`${key}[`)) return o;
+  return undefined;
+}
+
+function ruleOf(error: ErrorObject): string {
+  const rule = error.message ?? `must satisfy ${error.keyword}`;
+  if (error.keyword === 'additionalProperties') {
+    const extra = (error.params as { additionalProperty?: unknown }).additionalProperty;
+    if (typeof extra === 'string') return `${rule} ('${extra}')`;
+  }
+  return rule;
+}
+
+/**
+ * Validates a configuration against a schema and returns the first violation.
+ *
+ * @param config - the merged configuration, placeholders resolved.
+ * @param schema - the application's schema.
+ * @returns the violation, or `undefined` when the configuration holds.
+ * @throws CFG_ERR_SCHEMA_INVALID (422) naming the schema file when it does not compile.
+ */
+export function findSchemaViolation(config: MergedConfig, schema: AppSchema): SchemaViolation | undefined {
+  const validate = compile(schema);
+  const data = schemaInstance(config);
+  if (validate(data) === true) return undefined;
+  const error = validate.errors?.[0];
+  if (error === undefined) return undefined;
+  const key = keyPath(data, error.instancePath);
+  const rule = ruleOf(error);
+  const origin = key === '' ? undefined : originOf(originsByName(config), key, error);
+  const at = origin === undefined ? '' : ` (set in ${origin.document}${origin.line === undefined ? '' : `:${origin.line}:${origin.column ?? 1}`})`;
+  const message = `${schema.path}: at '${key === '' ? '(root)' : key}': ${rule}${at}`;
+  return { key, rule, keyword: error.keyword, ...(origin === undefined ? {} : { origin }), message };
+}
+
+/**
+ * Validates a configuration against its application's schema before it is served
+ * (SPEC §2.4).
+ *
+ * @param config - the merged configuration, placeholders resolved.
+ * @param schema - the application's schema.
+ * @throws CFG_ERR_SCHEMA_VIOLATION (422) `orders/schema.json: at 'server.port': must be
+ *   integer (set in orders/application.yml:2:3)`, with `data: { schema, key, rule,
+ *   keyword }`; the message names the key path and the rule, never the value.
+ * @throws CFG_ERR_SCHEMA_INVALID (422) naming the schema file when it does not compile.
+ */
+export function checkSchema(config: MergedConfig, schema: AppSchema): void {
+  const v = findSchemaViolation(config, schema);
+  if (v === undefined) return;
+  throw withData(new CFG_ERR_SCHEMA_VIOLATION(v.message), { schema: schema.path, key: v.key, rule: v.rule, keyword: v.keyword });
+}
+
+/** What {@link resolveAndCheck} needs of `AppConfigReader`. */
+export interface SchemaReader {
+  readSchema(commit: string, app: string): Promise<AppSchema | null>;
+}
+
+/**
+ * The steps between merging and rendering for a served configuration (SPEC §2.2, §2.4):
+ * with `resolve` (the default of `GET /v1/apps/{app}/config`), placeholders are resolved
+ * and the result is checked against the application's schema, if it has one. Without
+ * `resolve` the merged configuration is returned as it is and the schema is not checked:
+ * the caller resolves placeholders itself (as Spring clients do), and a schema written
+ * for resolved values (`port: {type: integer}`) cannot judge `${port}`.
+ *
+ * @param reader - reads the schema (`AppConfigReader`).
+ * @param commit - the commit the configuration was read at.
+ * @param app - the application.
+ * @param merged - the merge result.
+ * @param options.resolve - resolve placeholders and check the schema.
+ * @returns the configuration to render.
+ * @throws CFG_ERR_PLACEHOLDER (422) from `resolvePlaceholders`
+ * @throws CFG_ERR_SCHEMA_VIOLATION (422), CFG_ERR_SCHEMA_INVALID (422) from {@link checkSchema}
+ * @throws CFG_ERR_UNSUPPORTED_ENTRY (422) when the schema file is a symlink, submodule or LFS pointer
+ */
+export async function resolveAndCheck(reader: SchemaReader, commit: string, app: string, merged: MergedConfig, options: { readonly resolve: boolean }): Promise<MergedConfig> {
+  if (!options.resolve) return merged;
+  const resolved = resolvePlaceholders(merged);
+  const schema = await reader.readSchema(commit, app);
+  if (schema !== null) checkSchema(resolved, schema);
+  return resolved;
+}

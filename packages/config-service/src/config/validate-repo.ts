@@ -1,0 +1,551 @@
+/**
+ * `config-service validate <repo-dir>` (SPEC §2, §2.4, §9): checks a configuration
+ * repository from its working tree, before anything is merged or served, the way the
+ * service would read it. Meant for the configuration repository's CI, on a checkout.
+ *
+ * The working tree is read through {@link DirectorySource}, which offers the same
+ * `readTree`/`readFileAt`/`listFiles` as `GitRepository`, so documents are found,
+ * parsed, selected and merged by the service's own `AppConfigReader`, and then go
+ * through the service's own `resolvePlaceholders`, schema check and `render`.
+ */
+import { createHash } from 'node:crypto';
+import { constants, type Dirent } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CFG_ERR_UNSUPPORTED_ENTRY } from '../errors.js';
+import type { ListedFile, TreeEntry } from '../git/repository.js';
+import { AppConfigReader, type ConfigSource, type Layout } from './app-config.js';
+import { EXTENSIONS_LOWEST_FIRST } from './merge.js';
+import { parseDocument, type ParsedDocument } from './parse.js';
+import { resolvePlaceholders, type PlaceholderError } from './placeholders.js';
+import { render } from './render.js';
+import { findSchemaViolation, type AppSchema } from './schema.js';
+import { flatten } from './tree.js';
+import type { MergedConfig, Origin } from './types.js';
+
+// ---------------------------------------------------------------- working tree access
+
+const LFS_POINTER_PREFIX = 'version https://git-lfs.github.com/spec/v1';
+
+function splitPath(path: string): string[] | null {
+  if (path === '') return [];
+  const parts = path.split('/');
+  for (const p of parts) if (p === '' || p === '.' || p === '..' || p.includes('\0') || p.includes('\\')) return null;
+  return parts;
+}
+
+function gitOid(kind: 'blob' | 'tree' | 'link', content: Uint8Array | string): string {
+  const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+  return createHash('sha1').update(`${kind === 'tree' ? 'tree' : 'blob'} ${bytes.length}\0`).update(bytes).digest('hex');
+}
+
+/**
+ * A working tree read like a Git commit (implements the `ConfigSource` subset of
+ * `GitRepository`; the `commit` arguments are ignored).
+ *
+ * - Symbolic links are listed with type `symlink` and never followed: `readFileAt` refuses
+ *   them (CFG_ERR_UNSUPPORTED_ENTRY, as Git reads do), a directory path through one is
+ *   "not found", and files are opened with `O_NOFOLLOW`.
+ * - Paths are `/`-separated and relative; `..`, `.`, empty segments, backslashes and NUL
+ *   are refused (treated as not found), so nothing outside the root is ever read.
+ * - `.git` entries are left out (Git trees never hold them). Sockets, FIFOs and devices
+ *   are left out. Blob ids are Git's (`sha1("blob <n>\0" + bytes)`).
+ */
+export class DirectorySource implements ConfigSource {
+  readonly #root: string;
+  readonly #trees = new Map<string, ReadonlyMap<string, TreeEntry> | null>();
+  readonly #files = new Map<string, Uint8Array>();
+
+  /** @param root - absolute, real path of the working tree (see {@link DirectorySource.open}). */
+  private constructor(root: string) {
+    this.#root = root;
+  }
+
+  /**
+   * @param dir - the working tree; may itself be reached through a symlink.
+   * @throws Error (ENOENT/ENOTDIR) when `dir` is not a directory.
+   */
+  static async open(dir: string): Promise<DirectorySource> {
+    const root = await realpath(dir);
+    if (!(await lstat(root)).isDirectory()) throw Object.assign(new Error(`not a directory: ${dir}`), { code: 'ENOTDIR' });
+    return new DirectorySource(root);
+  }
+
+  /** Lists one directory. `null` when it does not exist, is not a directory or is reached through a symlink. */
+  async readTree(_commit: string, dir: string): Promise<ReadonlyMap<string, TreeEntry> | null> {
+    const parts = splitPath(dir);
+    if (parts === null) return null;
+    const key = parts.join('/');
+    if (this.#trees.has(key)) return this.#trees.get(key) ?? null;
+    let tree: Map<string, TreeEntry> | null = null;
+    if (await this.#isRealDirectory(parts)) {
+      const full = join(this.#root, ...parts);
+      const dirents: Dirent[] = await readdir(full, { withFileTypes: true });
+      tree = new Map();
+      for (const d of dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        if (d.name === '.git') continue;
+        const rel = key === '' ? d.name : `${key}/${d.name}`;
+        if (d.isSymbolicLink()) tree.set(d.name, { name: d.name, type: 'symlink', oid: gitOid('link', await readlink(join(full, d.name))) });
+        else if (d.isDirectory()) tree.set(d.name, { name: d.name, type: 'tree', oid: gitOid('tree', rel) });
+        else if (d.isFile()) tree.set(d.name, { name: d.name, type: 'blob', oid: gitOid('blob', await this.#bytes(rel)) });
+      }
+    }
+    this.#trees.set(key, tree);
+    return tree;
+  }
+
+  /**
+   * Reads one regular file.
+   * @returns blob id and bytes, or `null` when there is no such file.
+   * @throws CFG_ERR_UNSUPPORTED_ENTRY (422) for a symlink or a Git LFS pointer file.
+   */
+  async readFileAt(_commit: string, path: string): Promise<{ oid: string; bytes: Uint8Array } | null> {
+    const parts = splitPath(path);
+    if (parts === null || parts.length === 0) return null;
+    const name = parts[parts.length - 1] as string;
+    const entry = (await this.readTree('', parts.slice(0, -1).join('/')))?.get(name);
+    if (entry === undefined || entry.type === 'tree') return null;
+    if (entry.type !== 'blob') {
+      throw new CFG_ERR_UNSUPPORTED_ENTRY(`${JSON.stringify(path)} is a symbolic link; symbolic links are never followed or served`);
+    }
+    const bytes = await this.#bytes(parts.join('/'));
+    if (Buffer.from(bytes.subarray(0, LFS_POINTER_PREFIX.length)).toString('latin1') === LFS_POINTER_PREFIX) {
+      throw new CFG_ERR_UNSUPPORTED_ENTRY(`${JSON.stringify(path)} is a Git LFS pointer file; LFS content is not served`);
+    }
+    return { oid: entry.oid, bytes };
+  }
+
+  /** Every file below `dir`, recursively (symlinks listed with their type, not followed). */
+  async listFiles(_commit: string, dir: string): Promise<ListedFile[]> {
+    const out: ListedFile[] = [];
+    const walk = async (d: string): Promise<void> => {
+      const tree = await this.readTree('', d);
+      if (tree === null) return;
+      for (const e of tree.values()) {
+        const path = d === '' ? e.name : `${d}/${e.name}`;
+        if (e.type === 'tree') await walk(path);
+        else out.push({ path, oid: e.oid, type: e.type });
+      }
+    };
+    await walk(dir);
+    return out;
+  }
+
+  async #isRealDirectory(parts: readonly string[]): Promise<boolean> {
+    let full = this.#root;
+    for (const p of parts) {
+      full = join(full, p);
+      try {
+        if (!(await lstat(full)).isDirectory()) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  async #bytes(rel: string): Promise<Uint8Array> {
+    const known = this.#files.get(rel);
+    if (known !== undefined) return known;
+    const handle = await open(join(this.#root, ...rel.split('/')), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const bytes = new Uint8Array(await handle.readFile());
+      this.#files.set(rel, bytes);
+      return bytes;
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- findings
+
+/** Severity of a finding: errors fail the check, warnings do not. */
+export type Severity = 'error' | 'warning';
+
+/** One problem found. Messages name files, lines and keys, never a value. */
+export interface Finding {
+  /** Path relative to the repository root, `/`-separated. */
+  readonly file: string;
+  /** 1-based; 1 when the finding is about the whole file. */
+  readonly line: number;
+  readonly column: number;
+  readonly severity: Severity;
+  /**
+   * What was checked: `document` (parse, duplicate keys, conflicting spellings),
+   * `layer` (several extensions), `placeholder`, `schema`, `env-name`, `entry`
+   * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`).
+   */
+  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource';
+  readonly message: string;
+  /** The requests this was found for (`orders`, `orders/dev`), sorted; empty for per-file checks. */
+  readonly contexts: readonly string[];
+}
+
+/** Options of {@link validateRepository}. */
+export interface ValidateOptions {
+  /** The repository layout (SPEC §2); `folders` by default. */
+  readonly layout?: Layout;
+  /**
+   * Profiles to check. Default: every profile the repository names (in file names
+   * `application-<p>`, `<app>-<p>`, `files-<p>` and in activation expressions), each on
+   * its own. When given, each one on its own and, for more than one, all together in the
+   * order given.
+   */
+  readonly profiles?: readonly string[];
+  /**
+   * Severity of a placeholder whose key has no value and no default. Default: `error`
+   * for `folders`; `warning` for `spring`, whose documents are written for Spring clients
+   * that resolve placeholders themselves against their own environment (`${PREFIX:}`,
+   * `${vcap.services...}`, `${spring.application.name}`), and whose Spring endpoint
+   * serves them unresolved. Cycles are always errors.
+   */
+  readonly unresolved?: Severity;
+}
+
+/** The result of {@link validateRepository}. */
+export interface ValidationReport {
+  /** Sorted by file, line, column, then message. */
+  readonly findings: readonly Finding[];
+  readonly errors: number;
+  readonly warnings: number;
+  /** Documents parsed (each file once). */
+  readonly documents: number;
+  readonly applications: readonly string[];
+  /** Profile sets checked per application; `[]` (no profile) is always first. */
+  readonly profileSets: ReadonlyArray<readonly string[]>;
+}
+
+const WORKTREE = 'worktree';
+const APP_DOC = 'application';
+const SPRING_SCHEMA_SUFFIX = '.schema.json';
+
+function extensionOf(name: string): (typeof EXTENSIONS_LOWEST_FIRST)[number] | undefined {
+  return EXTENSIONS_LOWEST_FIRST.find((e) => name.endsWith(e));
+}
+
+interface ErrorWithData extends Error {
+  code?: string;
+  data?: { document?: string; line?: number; column?: number; keys?: string[] };
+}
+
+/** Drops the `<document>:<line>:<column>: ` prefix of a document error's message. */
+function stripLocation(message: string, file: string): string {
+  if (!message.startsWith(file)) return message;
+  const m = /^(?::\d+:\d+)?(?: \(commit [^)]*\))?: /.exec(message.slice(file.length));
+  return m === null ? message : message.slice(file.length + m[0].length);
+}
+
+class Findings {
+  readonly #byKey = new Map<string, { finding: Omit<Finding, 'contexts'>; contexts: Set<string> }>();
+
+  add(f: Omit<Finding, 'contexts' | 'line' | 'column'> & { line?: number | undefined; column?: number | undefined }, context?: string): void {
+    const finding = { file: f.file, line: f.line ?? 1, column: f.column ?? 1, severity: f.severity, check: f.check, message: f.message };
+    const key = JSON.stringify([finding.file, finding.line, finding.column, finding.severity, finding.message]);
+    let slot = this.#byKey.get(key);
+    if (slot === undefined) {
+      slot = { finding, contexts: new Set() };
+      this.#byKey.set(key, slot);
+    }
+    if (context !== undefined) slot.contexts.add(context);
+  }
+
+  has(file: string): boolean {
+    for (const s of this.#byKey.values()) if (s.finding.file === file) return true;
+    return false;
+  }
+
+  list(): Finding[] {
+    return [...this.#byKey.values()]
+      .map((s) => ({ ...s.finding, contexts: [...s.contexts].sort() }))
+      .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column || (a.message < b.message ? -1 : a.message > b.message ? 1 : 0)));
+  }
+}
+
+/** Profile names in an activation expression (`prod & !eu` → `prod`, `eu`). */
+function expressionProfiles(expression: string): string[] {
+  return expression.split(/[()&|!]/).map((t) => t.trim()).filter((t) => t !== '');
+}
+
+/** Origins of flattened names (`a.b`, `list[0].host`). */
+function originsOfNames(config: MergedConfig): Map<string, Origin> {
+  const out = new Map<string, Origin>();
+  for (const [k, p] of config) for (const [name] of flatten(new Map([[k, p]]))) if (!out.has(name)) out.set(name, p.origin);
+  return out;
+}
+
+function contextName(app: string, profiles: readonly string[]): string {
+  return profiles.length === 0 ? app : `${app}/${profiles.join(',')}`;
+}
+
+/**
+ * Checks a configuration repository's working tree (SPEC §9 `validate`).
+ *
+ * Checks, each reported as a {@link Finding}:
+ * - every document of the layout parses (`.yml`, `.yaml`, `.json`, `.properties`):
+ *   syntax, duplicate keys, two spellings of one path, profile expressions (error);
+ * - symlinks and LFS pointers where a document, schema or raw file is read (error);
+ * - a layer with several extensions (`application.yml` + `application.properties`):
+ *   warning on each lower one (`.properties` beats `.yml` beats `.yaml` beats `.json`);
+ * - for every application × profile set: placeholders resolve (a missing key: see
+ *   {@link ValidateOptions.unresolved}; a cycle: error), the schema holds (error; only
+ *   checked when every placeholder resolved), environment names do not collide and every
+ *   value can be an environment variable (`render(..., 'env')`, error);
+ * - `spring` layout only: a root `.json` file whose top level is not an object is a
+ *   warning (Spring Cloud Config serves such files as plain-text resources; requests for
+ *   its application's configuration fail with 422).
+ *
+ * @param dir - the repository's working tree (`.git` not needed).
+ * @param options - layout, profiles, severity of unresolved placeholders.
+ * @returns the findings and counts. Problems in the repository are findings, never thrown.
+ * @throws Error when `dir` cannot be read (not found, not a directory, permissions).
+ */
+export async function validateRepository(dir: string, options: ValidateOptions = {}): Promise<ValidationReport> {
+  const layout = options.layout ?? 'folders';
+  const unresolved: Severity = options.unresolved ?? (layout === 'spring' ? 'warning' : 'error');
+  const source = await DirectorySource.open(dir);
+  const reader = new AppConfigReader(source, layout);
+  const findings = new Findings();
+
+  // --- the documents and schemas of the layout
+  const root = (await source.readTree(WORKTREE, '')) ?? new Map<string, TreeEntry>();
+  const documents: string[] = [];
+  const schemas: string[] = [];
+  const rawFolders: string[] = [];
+  const profileNames = new Set<string>();
+  const profileOf = (base: string, prefix: string): void => {
+    if (base.startsWith(`${prefix}-`) && base.length > prefix.length + 1) profileNames.add(base.slice(prefix.length + 1));
+  };
+  const apps = await reader.listApps(WORKTREE);
+  if (layout === 'folders') {
+    for (const name of root.keys()) {
+      const ext = extensionOf(name);
+      if (ext !== undefined && (name === `${APP_DOC}${ext}` || name.startsWith(`${APP_DOC}-`))) {
+        documents.push(name);
+        profileOf(name.slice(0, -ext.length), APP_DOC);
+      }
+    }
+    for (const app of apps) {
+      for (const [name, entry] of (await source.readTree(WORKTREE, app)) ?? new Map<string, TreeEntry>()) {
+        const ext = extensionOf(name);
+        if (name === 'schema.json') schemas.push(`${app}/${name}`);
+        else if (ext !== undefined && (name === `${APP_DOC}${ext}` || name.startsWith(`${APP_DOC}-`))) {
+          documents.push(`${app}/${name}`);
+          profileOf(name.slice(0, -ext.length), APP_DOC);
+        } else if (entry.type === 'tree' && (name === 'files' || name.startsWith('files-'))) {
+          rawFolders.push(`${app}/${name}`);
+          profileOf(name, 'files');
+        }
+      }
+    }
+  } else {
+    for (const name of root.keys()) {
+      const ext = extensionOf(name);
+      if (ext === undefined) continue;
+      if (name.endsWith(SPRING_SCHEMA_SUFFIX)) {
+        schemas.push(name);
+        continue;
+      }
+      documents.push(name);
+      const base = name.slice(0, -ext.length);
+      if (base.startsWith(`${APP_DOC}-`)) profileOf(base, APP_DOC);
+      else if (!base.startsWith(APP_DOC)) {
+        const app = base.split('-')[0] as string;
+        profileOf(base, app);
+      }
+    }
+  }
+
+  // --- parse every document once
+  const parsedDocuments = new Map<string, ParsedDocument>();
+  for (const path of documents.sort()) {
+    let file: { bytes: Uint8Array } | null;
+    try {
+      file = await source.readFileAt(WORKTREE, path);
+    } catch (err) {
+      findings.add({ file: path, severity: 'error', check: 'entry', message: (err as Error).message });
+      continue;
+    }
+    if (file === null) continue;
+    if (layout === 'spring' && path.endsWith('.json') && !path.includes('/')) {
+      let json: unknown;
+      try {
+        json = JSON.parse(Buffer.from(file.bytes).toString('utf8'));
+      } catch {
+        json = {};
+      }
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+        const app = path.slice(0, -'.json'.length).split('-')[0] as string;
+        findings.add({
+          file: path,
+          severity: 'warning',
+          check: 'resource',
+          message: `the top level is not an object, so this is no configuration document: Spring Cloud Config serves such a file only as a plain-text resource, and configuration requests for application '${app}' fail with 422 here`,
+        });
+        continue;
+      }
+    }
+    try {
+      const parsed = parseDocument({ path, bytes: file.bytes });
+      parsedDocuments.set(path, parsed);
+      for (const s of parsed.sources) if (s.activation !== undefined) for (const p of expressionProfiles(s.activation)) profileNames.add(p);
+    } catch (err) {
+      const e = err as ErrorWithData;
+      if (e.code !== 'CFG_ERR_DOCUMENT_INVALID') throw err;
+      findings.add({ file: path, line: e.data?.line, column: e.data?.column, severity: 'error', check: 'document', message: stripLocation(e.message, path) });
+    }
+  }
+
+  // --- several extensions in one layer
+  const byLayer = new Map<string, string[]>();
+  for (const path of documents) {
+    const ext = extensionOf(path) as string;
+    const layer = path.slice(0, -ext.length);
+    byLayer.set(layer, [...(byLayer.get(layer) ?? []), path]);
+  }
+  const rank = (p: string): number => EXTENSIONS_LOWEST_FIRST.indexOf(extensionOf(p) as (typeof EXTENSIONS_LOWEST_FIRST)[number]);
+  for (const paths of byLayer.values()) {
+    if (paths.length < 2) continue;
+    const ordered = [...paths].sort((a, b) => rank(b) - rank(a));
+    for (const lower of ordered.slice(1)) {
+      const higher = ordered.filter((p) => rank(p) > rank(lower)).map((p) => p.slice(p.lastIndexOf('/') + 1));
+      findings.add({
+        file: lower,
+        severity: 'warning',
+        check: 'layer',
+        message: `one layer has several documents: ${higher.join(' and ')} ${higher.length === 1 ? 'overrides' : 'override'} this one path by path (.properties beats .yml beats .yaml beats .json, Spring Boot's order)`,
+      });
+    }
+  }
+
+  // --- raw files: symlinks are never served
+  for (const folder of rawFolders.sort()) {
+    for (const f of await source.listFiles(WORKTREE, folder)) {
+      if (f.type !== 'blob') findings.add({ file: f.path, severity: 'error', check: 'entry', message: 'a symbolic link; symbolic links are never followed or served' });
+    }
+  }
+
+  // --- profile sets
+  let profileSets: string[][];
+  if (options.profiles !== undefined && options.profiles.length > 0) {
+    const given = options.profiles.filter((p, i) => options.profiles?.indexOf(p) === i);
+    profileSets = [[], ...given.map((p) => [p])];
+    if (given.length > 1) profileSets.push([...given]);
+  } else {
+    profileSets = [[], ...[...profileNames].sort().map((p) => [p])];
+  }
+
+  // --- schemas
+  const schemaByApp = new Map<string, AppSchema | null>();
+  for (const app of apps) {
+    try {
+      schemaByApp.set(app, await reader.readSchema(WORKTREE, app));
+    } catch (err) {
+      schemaByApp.set(app, null);
+      const e = err as ErrorWithData;
+      const file = layout === 'folders' ? `${app}/schema.json` : `${app}${SPRING_SCHEMA_SUFFIX}`;
+      const m = /^[^:]*(?::(\d+):(\d+))?: /.exec(e.message);
+      findings.add({ file, line: m?.[1] === undefined ? undefined : Number(m[1]), column: m?.[2] === undefined ? undefined : Number(m[2]), severity: 'error', check: e.code === 'CFG_ERR_UNSUPPORTED_ENTRY' ? 'entry' : 'schema', message: stripLocation(e.message, file) });
+    }
+  }
+
+  // --- every application × profile set, through the service's own reader
+  for (const app of apps) {
+    for (const profiles of profileSets) {
+      const context = contextName(app, profiles);
+      let merged: MergedConfig;
+      try {
+        merged = (await reader.read(WORKTREE, app, profiles)).merged;
+      } catch (err) {
+        const e = err as ErrorWithData;
+        if (e.code === 'CFG_ERR_APP_NOT_FOUND') break;
+        if (e.code === 'CFG_ERR_DOCUMENT_INVALID' || e.code === 'CFG_ERR_UNSUPPORTED_ENTRY') {
+          // Reported above with the document; only add it when it was not.
+          const file = e.data?.document;
+          if (file !== undefined && !findings.has(file)) findings.add({ file, line: e.data?.line, column: e.data?.column, severity: 'error', check: 'document', message: stripLocation(e.message, file) }, context);
+          continue;
+        }
+        throw err;
+      }
+
+      let placeholderProblems = 0;
+      const resolved = resolvePlaceholders(merged, {
+        onError: (pe: PlaceholderError) => {
+          placeholderProblems++;
+          const severity: Severity = pe.data.kind === 'missing' ? unresolved : 'error';
+          findings.add({ file: pe.data.document, line: pe.data.line, column: pe.data.column, severity, check: 'placeholder', message: stripLocation(pe.message, pe.data.document) }, context);
+        },
+      });
+
+      const schema = schemaByApp.get(app) ?? null;
+      if (schema !== null && placeholderProblems === 0) {
+        try {
+          const v = findSchemaViolation(resolved, schema);
+          if (v !== undefined) {
+            const at = v.origin ?? { document: schema.path };
+            findings.add({ file: at.document, line: at.line, column: at.column, severity: 'error', check: 'schema', message: `violates ${schema.path} at '${v.key === '' ? '(root)' : v.key}': ${v.rule}` }, context);
+          }
+        } catch (err) {
+          const e = err as ErrorWithData;
+          findings.add({ file: schema.path, severity: 'error', check: 'schema', message: stripLocation(e.message, schema.path) });
+          schemaByApp.set(app, null);
+        }
+      }
+
+      try {
+        render(resolved, 'env');
+      } catch (err) {
+        const e = err as ErrorWithData;
+        if (e.code !== 'CFG_ERR_UNRENDERABLE') throw err;
+        const keys = e.data?.keys ?? [];
+        const origin = originsOfNames(resolved).get(keys[keys.length - 1] ?? '');
+        findings.add({ file: origin?.document ?? contextName(app, []), line: origin?.line, column: origin?.column, severity: 'error', check: 'env-name', message: e.message }, context);
+      }
+    }
+  }
+
+  const list = findings.list();
+  return {
+    findings: list,
+    errors: list.filter((f) => f.severity === 'error').length,
+    warnings: list.filter((f) => f.severity === 'warning').length,
+    documents: documents.length,
+    applications: apps,
+    profileSets,
+  };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * Formats a report.
+ *
+ * - `text`: one line per finding, GCC style, `file:line:column: error|warning: message`
+ *   (file relative to the repository root; line and column 1 for whole-file findings),
+ *   followed by ` [in orders, orders/dev]` for checks made per request (at most three
+ *   named, then `and N more`); then one summary line:
+ *   `1 error, 2 warnings; checked 20 documents, 12 applications, 7 profile sets`.
+ * - `json`: `{ ok, errors, warnings, documents, applications, profileSets, findings }`,
+ *   2-space indented, trailing newline.
+ *
+ * @returns the text to print (ends with a newline).
+ */
+export function formatReport(report: ValidationReport, format: 'text' | 'json'): string {
+  if (format === 'json') {
+    const { findings, errors, warnings, documents, applications, profileSets } = report;
+    return `${JSON.stringify({ ok: errors === 0, errors, warnings, documents, applications, profileSets, findings }, null, 2)}\n`;
+  }
+  let out = '';
+  for (const f of report.findings) {
+    let contexts = '';
+    if (f.contexts.length > 0) {
+      const shown = f.contexts.slice(0, 3).join(', ');
+      contexts = f.contexts.length > 3 ? ` [in ${shown} and ${f.contexts.length - 3} more]` : ` [in ${shown}]`;
+    }
+    out += `${f.file}:${f.line}:${f.column}: ${f.severity}: ${f.message}${contexts}\n`;
+  }
+  out += `${plural(report.errors, 'error')}, ${plural(report.warnings, 'warning')}; checked ${plural(report.documents, 'document')}, ${plural(report.applications.length, 'application')}, ${plural(report.profileSets.length, 'profile set')}\n`;
+  return out;
+}

@@ -1,0 +1,103 @@
+/**
+ * Development key pairs and offline encryption for `config-service encrypt` (SPEC §2.5,
+ * §9). Production keys come from the operator's own key management; these helpers only
+ * write PEM files in the formats {@link loadKeyring} reads.
+ */
+import { generateKeyPair, createPublicKey, type KeyObject } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { CFG_ERR_INVALID_REQUEST } from '../errors.js';
+import { KEY_ID_PATTERN, encryptValue } from './envelope.js';
+import { rsaProblem } from './keyring.js';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** Modulus of development keys, bits (RSA-3072: 128-bit security, NIST SP 800-57 Part 1). */
+export const KEYGEN_BITS = 3072;
+
+/** The files {@link generateKeyFiles} wrote. */
+export interface KeyFiles {
+  readonly id: string;
+  /** `<dir>/<id>.private.pem`: PKCS#8 PEM, mode 0600. */
+  readonly privateKeyFile: string;
+  /** `<dir>/<id>.public.pem`: SPKI PEM, mode 0644. */
+  readonly publicKeyFile: string;
+}
+
+async function writeNew(file: string, text: string, mode: number, force: boolean): Promise<void> {
+  const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | (force ? fsConstants.O_TRUNC : fsConstants.O_EXCL);
+  let handle;
+  try {
+    handle = await open(file, flags, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CFG_ERR_INVALID_REQUEST(`${file} exists; pass --force to replace it`);
+    throw err;
+  }
+  try {
+    await handle.chmod(mode); // O_TRUNC keeps an existing file's mode; umask may narrow a new one.
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Creates an RSA-3072 key pair for development: `<dir>/<id>.private.pem` (PKCS#8, mode
+ * 0600) and `<dir>/<id>.public.pem` (SPKI, 0644). The folder is created (0700) if needed.
+ *
+ * @param dir - output folder.
+ * @param id - the key id (`^[A-Za-z0-9._-]{1,64}$`), used in the file names.
+ * @param opts.force - replace existing files. Default false.
+ * @throws CFG_ERR_INVALID_REQUEST (400) on a malformed id or when a file exists without `force`.
+ */
+export async function generateKeyFiles(dir: string, id: string, opts: { force?: boolean } = {}): Promise<KeyFiles> {
+  if (!KEY_ID_PATTERN.test(id)) throw new CFG_ERR_INVALID_REQUEST('the key id must match ^[A-Za-z0-9._-]{1,64}$');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { publicKey, privateKey } = await generateKeyPairAsync('rsa', { modulusLength: KEYGEN_BITS, publicExponent: 0x10001 });
+  const privateKeyFile = path.resolve(dir, `${id}.private.pem`);
+  const publicKeyFile = path.resolve(dir, `${id}.public.pem`);
+  await writeNew(privateKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600, opts.force ?? false);
+  await writeNew(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }) as string, 0o644, opts.force ?? false);
+  return { id, privateKeyFile, publicKeyFile };
+}
+
+/**
+ * Reads an RSA public key for offline encryption: a PEM public key, or a PEM private key
+ * whose public half is used.
+ *
+ * @throws CFG_ERR_INVALID_REQUEST (400) naming the file when it cannot be read, is not PEM,
+ *   or is not RSA ≥ 2048 bits. Never quotes the file's content.
+ */
+export async function readPublicKeyFile(file: string): Promise<KeyObject> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(file);
+  } catch (err) {
+    throw new CFG_ERR_INVALID_REQUEST(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: pem, format: 'pem' });
+  } catch {
+    throw new CFG_ERR_INVALID_REQUEST(`${file} is not a PEM public key (or unencrypted private key)`);
+  }
+  const problem = rsaProblem(key);
+  if (problem) throw new CFG_ERR_INVALID_REQUEST(`${file}: ${problem}`);
+  return key;
+}
+
+/**
+ * Encrypts one value offline (no service needed): `{cipher}{key:<id>}<base64>`.
+ *
+ * @param plaintext - the value.
+ * @param publicKeyFile - PEM public key (or private key) of key `keyId`.
+ * @param keyId - the key id the service knows this key by.
+ * @throws CFG_ERR_INVALID_REQUEST (400) on a malformed id or an unusable key file.
+ */
+export async function encryptWithKeyFile(plaintext: string, publicKeyFile: string, keyId: string): Promise<string> {
+  if (!KEY_ID_PATTERN.test(keyId)) throw new CFG_ERR_INVALID_REQUEST('the key id must match ^[A-Za-z0-9._-]{1,64}$');
+  return encryptValue(plaintext, { id: keyId, publicKey: await readPublicKeyFile(publicKeyFile) });
+}

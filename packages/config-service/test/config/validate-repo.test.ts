@@ -1,0 +1,218 @@
+/**
+ * `config-service validate` on working trees in temp folders (SPEC §9): the report of
+ * `validateRepository` and the CLI's `runValidate` (output and exit code).
+ */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runValidate } from '../../src/cli/validate.js';
+import { DirectorySource, formatReport, validateRepository } from '../../src/config/validate-repo.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Writes `files` into a fresh temp folder and returns its path. */
+function repo(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-validate-'));
+  dirs.push(dir);
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  return dir;
+}
+
+async function text(dir: string, layout: 'folders' | 'spring' = 'folders'): Promise<string> {
+  return formatReport(await validateRepository(dir, { layout }), 'text');
+}
+
+const GOOD = {
+  'application.yml': 'server:\n  port: 8080\ndb.host: shared-db\n',
+  'application-prod.yml': 'db.host: prod-db\n',
+  'orders/application.yml': 'db.url: jdbc:postgresql://${db.host}:5432/orders\nservers:\n  - host: a.example.com\n',
+  'orders/application-prod.properties': 'db.pool=20\n',
+  'orders/schema.json': JSON.stringify({ type: 'object', required: ['db'], properties: { server: { properties: { port: { type: 'integer' } } } } }),
+  'orders/files/logback.xml': '<configuration/>\n',
+  'billing/application.yml': '---\nspring.config.activate.on-profile: eu\nregion: eu-west-1\n',
+  'README.md': '# config\n',
+};
+
+describe('validateRepository', () => {
+  it('a good repository has no findings', async () => {
+    const dir = repo(GOOD);
+    const report = await validateRepository(dir);
+    expect(report.findings).toEqual([]);
+    expect(report.applications).toEqual(['billing', 'orders']);
+    expect(report.profileSets).toEqual([[], ['eu'], ['prod']]);
+    expect(await text(dir)).toBe('0 errors, 0 warnings; checked 5 documents, 2 applications, 3 profile sets\n');
+    expect(await runValidate(dir, { layout: 'folders', format: 'text' })).toEqual({
+      output: '0 errors, 0 warnings; checked 5 documents, 2 applications, 3 profile sets\n',
+      exitCode: 0,
+    });
+  });
+
+  it('broken YAML: file:line:col of the error, exit code 1', async () => {
+    const dir = repo({ ...GOOD, 'orders/application-prod.yml': 'db:\n  pool: [1, 2\n' });
+    const { output, exitCode } = await runValidate(dir, { layout: 'folders', format: 'text' });
+    expect(output).toBe(
+      'orders/application-prod.yml:1:1: warning: one layer has several documents: application-prod.properties overrides this one path by path (.properties beats .yml beats .yaml beats .json, Spring Boot\'s order)\n' +
+        'orders/application-prod.yml:3:1: error: invalid YAML: bad indentation\n' +
+        '1 error, 1 warning; checked 6 documents, 2 applications, 3 profile sets\n',
+    );
+    expect(exitCode).toBe(1);
+  });
+
+  it('a duplicate key and two spellings of one path', async () => {
+    const dir = repo({ 'application.yml': 'a: 1\nb: 2\na: 3\n', 'orders/application.yml': 'x.y: 1\nx:\n  y: 2\n' });
+    expect(await text(dir)).toBe(
+      'application.yml:3:1: error: duplicate key "a"\n' +
+        'orders/application.yml:3:3: error: two spellings of one property path with different values: "x.y" (line 1, column 1) and "x" > "y" (line 3, column 3)\n' +
+        '2 errors, 0 warnings; checked 2 documents, 1 application, 1 profile set\n',
+    );
+  });
+
+  it('a missing placeholder is an error in the folders layout, for every request that hits it', async () => {
+    const dir = repo({
+      'application-prod.yml': 'url: http://${host.name}/x\n',
+      'orders/application.yml': 'a: 1\n',
+      'billing/application.yml': 'b: ${a:fine}\n',
+    });
+    expect(await text(dir)).toBe(
+      "application-prod.yml:1:1: error: unresolvable placeholder 'host.name' in key 'url' [in billing/prod, orders/prod]\n" +
+        '1 error, 0 warnings; checked 3 documents, 2 applications, 2 profile sets\n',
+    );
+    const warned = await validateRepository(dir, { unresolved: 'warning' });
+    expect(warned.errors).toBe(0);
+    expect(warned.warnings).toBe(1);
+  });
+
+  it('a placeholder cycle', async () => {
+    const dir = repo({ 'orders/application.yml': 'a: ${b}\nb: x${a}\n' });
+    expect(await text(dir)).toBe(
+      "orders/application.yml:1:1: error: circular placeholder reference a -> b -> a in key 'a' [in orders]\n" +
+        "orders/application.yml:2:1: error: circular placeholder reference b -> a -> b in key 'b' [in orders]\n" +
+        '2 errors, 0 warnings; checked 1 document, 1 application, 1 profile set\n',
+    );
+  });
+
+  it('environment names that collide (case 11)', async () => {
+    const dir = repo({
+      'orders/application.yml':
+        'spring.datasource.url: jdbc:postgresql://db.example.com/orders\nservers:\n  - host: a.example.com\n  - host: b.example.com\nfeature-flags:\n  new-checkout: true\n  new_checkout: false\n',
+    });
+    expect(await text(dir)).toBe(
+      'orders/application.yml:7:3: error: keys "feature-flags.new-checkout" and "feature-flags.new_checkout" both map to the environment name FEATURE_FLAGS_NEW_CHECKOUT [in orders]\n' +
+        '1 error, 0 warnings; checked 1 document, 1 application, 1 profile set\n',
+    );
+  });
+
+  it('a schema violation names the key and the rule, at the value’s position, never the value', async () => {
+    const dir = repo({ ...GOOD, 'orders/application-prod.properties': 'server.port=eighty\n' });
+    const out = await text(dir);
+    expect(out).toBe(
+      "orders/application-prod.properties:1:1: error: violates orders/schema.json at 'server.port': must be integer [in orders/prod]\n" +
+        '1 error, 0 warnings; checked 5 documents, 2 applications, 3 profile sets\n',
+    );
+    expect(out).not.toContain('eighty');
+  });
+
+  it('a required property missing and an invalid schema file', async () => {
+    const dir = repo({
+      'orders/application.yml': 'a: 1\n',
+      'orders/schema.json': '{"required": ["db"]}',
+      'billing/application.yml': 'a: 1\n',
+      'billing/schema.json': '{\n  "type": "object",\n  oops\n}\n',
+    });
+    expect(await text(dir)).toBe(
+      'billing/schema.json:3:3: error: not valid JSON\n' +
+        "orders/schema.json:1:1: error: violates orders/schema.json at '(root)': must have required property 'db' [in orders]\n" +
+        '2 errors, 0 warnings; checked 2 documents, 2 applications, 1 profile set\n',
+    );
+  });
+
+  it('symlinks are refused, never followed', async () => {
+    const outside = repo({ 'secret.yml': 'password: hunter2\n' });
+    const dir = repo({ 'orders/application.yml': 'a: 1\n' });
+    symlinkSync(join(outside, 'secret.yml'), join(dir, 'orders', 'application-prod.yml'));
+    mkdirSync(join(dir, 'orders', 'files'));
+    symlinkSync(join(outside, 'secret.yml'), join(dir, 'orders', 'files', 'app.yml'));
+    symlinkSync(outside, join(dir, 'billing'));
+    const out = await text(dir);
+    expect(out).toBe(
+      'orders/application-prod.yml:1:1: error: "orders/application-prod.yml" is a symbolic link; symbolic links are never followed or served\n' +
+        'orders/files/app.yml:1:1: error: a symbolic link; symbolic links are never followed or served\n' +
+        '2 errors, 0 warnings; checked 2 documents, 1 application, 2 profile sets\n',
+    );
+    expect(out).not.toContain('hunter2');
+  });
+
+  it('spring layout: a non-object .json at the root is a warning; missing placeholders are warnings', async () => {
+    const dir = repo({
+      'application.yml': 'a: 1\n---\nspring.config.activate.on-profile: cloud\nuri: ${vcap.uri}\n',
+      'foo.properties': 'foo=bar\n',
+      'foo-dev.yml': 'foo: dev\n',
+      'list.json': '[1, 2]\n',
+    });
+    expect(await text(dir, 'spring')).toBe(
+      "application.yml:4:1: warning: unresolvable placeholder 'vcap.uri' in key 'uri' [in foo/cloud]\n" +
+        "list.json:1:1: warning: the top level is not an object, so this is no configuration document: Spring Cloud Config serves such a file only as a plain-text resource, and configuration requests for application 'list' fail with 422 here\n" +
+        '0 errors, 2 warnings; checked 4 documents, 2 applications, 3 profile sets\n',
+    );
+  });
+
+  it('--profiles checks each profile alone and all together', async () => {
+    const dir = repo({ 'orders/application-a.yml': 'x: ${y}\n', 'orders/application-b.yml': 'y: 1\n' });
+    const report = await validateRepository(dir, { profiles: ['a', 'b'] });
+    expect(report.profileSets).toEqual([[], ['a'], ['b'], ['a', 'b']]);
+    expect(report.findings.map((f) => [f.message, f.contexts])).toEqual([["unresolvable placeholder 'y' in key 'x'", ['orders/a']]]);
+  });
+
+  it('--format json', async () => {
+    const dir = repo({ 'orders/application.yml': 'a: ${b}\n' });
+    const { output, exitCode } = await runValidate(dir, { layout: 'folders', format: 'json' });
+    expect(exitCode).toBe(1);
+    expect(JSON.parse(output)).toEqual({
+      ok: false,
+      errors: 1,
+      warnings: 0,
+      documents: 1,
+      applications: ['orders'],
+      profileSets: [[]],
+      findings: [{ file: 'orders/application.yml', line: 1, column: 1, severity: 'error', check: 'placeholder', message: "unresolvable placeholder 'b' in key 'a'", contexts: ['orders'] }],
+    });
+  });
+});
+
+describe('DirectorySource', () => {
+  it('reads like Git: blob ids, no .git, no way out of the root', async () => {
+    const dir = repo({ 'a/b.yml': 'x: 1\n', '.git/config': '[core]\n', 'top.txt': 'hello\n' });
+    const src = await DirectorySource.open(dir);
+    const root = await src.readTree('c', '');
+    expect([...(root?.keys() ?? [])]).toEqual(['a', 'top.txt']);
+    // `git hash-object` of "hello\n"
+    expect(root?.get('top.txt')).toEqual({ name: 'top.txt', type: 'blob', oid: 'ce013625030ba8dba906f756967f9e9ca394464a' });
+    expect(new TextDecoder().decode((await src.readFileAt('c', 'a/b.yml'))?.bytes)).toBe('x: 1\n');
+    for (const bad of ['../x', 'a/../top.txt', '/etc/passwd', 'a//b.yml', './top.txt', 'a\\b.yml']) expect(await src.readFileAt('c', bad)).toBeNull();
+    expect(await src.readTree('c', '..')).toBeNull();
+    expect(await src.listFiles('c', '')).toEqual([
+      { path: 'a/b.yml', oid: expect.stringMatching(/^[0-9a-f]{40}$/), type: 'blob' },
+      { path: 'top.txt', oid: 'ce013625030ba8dba906f756967f9e9ca394464a', type: 'blob' },
+    ]);
+  });
+
+  it('never goes through a symlinked directory and refuses symlinked files and LFS pointers', async () => {
+    const outside = repo({ 'secret.yml': 'password: x\n' });
+    const dir = repo({ 'lfs.yml': 'version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 1\n' });
+    symlinkSync(outside, join(dir, 'linked'));
+    symlinkSync(join(outside, 'secret.yml'), join(dir, 'file.yml'));
+    const src = await DirectorySource.open(dir);
+    expect((await src.readTree('c', ''))?.get('linked')?.type).toBe('symlink');
+    expect(await src.readTree('c', 'linked')).toBeNull();
+    expect(await src.readFileAt('c', 'linked/secret.yml')).toBeNull();
+    await expect(src.readFileAt('c', 'file.yml')).rejects.toMatchObject({ code: 'CFG_ERR_UNSUPPORTED_ENTRY' });
+    await expect(src.readFileAt('c', 'lfs.yml')).rejects.toMatchObject({ code: 'CFG_ERR_UNSUPPORTED_ENTRY', message: '"lfs.yml" is a Git LFS pointer file; LFS content is not served' });
+  });
+});
