@@ -1,9 +1,12 @@
 /**
- * Handed cases 03, 04, 05 and 12 (../shared/cases/) on the real service over mTLS:
+ * Handed cases 03, 04, 05, 12 and 16 (b) (../shared/cases/) on the real service over mTLS:
  * `CONFIG(app, profiles, ref, format)` = GET /v1/apps/{app}/config?profile=&ref=&format=.
  */
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpsGet, makeCerts, makeGitRepo, startTestService, type ClientCert, type TestPki, type TestService } from '#helpers';
+import { httpsGet, makeCerts, makeGitRepo, runInit, startTestService, type ClientCert, type TestPki, type TestService } from '#helpers';
 
 let pki: TestPki;
 let orders: ClientCert;
@@ -123,5 +126,25 @@ describe('case 12: empty documents, nulls, empty lists, BOM, CRLF', () => {
     const env = await config('orders', 'dev', 'main', 'env');
     expect(env.status).toBe(200);
     expect(env.body).toBe("export A='1'\nexport MSG='hello world'\nexport RETRIES=''\nexport SERVER_PORT='8081'\n");
+  });
+});
+
+describe('case 16 (b): an empty configuration never replaces a published set', () => {
+  it('exits 65 without --allow-empty and leaves the old set untouched; --allow-empty publishes it', async () => {
+    const empty = await pki.client('empty');
+    const { service, repo } = await serve({ 'empty/application.yml': '# nothing here yet\n' });
+    const out = mkdtempSync(path.join(os.tmpdir(), 'init-out-'));
+    const args = ['fetch', '--server', service.apiUrl, '--app', 'empty', '--cert', empty.certFile, '--key', empty.keyFile, '--ca', pki.caFile, '--output-dir', out, '--termination-log', ''];
+
+    const first = await runInit([...args, '--allow-empty']);
+    expect(first.code).toBe(0);
+    expect(readFileSync(path.join(out, 'application.properties'), 'utf8')).toBe('');
+    const before = readdirSync(out).sort();
+
+    const second = await runInit(args);
+    expect(second.code).toBe(65);
+    expect(second.stderr).toMatch(/empty/i);
+    expect(readdirSync(out).sort()).toEqual(before);
+    expect(JSON.parse(readFileSync(path.join(out, '.config-meta.json'), 'utf8'))).toMatchObject({ app: 'empty', commit: repo.commit });
   });
 });

@@ -166,6 +166,7 @@ function resolvePaths(s: Settings, baseDir: string): Settings {
     repositories: s.repositories.map((r) => ({
       ...r,
       ...(r.path ? { path: abs(r.path) } : {}),
+      ...(r.webhookSecretFile ? { webhookSecretFile: abs(r.webhookSecretFile) } : {}),
       ...(r.auth ? { auth: { ...r.auth, ...(r.auth.passwordFile ? { passwordFile: abs(r.auth.passwordFile) } : {}) } } : {}),
     })),
     ...(s.jwt ? { jwt: { ...s.jwt, ...(s.jwt.publicKeyFile && { publicKeyFile: abs(s.jwt.publicKeyFile) }), ...(s.jwt.jwksFile && { jwksFile: abs(s.jwt.jwksFile) }) } } : {}),

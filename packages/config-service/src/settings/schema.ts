@@ -14,6 +14,7 @@ export const RepositorySchema = Type.Object(
     branch: Type.String({ default: 'main', description: 'Default branch, used when a request names no ref' }),
     layout: Type.Union([Type.Literal('folders'), Type.Literal('spring')], { default: 'folders' }),
     pollIntervalMs: Millis(30_000, 'How often a remote is fetched; 0 turns polling off'),
+    webhookSecretFile: Type.Optional(Type.String({ description: 'File holding the shared secret that signs push webhooks (POST /v1/hooks/git)' })),
     auth: Type.Optional(
       Type.Object(
         {
@@ -134,8 +135,18 @@ export const SettingsSchema = Type.Object(
     ),
     audit: Type.Object(
       {
-        store: Type.Literal('sqlite', { default: 'sqlite' }),
+        store: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')], { default: 'sqlite' }),
         sqlitePath: Type.Optional(Type.String({ description: 'Default: <dataDir>/audit.sqlite' })),
+        postgres: Type.Optional(
+          Type.Object(
+            {
+              connectionStringEnv: Type.String({ default: 'CONFIG_SERVICE_AUDIT_DATABASE_URL', description: 'Environment variable holding the PostgreSQL connection string (it carries a password, so it is never a setting value)' }),
+              table: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'audit_events' }),
+              poolSize: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
