@@ -5,6 +5,7 @@
  * environment fallbacks, the validation messages and `--help`, so the four never drift.
  * Precedence: flag, then environment variable, then default.
  */
+import { resolve } from 'node:path';
 import { parseArgs as parseNodeArgs } from 'node:util';
 import { UsageError } from './errors.js';
 
@@ -17,7 +18,16 @@ export type Format = (typeof FORMATS)[number];
 /** Log output style. */
 export type LogFormat = 'text' | 'json';
 
-/** Validated settings of one `config-init fetch` run. Frozen by {@link parseCommandLine}. */
+/** Environment-name style asked of the service (SPEC §8): `standard`, or Spring Boot's relaxed binding. */
+export type EnvNaming = 'standard' | 'spring';
+
+/** Every environment name config-init accepts from the service or in `--allow-env` (SPEC §8). */
+export const ENV_NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
+
+/** Largest `--fallback-max-age`: one year. */
+const MAX_FALLBACK_AGE_MS = 365 * 24 * 3600_000;
+
+/** Validated settings of one `fetch` or `exec` run. Frozen by {@link parseCommandLine}. */
 export interface Options {
   /** Base URL of config-service's TLS API (`https:` only; a path prefix is kept). */
   readonly server: URL;
@@ -51,13 +61,29 @@ export interface Options {
   readonly terminationLog: string;
   /** Fetch and check, print what would be written (names, sizes, hashes), write nothing. */
   readonly dryRun: boolean;
+  /** Environment-name style asked of the service for `env`, `dotenv` and `exec`. */
+  readonly envNaming: EnvNaming;
+  /** `exec`: configuration variables allowed although they are on the refused list (exact names). */
+  readonly allowEnv: readonly string[];
+  /** Also deliver the application's raw files under `files/` (SPEC §2, §7). */
+  readonly files: boolean;
+  /** `fetch`: where a copy of the last published set is kept; `undefined` = no fallback. */
+  readonly fallbackDir: string | undefined;
+  /** `fetch`: the fallback set is published only when it is younger than this (ms). */
+  readonly fallbackMaxAgeMs: number;
 }
 
 /** What the command line asks for. */
 export type Command =
   | { readonly kind: 'help' }
   | { readonly kind: 'version' }
-  | { readonly kind: 'fetch'; readonly options: Options };
+  | { readonly kind: 'fetch'; readonly options: Options }
+  | {
+      readonly kind: 'exec';
+      readonly options: Options;
+      /** The command and its arguments (everything after `--`); never empty. */
+      readonly command: readonly string[];
+    };
 
 /** One row of the options table. */
 export interface OptionSpec {
@@ -93,12 +119,17 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { flag: 'output-dir', type: 'string', env: 'CONFIG_INIT_OUTPUT_DIR', value: 'dir', default: '/config', help: 'directory to publish into' },
   { flag: 'format', type: 'string', multiple: true, env: 'CONFIG_INIT_FORMATS', value: 'list', default: 'properties', help: `output formats, comma separated: ${FORMATS.join('|')}` },
   { flag: 'file-mode', type: 'string', env: 'CONFIG_INIT_FILE_MODE', value: 'octal', default: '0640', help: 'permission bits of published files' },
-  { flag: 'timeout', type: 'string', env: 'CONFIG_INIT_TIMEOUT', value: 'ms', default: '5000', help: 'timeout of one attempt (ms, or with s/m suffix)' },
-  { flag: 'deadline', type: 'string', env: 'CONFIG_INIT_DEADLINE', value: 'ms', default: '60000', help: 'overall deadline including retries (ms, or with s/m suffix)' },
+  { flag: 'timeout', type: 'string', env: 'CONFIG_INIT_TIMEOUT', value: 'ms', default: '5000', help: 'timeout of one attempt (ms, or with s/m/h suffix)' },
+  { flag: 'deadline', type: 'string', env: 'CONFIG_INIT_DEADLINE', value: 'ms', default: '60000', help: 'overall deadline including retries (ms, or with s/m/h suffix)' },
   { flag: 'allow-empty', type: 'boolean', env: 'CONFIG_INIT_ALLOW_EMPTY', default: 'false', help: 'publish an empty configuration instead of failing' },
   { flag: 'log-format', type: 'string', env: 'CONFIG_INIT_LOG_FORMAT', value: 'text|json', default: 'text', help: 'log style on stderr' },
   { flag: 'termination-log', type: 'string', env: 'CONFIG_INIT_TERMINATION_LOG', value: 'path', default: '/dev/termination-log', help: "failure cause is written here if the file exists ('' = off)" },
-  { flag: 'dry-run', type: 'boolean', env: 'CONFIG_INIT_DRY_RUN', default: 'false', help: 'fetch and check, print names, sizes and hashes; write nothing' },
+  { flag: 'dry-run', type: 'boolean', env: 'CONFIG_INIT_DRY_RUN', default: 'false', help: 'fetch and check, print names, sizes and hashes; write or start nothing' },
+  { flag: 'env-naming', type: 'string', env: 'CONFIG_INIT_ENV_NAMING', value: 'standard|spring', default: 'standard', help: 'environment names for env, dotenv and exec (spring = relaxed binding)' },
+  { flag: 'allow-env', type: 'string', multiple: true, env: 'CONFIG_INIT_ALLOW_ENV', value: 'NAME,NAME', help: 'exec: allow these refused (code-loading) variables by name' },
+  { flag: 'files', type: 'boolean', env: 'CONFIG_INIT_FILES', default: 'false', help: "also deliver the app's raw files under files/" },
+  { flag: 'fallback-dir', type: 'string', env: 'CONFIG_INIT_FALLBACK_DIR', value: 'dir', help: 'fetch: keep the last good set here; publish it when the service stays unreachable' },
+  { flag: 'fallback-max-age', type: 'string', env: 'CONFIG_INIT_FALLBACK_MAX_AGE', value: 'ms', default: '24h', help: 'fetch: oldest fallback set that may be published (ms, or s/m/h/d)' },
   { flag: 'help', short: 'h', type: 'boolean', help: 'print this help' },
   { flag: 'version', short: 'v', type: 'boolean', help: 'print the version' },
 ];
@@ -131,16 +162,21 @@ export function helpText(): string {
   });
   return [
     'Usage: config-init [fetch] [options]',
+    '       config-init exec [options] -- <command> [args...]',
     '',
-    "Fetches one application's configuration from config-service over mutual TLS and",
-    'publishes it atomically (kubelet style: versioned folder + ..data symlink swap).',
+    "fetch: fetches one application's configuration from config-service over mutual TLS",
+    'and publishes it atomically (kubelet style: versioned folder + ..data symlink swap).',
+    'exec: starts <command> (no shell) with the configuration as environment variables,',
+    'merged over the current environment (the configuration wins); forwards signals and',
+    "exits with the command's code (128+n when it died from signal n; 127 not found).",
     'Every option may also come from its CONFIG_INIT_* environment variable; a flag wins.',
     '',
     'Options:',
     ...rows,
     '',
     'Exit codes: 0 ok, 64 usage, 65 bad response or empty/unrenderable config, 66 app or ref',
-    'not found, 69 unavailable after retries, 73 cannot write output, 77 not authorized.',
+    'not found, 69 unavailable after retries, 73 cannot write output, 77 not authorized;',
+    'exec: 126 command not executable, 127 command not found, else the command\'s own code.',
     '',
   ].join('\n');
 }
@@ -220,12 +256,14 @@ function parseList(raw: string | undefined): string[] {
   return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
-function parseDuration(raw: string, flag: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(raw.trim());
-  if (!m) throw new UsageError(`${label(flag)}: expected a positive number of milliseconds (or with s/m suffix)`);
-  const n = Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
-  if (!Number.isSafeInteger(n) || n <= 0 || n > 24 * 3600_000) {
-    throw new UsageError(`${label(flag)}: must be between 1 ms and 24 h`);
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
+
+function parseDuration(raw: string, flag: string, maxMs = 24 * 3600_000): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!m) throw new UsageError(`${label(flag)}: expected a positive number of milliseconds (or with s/m/h/d suffix)`);
+  const n = Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? 1);
+  if (!Number.isSafeInteger(n) || n <= 0 || n > maxMs) {
+    throw new UsageError(`${label(flag)}: must be between 1 ms and ${maxMs / 3600_000} h`);
   }
   return n;
 }
@@ -243,7 +281,8 @@ function parseMode(raw: string): number {
  *
  * @param argv - arguments after the program name (`process.argv.slice(2)`).
  * @param env - the environment to read `CONFIG_INIT_*` fallbacks from.
- * @returns what to do: help, version, or a fetch with frozen, validated options.
+ * @returns what to do: help, version, a fetch, or an exec (with the command after `--`),
+ *   with frozen, validated options.
  * @throws {@link UsageError} naming the flag and its environment variable.
  */
 export function parseCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
@@ -253,11 +292,12 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   }
   let values: Record<string, RawValue>;
   let positionals: string[];
+  let terminator: number | undefined;
   try {
-    ({ values, positionals } = parseNodeArgs({ args: [...argv], options: tableOptions, strict: true, allowPositionals: true }) as {
-      values: Record<string, RawValue>;
-      positionals: string[];
-    });
+    const parsed = parseNodeArgs({ args: [...argv], options: tableOptions, strict: true, allowPositionals: true, tokens: true });
+    values = parsed.values as Record<string, RawValue>;
+    positionals = parsed.positionals;
+    terminator = parsed.tokens.find((t) => t.kind === 'option-terminator')?.index;
   } catch (err) {
     // parseArgs messages name the flag; keep the first sentence and add the env variable.
     const msg = (err instanceof Error ? err.message : String(err)).split(/\.\s|\n/)[0] ?? '';
@@ -269,10 +309,16 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   if (values.help === true) return { kind: 'help' };
   if (values.version === true) return { kind: 'version' };
 
-  const [command, ...rest] = positionals;
-  if (command === 'exec') throw new UsageError("'exec' is not supported by this version; use 'fetch'");
-  if (command !== undefined && command !== 'fetch') throw new UsageError(`unknown command '${command}'; see --help`);
+  // Everything after `--` is the command of `exec`, taken verbatim (never parsed as flags).
+  const afterTerminator = terminator === undefined ? [] : argv.slice(terminator + 1);
+  const before = terminator === undefined ? positionals : positionals.slice(0, positionals.length - afterTerminator.length);
+  const [commandName, ...rest] = before;
+  if (commandName !== undefined && commandName !== 'fetch' && commandName !== 'exec') throw new UsageError(`unknown command '${commandName}'; see --help`);
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0] ?? ''}'; see --help`);
+  const isExec = commandName === 'exec';
+  if (isExec && afterTerminator.length === 0) throw new UsageError("'exec' needs the command after '--': config-init exec [options] -- <command> [args...]");
+  if (isExec && (afterTerminator[0] ?? '') === '') throw new UsageError("'exec': the command name after '--' is empty");
+  if (!isExec && afterTerminator.length > 0) throw new UsageError(`unexpected argument '${afterTerminator[0] ?? ''}'; a command after '--' needs 'exec'; see --help`);
 
   const server = parseServer(required(pick(values, env, 'server'), 'server'));
 
@@ -319,6 +365,26 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   const tl = values['termination-log'];
   const terminationLog = typeof tl === 'string' ? tl : (pick(values, env, 'termination-log') ?? '');
 
+  const envNamingRaw = pick(values, env, 'env-naming');
+  if (envNamingRaw !== 'standard' && envNamingRaw !== 'spring') throw new UsageError(`${label('env-naming')}: expected standard or spring`);
+
+  const allowEnv = parseList(pick(values, env, 'allow-env'));
+  for (const name of allowEnv) {
+    if (!ENV_NAME_RE.test(name)) throw new UsageError(`${label('allow-env')}: '${name}' is not an environment variable name (${ENV_NAME_RE.source})`);
+  }
+
+  const fallbackRaw = pick(values, env, 'fallback-dir');
+  const fallbackDir = fallbackRaw === undefined || fallbackRaw === '' ? undefined : fallbackRaw;
+  const maxAgeExplicit = typeof values['fallback-max-age'] === 'string' || (env.CONFIG_INIT_FALLBACK_MAX_AGE ?? '') !== '';
+  const fallbackMaxAgeMs = parseDuration(required(pick(values, env, 'fallback-max-age'), 'fallback-max-age'), 'fallback-max-age', MAX_FALLBACK_AGE_MS);
+  if (fallbackDir !== undefined) {
+    // exec keeps no copy of the environment on disk: secrets it hands over stay in memory.
+    if (isExec) throw new UsageError(`${label('fallback-dir')}: not available with 'exec' (it would keep the environment, secrets included, on disk)`);
+    if (resolve(fallbackDir) === resolve(outputDir)) throw new UsageError(`${label('fallback-dir')}: must differ from ${label('output-dir')}`);
+  } else if (maxAgeExplicit) {
+    throw new UsageError(`${label('fallback-max-age')} needs ${label('fallback-dir')}`);
+  }
+
   const options: Options = {
     server,
     app,
@@ -336,6 +402,13 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
     logFormat,
     terminationLog,
     dryRun: pickBoolean(values, env, 'dry-run'),
+    envNaming: envNamingRaw,
+    allowEnv: Object.freeze(allowEnv),
+    files: pickBoolean(values, env, 'files'),
+    fallbackDir,
+    fallbackMaxAgeMs,
   };
-  return { kind: 'fetch', options: Object.freeze(options) };
+  const frozen = Object.freeze(options);
+  if (isExec) return { kind: 'exec', options: frozen, command: Object.freeze([...afterTerminator]) };
+  return { kind: 'fetch', options: frozen };
 }

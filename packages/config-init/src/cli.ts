@@ -4,7 +4,7 @@
  */
 import { main } from './index.js';
 
-main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr }).then(
+main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, signals: process }).then(
   (code) => {
     process.exitCode = code;
   },

@@ -17,6 +17,10 @@ export const EXIT = {
   SOFTWARE: 70,
   CANTCREAT: 73,
   NOPERM: 77,
+  /** `exec`: the command exists but cannot be executed (as shells do). */
+  NOEXEC: 126,
+  /** `exec`: the command was not found (as shells do). */
+  NOTFOUND: 127,
 } as const;
 
 /**
@@ -36,6 +40,10 @@ export const ERROR_EXIT_CODES = {
   CFG_INIT_ERR_UNRENDERABLE: EXIT.DATAERR,
   /** The configuration is empty (`Config-Property-Count: 0`) and `--allow-empty` is off. */
   CFG_INIT_ERR_EMPTY_CONFIG: EXIT.DATAERR,
+  /** A raw file path from the service is unsafe (`..`, absolute, backslash, NUL, duplicate). */
+  CFG_INIT_ERR_UNSAFE_PATH: EXIT.DATAERR,
+  /** `exec`: the configuration sets a variable that changes how a process loads code. */
+  CFG_INIT_ERR_REFUSED_ENV: EXIT.DATAERR,
   /** The service answered 404: the application or the ref does not exist. */
   CFG_INIT_ERR_NOT_FOUND: EXIT.NOINPUT,
   /** The service stayed unreachable or failing (connection errors, 5xx, 429) until the deadline. */
@@ -50,6 +58,10 @@ export const ERROR_EXIT_CODES = {
   CFG_INIT_ERR_SERVER_UNTRUSTED: EXIT.NOPERM,
   /** A bug: an exception config-init did not expect. */
   CFG_INIT_ERR_INTERNAL: EXIT.SOFTWARE,
+  /** `exec`: the command exists but is not executable (EACCES, ENOEXEC). */
+  CFG_INIT_ERR_COMMAND_NOT_EXECUTABLE: EXIT.NOEXEC,
+  /** `exec`: the command was not found (ENOENT, or not on PATH). */
+  CFG_INIT_ERR_COMMAND_NOT_FOUND: EXIT.NOTFOUND,
 } as const;
 
 /** A stable error code of config-init. */

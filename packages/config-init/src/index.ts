@@ -2,56 +2,32 @@
  * config-init: fetch one application's configuration from config-service over mutual TLS
  * and publish it atomically (SPEC §7).
  *
- * `run(options, deps)` does one fetch-and-publish and returns an exit code and a message;
- * it never touches `process`. `main(argv, env, io)` parses the command line and calls it;
+ * `run(options, deps)` does one fetch-and-publish and `runExec(options, command, deps)` one
+ * fetch-and-start; both return an exit code and a message and never touch `process`. `main(argv, env, io)` parses the command line and calls it;
  * only `cli.ts` touches `process`.
  */
-import { helpText, parseCommandLine, type Format, type Options } from './args.js';
+import { helpText, parseCommandLine, type Options } from './args.js';
 import { ConfigInitError, exitCodeFor, toConfigInitError, EXIT } from './errors.js';
+import { childEnv, refusedEnvNames, startCommand, type SignalSource } from './exec.js';
+import { loadFallback, saveFallback } from './fallback.js';
 import { fetchConfig, loadTlsMaterial, realFetchDeps, type FetchDeps, type FetchResult } from './fetch.js';
-import { createLogger, writeTerminationLog, type LogSink } from './log.js';
+import { createLogger, writeTerminationLog, type Logger, type LogSink } from './log.js';
 import { publishFiles, sha256Hex, type PublishFile } from './publish.js';
+import { buildFileSet, OUTPUT_NAMES } from './set.js';
 
-export { parseCommandLine, helpText, OPTION_TABLE, FORMATS, type Options, type Format, type Command, type LogFormat } from './args.js';
+export { parseCommandLine, helpText, OPTION_TABLE, FORMATS, ENV_NAME_RE, type Options, type Format, type Command, type LogFormat, type EnvNaming } from './args.js';
 export { ERROR_EXIT_CODES, EXIT, ConfigInitError, UsageError, FetchError, PublishError, exitCodeFor, type ErrorCode } from './errors.js';
-export { fetchConfig, loadTlsMaterial, backoffDelay, parseRetryAfter, configUrl, type FetchOptions, type FetchResult, type FetchDeps, type FetchedDocument, type TlsMaterial, type RetryInfo } from './fetch.js';
-export { publishFiles, sha256Hex, fileNameViolation, type PublishFile, type PublishOptions, type PublishResult } from './publish.js';
+export { fetchConfig, loadTlsMaterial, backoffDelay, parseRetryAfter, configUrl, filesListUrl, fileUrl, filePathViolation, type FetchOptions, type FetchResult, type FetchDeps, type FetchedDocument, type FetchedEnv, type FetchedFile, type FileEntry, type TlsMaterial, type RetryInfo } from './fetch.js';
+export { publishFiles, publishPathViolation, sha256Hex, fileNameViolation, type PublishFile, type PublishOptions, type PublishResult } from './publish.js';
+export { buildFileSet, OUTPUT_NAMES, META_FILE, FILES_DIR, type ConfigMeta, type FileSet } from './set.js';
+export { REFUSED_ENV_NAMES, REFUSED_ENV_PREFIXES, FORWARDED_SIGNALS, refusedEnvNames, isRefusedEnvName, childEnv, startCommand, signalExitCode, type SignalSource, type ForwardedSignal, type CommandOutcome } from './exec.js';
+export { saveFallback, loadFallback, FALLBACK_FILE_MODE, type FallbackSet, type FallbackExpectation } from './fallback.js';
 export { createLogger, writeTerminationLog, type Logger, type LogSink } from './log.js';
 
 declare const __CONFIG_INIT_VERSION__: string | undefined;
 
 /** Version of config-init (set by the bundler; `0.0.0-dev` when run from source). */
 export const VERSION: string = typeof __CONFIG_INIT_VERSION__ === 'string' ? __CONFIG_INIT_VERSION__ : '0.0.0-dev';
-
-/** Visible file name per format. */
-export const OUTPUT_NAMES: Readonly<Record<Format, string>> = {
-  json: 'application.json',
-  yaml: 'application.yaml',
-  properties: 'application.properties',
-  env: 'application.env',
-  dotenv: '.env',
-};
-
-/** Name of the metadata file published with every set. */
-export const META_FILE = '.config-meta.json';
-
-/** Content of `.config-meta.json`. Hashes only, never values. */
-export interface ConfigMeta {
-  /** Application name. */
-  app: string;
-  /** Profiles asked for, in order. */
-  profiles: string[];
-  /** Ref asked for (`null` = the repository's default branch). */
-  ref: string | null;
-  /** Commit every file was read at. */
-  commit: string;
-  /** When the set was fetched (ISO 8601, UTC). */
-  time: string;
-  /** The config-service base URL. */
-  server: string;
-  /** File name → SHA-256 hex of its bytes (the meta file itself excluded). */
-  files: Record<string, string>;
-}
 
 /** Injected effects of {@link run}; every member is optional. */
 export interface RunDeps extends Partial<FetchDeps> {
@@ -61,49 +37,40 @@ export interface RunDeps extends Partial<FetchDeps> {
   stdout?: LogSink;
 }
 
+/** Injected effects of {@link runExec}. */
+export interface ExecDeps extends RunDeps {
+  /** The environment the configuration is merged over (the CLI passes `process.env`). Default: empty. */
+  baseEnv?: Readonly<Record<string, string | undefined>>;
+  /** Signals to forward to the command (the CLI passes `process`). Default: none. */
+  signals?: SignalSource;
+  /** Called with the child's pid once it runs. */
+  onSpawn?: (pid: number) => void;
+}
+
 /** Outcome of one run. */
 export interface RunResult {
-  /** Process exit code (sysexits, SPEC §7). */
+  /** Process exit code (sysexits, SPEC §7; for `exec` the command's code). */
   exitCode: number;
   /** One line saying what happened; the failure cause on error. */
   message: string;
   /** Error code on failure. */
   code?: string;
-  /** Commit published (on success). */
+  /** Commit published (on success) or handed to the command. */
   commit?: string;
   /** Published file name → SHA-256 (on success). */
   files?: Record<string, string>;
+  /** Set when the fallback set was published instead of a fresh one. */
+  fallback?: { commit: string; time: string; ageMs: number };
 }
 
-/** Builds the file set (documents + meta) from a fetch result. Pure. */
-export function buildFileSet(options: Options, fetched: FetchResult, now: number): { files: PublishFile[]; meta: ConfigMeta } {
-  const files: PublishFile[] = fetched.documents.map((d) => ({ name: OUTPUT_NAMES[d.format], content: d.body }));
-  const hashes: Record<string, string> = {};
-  for (const f of files) hashes[f.name] = sha256Hex(f.content);
-  const server = new URL(options.server.href);
-  const meta: ConfigMeta = {
-    app: options.app,
-    profiles: [...options.profiles],
-    ref: options.ref ?? null,
-    commit: fetched.commit,
-    time: new Date(now).toISOString(),
-    server: server.href,
-    files: hashes,
-  };
-  files.push({ name: META_FILE, content: `${JSON.stringify(meta, null, 2)}\n` });
-  return { files, meta };
+interface Context {
+  fetchDeps: FetchDeps;
+  sink: LogSink;
+  out: LogSink;
+  log: Logger;
 }
 
-/**
- * One fetch-and-publish: read the client credentials, fetch every format at one commit,
- * check everything, then publish atomically. On failure nothing is published, the cause is
- * logged and written to the termination log (when that file exists).
- *
- * @param options - validated options (see `parseCommandLine`).
- * @param deps - clock, randomness, sleep and output sinks (tests inject them).
- * @returns the exit code and a one-line message; never throws.
- */
-export async function run(options: Options, deps: RunDeps = {}): Promise<RunResult> {
+function contextOf(options: Options, deps: RunDeps): Context {
   const fetchDeps: FetchDeps = {
     now: deps.now ?? realFetchDeps.now,
     sleep: deps.sleep ?? realFetchDeps.sleep,
@@ -111,10 +78,79 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
   };
   const sink: LogSink = deps.stderr ?? { write: () => true };
   const log = createLogger(sink, options.logFormat, fetchDeps.now);
-  fetchDeps.onRetry = deps.onRetry ?? ((r) => log.warn('attempt failed; retrying', { app: options.app, attempt: r.attempt, format: r.format, cause: r.cause, delayMs: r.delayMs }));
+  fetchDeps.onRetry = deps.onRetry ?? ((r) => log.warn('attempt failed; retrying', { app: options.app, attempt: r.attempt, target: r.target, cause: r.cause, delayMs: r.delayMs }));
+  return { fetchDeps, sink, out: deps.stdout ?? sink, log };
+}
+
+/** `path  size  sha256` lines of a dry run (never a value). */
+function listFiles(out: LogSink, dir: string, files: readonly PublishFile[]): void {
+  for (const f of files) {
+    out.write(`${dir.replace(/\/+$/, '')}/${f.name}\t${Buffer.byteLength(f.content)} bytes\tsha256:${sha256Hex(f.content)}\n`);
+  }
+}
+
+/** Logs a failure, writes the termination log and builds the result. */
+async function fail(options: Options, log: Logger, thrown: unknown, extra = ''): Promise<RunResult> {
+  const err: ConfigInitError = toConfigInitError(thrown);
+  const exitCode = exitCodeFor(err);
+  const message = `${err.message}${extra}`;
+  log.error(message, { app: options.app, code: err.code, exitCode });
+  await writeTerminationLog(options.terminationLog, `config-init: exit ${exitCode} ${err.code}: ${message}`);
+  return { exitCode, message, code: err.code };
+}
+
+/**
+ * The exit-69 path with `--fallback-dir`: publishes the last good set when it is usable.
+ *
+ * Decision: a published fallback exits **0** (the pod starts with the last good
+ * configuration; exiting non-zero would make the fallback useless in an init container),
+ * logged at warn level as `FALLBACK` with the commit and the age, and the same line goes to
+ * the termination log. Returns the reason (one line) when the fallback cannot be used;
+ * the caller then fails with 69.
+ */
+async function tryFallback(options: Options, ctx: Context, cause: ConfigInitError): Promise<RunResult | string> {
+  const dir = options.fallbackDir;
+  if (dir === undefined) return 'no --fallback-dir';
+  const set = await loadFallback(dir, {
+    app: options.app,
+    profiles: options.profiles,
+    ref: options.ref,
+    names: options.formats.map((f) => OUTPUT_NAMES[f]),
+    files: options.files,
+    maxAgeMs: options.fallbackMaxAgeMs,
+    now: ctx.fetchDeps.now(),
+  });
+  if (typeof set === 'string') return set;
+  const { meta, ageMs } = set;
+  if (options.dryRun) {
+    listFiles(ctx.out, options.outputDir, set.files);
+  } else {
+    await publishFiles({ dir: options.outputDir, files: set.files, directories: set.directories, mode: options.fileMode, now: ctx.fetchDeps.now });
+  }
+  const message = `FALLBACK: config-service unavailable; ${options.dryRun ? 'dry run: would publish' : 'published'} the last good set at commit ${meta.commit} from ${meta.time} (age ${ageMs} ms) into ${options.outputDir}`;
+  ctx.log.warn(message, { app: options.app, commit: meta.commit, fallback: true, ageMs, fetchedAt: meta.time, files: meta.files, cause: cause.message });
+  await writeTerminationLog(options.terminationLog, `config-init: exit 0 FALLBACK: ${message.replace(/^FALLBACK: /, '')}; cause: ${cause.message}`);
+  return { exitCode: EXIT.OK, message, commit: meta.commit, files: { ...meta.files }, fallback: { commit: meta.commit, time: meta.time, ageMs } };
+}
+
+/**
+ * One fetch-and-publish: read the client credentials, fetch every format (and the raw
+ * files with `--files`) at one commit, check everything, then publish atomically. On
+ * failure nothing is published, the cause is logged and written to the termination log
+ * (when that file exists). With `--fallback-dir`, a successful publication is also kept
+ * there, and an unreachable service (exit 69) publishes that copy when it is usable.
+ *
+ * @param options - validated options (see `parseCommandLine`).
+ * @param deps - clock, randomness, sleep and output sinks (tests inject them).
+ * @returns the exit code and a one-line message; never throws.
+ */
+export async function run(options: Options, deps: RunDeps = {}): Promise<RunResult> {
+  const ctx = contextOf(options, deps);
+  const { log, fetchDeps } = ctx;
+  let fetched: FetchResult;
   try {
     const tls = await loadTlsMaterial(options);
-    const fetched = await fetchConfig(
+    fetched = await fetchConfig(
       {
         server: options.server,
         app: options.app,
@@ -125,20 +161,34 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
         deadlineMs: options.deadlineMs,
         allowEmpty: options.allowEmpty,
         tls,
+        envNaming: options.envNaming,
+        files: options.files,
       },
       fetchDeps,
     );
-    const { files, meta } = buildFileSet(options, fetched, fetchDeps.now());
-    if (options.dryRun) {
-      const out = deps.stdout ?? sink;
-      for (const f of files) {
-        out.write(`${options.outputDir.replace(/\/+$/, '')}/${f.name}\t${Buffer.byteLength(f.content)} bytes\tsha256:${sha256Hex(f.content)}\n`);
+  } catch (thrown) {
+    const err = toConfigInitError(thrown);
+    if (err.code === 'CFG_INIT_ERR_UNAVAILABLE' && options.fallbackDir !== undefined) {
+      try {
+        const fb = await tryFallback(options, ctx, err);
+        if (typeof fb !== 'string') return fb;
+        log.warn(`fallback not used: ${fb}`, { app: options.app });
+        return await fail(options, log, err, `; fallback not used: ${fb}`);
+      } catch (fbErr) {
+        return await fail(options, log, fbErr, ` (while publishing the fallback set after: ${err.message})`);
       }
+    }
+    return await fail(options, log, err);
+  }
+  try {
+    const { files, directories, meta } = buildFileSet(options, fetched, fetchDeps.now());
+    if (options.dryRun) {
+      listFiles(ctx.out, options.outputDir, files);
       const message = `dry run: ${files.length} file(s) at commit ${fetched.commit} not written`;
       log.info(message, { app: options.app, commit: fetched.commit, files: meta.files });
       return { exitCode: EXIT.OK, message, commit: fetched.commit, files: meta.files };
     }
-    const published = await publishFiles({ dir: options.outputDir, files, mode: options.fileMode, now: fetchDeps.now });
+    const published = await publishFiles({ dir: options.outputDir, files, directories, mode: options.fileMode, now: fetchDeps.now });
     const message = `published ${files.length} file(s) at commit ${fetched.commit} into ${options.outputDir}`;
     log.info(message, {
       app: options.app,
@@ -147,22 +197,107 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
       attempts: fetched.attempts,
       version: published.version,
     });
+    if (options.fallbackDir !== undefined) {
+      // The publication succeeded; a failed copy only weakens the next outage.
+      try {
+        await saveFallback(options.fallbackDir, files, directories, fetchDeps.now);
+        log.info('kept a copy of the set for the fallback', { app: options.app, commit: fetched.commit, path: options.fallbackDir });
+      } catch (thrown) {
+        log.warn(`could not keep a copy of the set for the fallback: ${toConfigInitError(thrown).message}`, { app: options.app, commit: fetched.commit });
+      }
+    }
     return { exitCode: EXIT.OK, message, commit: fetched.commit, files: { ...published.files } };
   } catch (thrown) {
-    const err: ConfigInitError = toConfigInitError(thrown);
-    const exitCode = exitCodeFor(err);
-    log.error(err.message, { app: options.app, code: err.code, exitCode });
-    await writeTerminationLog(options.terminationLog, `config-init: exit ${exitCode} ${err.code}: ${err.message}`);
-    return { exitCode, message: err.message, code: err.code };
+    return await fail(options, log, thrown);
   }
 }
 
-/** Output streams of {@link main}. */
+/**
+ * `config-init exec`: fetch the configuration as environment variables (one commit),
+ * refuse code-loading variables not allowed by name, publish the raw files when
+ * `--files`, then start `command` with the configuration merged over `deps.baseEnv`
+ * (the configuration wins), forward signals, and return the command's exit code (128+n
+ * when it died from signal n). Before the command starts, failures are reported like
+ * `run` (exit 64-77, termination log); a command that cannot be started is 127 (not
+ * found) or 126 (not executable).
+ *
+ * @param options - validated options.
+ * @param command - program and arguments (after `--`).
+ * @param deps - sinks, clock, base environment, signal source.
+ */
+export async function runExec(options: Options, command: readonly string[], deps: ExecDeps = {}): Promise<RunResult> {
+  const ctx = contextOf(options, deps);
+  const { log, fetchDeps } = ctx;
+  let commit: string;
+  let config: Readonly<Record<string, string>>;
+  try {
+    const tls = await loadTlsMaterial(options);
+    const fetched = await fetchConfig(
+      {
+        server: options.server,
+        app: options.app,
+        profiles: options.profiles,
+        ref: options.ref,
+        formats: [],
+        timeoutMs: options.timeoutMs,
+        deadlineMs: options.deadlineMs,
+        allowEmpty: options.allowEmpty,
+        tls,
+        envNaming: options.envNaming,
+        envMap: true,
+        files: options.files,
+      },
+      fetchDeps,
+    );
+    commit = fetched.commit;
+    config = fetched.env ?? {};
+    const refused = refusedEnvNames(config, options.allowEnv);
+    if (refused.length > 0) {
+      throw new ConfigInitError(
+        'CFG_INIT_ERR_REFUSED_ENV',
+        `refusing to start the command: the configuration sets ${refused.join(', ')}, which change${refused.length === 1 ? 's' : ''} how a process loads code; allow by name with --allow-env (env CONFIG_INIT_ALLOW_ENV) if intended`,
+      );
+    }
+    const names = Object.keys(config).sort();
+    const set = options.files ? buildFileSet(options, fetched, fetchDeps.now()) : undefined;
+    if (options.dryRun) {
+      for (const name of names) {
+        const value = config[name] ?? '';
+        ctx.out.write(`env ${name}\t${Buffer.byteLength(value)} bytes\tsha256:${sha256Hex(value)}\n`);
+      }
+      if (set) listFiles(ctx.out, options.outputDir, set.files);
+      ctx.out.write(`exec ${command[0] ?? ''}\t${command.length - 1} argument(s)\n`);
+      const message = `dry run: ${names.length} variable(s) at commit ${commit}; command not started`;
+      log.info(message, { app: options.app, commit, variables: names, envSha256: fetched.envSha256 });
+      return { exitCode: EXIT.OK, message, commit, ...(set ? { files: set.meta.files } : {}) };
+    }
+    if (set) {
+      const published = await publishFiles({ dir: options.outputDir, files: set.files, directories: set.directories, mode: options.fileMode, now: fetchDeps.now });
+      log.info(`published ${set.files.length} file(s) at commit ${commit} into ${options.outputDir}`, { app: options.app, commit, files: { ...published.files }, version: published.version });
+    }
+    log.info(`starting '${command[0] ?? ''}' with ${names.length} configuration variable(s)`, { app: options.app, commit, variables: names, envSha256: fetched.envSha256, attempts: fetched.attempts });
+  } catch (thrown) {
+    return await fail(options, log, thrown);
+  }
+  try {
+    const outcome = await startCommand(command, childEnv(deps.baseEnv ?? {}, config), deps.signals, deps.onSpawn);
+    const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.code ?? ''}`;
+    const message = `command '${command[0] ?? ''}' ${how}`;
+    log.info(message, { app: options.app, commit, exitCode: outcome.exitCode, ...(outcome.forwarded.length > 0 ? { forwarded: outcome.forwarded } : {}) });
+    return { exitCode: outcome.exitCode, message, commit };
+  } catch (thrown) {
+    return await fail(options, log, thrown);
+  }
+}
+
+/** Output streams and process hooks of {@link main}. */
 export interface MainIo {
   /** Help, version and `--dry-run` listing. */
   stdout: LogSink;
   /** Logs and errors. */
   stderr: LogSink;
+  /** `exec`: signals to forward (the bin passes `process`). */
+  signals?: SignalSource;
 }
 
 /** The termination-log path when the command line could not be parsed. */
@@ -176,10 +311,11 @@ function fallbackTerminationLog(argv: readonly string[], env: Readonly<Record<st
 }
 
 /**
- * The CLI: parses `argv` and `env`, prints help or version, or runs a fetch.
+ * The CLI: parses `argv` and `env`, prints help or version, or runs a fetch or an exec.
  *
  * @param argv - arguments after the program name.
- * @param env - environment (for `CONFIG_INIT_*` fallbacks).
+ * @param env - environment (for `CONFIG_INIT_*` fallbacks; `exec` merges the
+ *   configuration over it for the command).
  * @param io - output streams; the bin passes `process.stdout` / `process.stderr`.
  * @returns the exit code; the caller sets `process.exitCode`.
  */
@@ -205,6 +341,15 @@ export async function main(
   if (command.kind === 'version') {
     io.stdout.write(`config-init ${VERSION}\n`);
     return EXIT.OK;
+  }
+  if (command.kind === 'exec') {
+    const result = await runExec(command.options, command.command, {
+      stderr: io.stderr,
+      stdout: io.stdout,
+      baseEnv: env,
+      ...(io.signals ? { signals: io.signals } : {}),
+    });
+    return result.exitCode;
   }
   const result = await run(command.options, { stderr: io.stderr, stdout: io.stdout });
   return result.exitCode;

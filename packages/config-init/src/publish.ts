@@ -8,9 +8,11 @@
  * ..2025_11_30_12_07_00.123_1a2b3c4d/   one folder per published version (final modes)
  *     application.properties
  *     .config-meta.json
+ *     files/logback.xml                 raw files (`--files`), nested folders allowed
  * ..data -> ..2025_11_30_12_07_00.123_1a2b3c4d   swapped atomically with rename(2)
  * application.properties -> ..data/application.properties
  * .config-meta.json      -> ..data/.config-meta.json
+ * files                  -> ..data/files
  * ```
  *
  * A reader that opens a visible name resolves `..data` once, so it reads a file of the old
@@ -19,7 +21,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PublishError } from './errors.js';
 
 /** Name of the symlink that points at the current version folder. */
@@ -32,7 +34,11 @@ const TMP_RE = /^\.\.(data|link)_tmp_[0-9a-f]{8}$/;
 
 /** One file to publish. */
 export interface PublishFile {
-  /** Visible name: no `/`, not `.` or `..`, not starting with `..`. */
+  /**
+   * Visible name (no `/`, not `.` or `..`, not starting with `..`), or a relative path
+   * `dir/sub/file` whose first segment is the visible name of a folder (see
+   * {@link publishPathViolation}).
+   */
   readonly name: string;
   /** Exact bytes. */
   readonly content: Buffer | string;
@@ -46,6 +52,8 @@ export interface PublishOptions {
   readonly files: readonly PublishFile[];
   /** Permission bits of every file (e.g. `0o640`); folders get the matching x bits. */
   readonly mode: number;
+  /** Top-level folders to publish even when no file lies in them (e.g. an empty `files`). */
+  readonly directories?: readonly string[];
   /** Clock for the version folder name (tests). */
   readonly now?: () => number;
 }
@@ -54,7 +62,7 @@ export interface PublishOptions {
 export interface PublishResult {
   /** Name of the new version folder (target of `..data`). */
   readonly version: string;
-  /** Visible name → SHA-256 hex of its content. */
+  /** File name or path (`files/a/b.xml`) → SHA-256 hex of its content. */
   readonly files: Readonly<Record<string, string>>;
   /** Visible links removed because their name is no longer in the set. */
   readonly removed: readonly string[];
@@ -78,6 +86,24 @@ export function fileNameViolation(name: string): string | null {
   if (name === '.' || name === '..') return "is '.' or '..'";
   if (name.startsWith('..')) return "starts with '..' (reserved)";
   if (Buffer.byteLength(name) > 255) return 'is longer than 255 bytes';
+  return null;
+}
+
+/**
+ * Why `path` cannot be published, or `null` if it can: its first segment must pass
+ * {@link fileNameViolation}; every further segment must be non-empty, not `.` or `..`,
+ * without `\` or NUL, at most 255 bytes.
+ */
+export function publishPathViolation(path: string): string | null {
+  const [first = '', ...rest] = path.split('/');
+  const why = fileNameViolation(first);
+  if (why) return why;
+  for (const seg of rest) {
+    if (seg === '') return 'has an empty segment';
+    if (seg === '.' || seg === '..') return "has a '.' or '..' segment";
+    if (seg.includes('\\') || seg.includes('\0')) return "contains '\\' or NUL";
+    if (Buffer.byteLength(seg) > 255) return 'has a segment longer than 255 bytes';
+  }
   return null;
 }
 
@@ -106,9 +132,13 @@ function versionName(now: number): string {
   return `..${ts}_${randomHex()}`;
 }
 
-/** Folder mode for a file mode: add x wherever r is set (0640 → 0750). */
+/**
+ * Folder mode for a file mode: add x wherever r is set, and the owner always has rwx
+ * (0640 → 0750, 0440 → 0750), so a non-root writer can fill the folder and later remove
+ * it when a newer version replaces it.
+ */
 export function dirModeFor(fileMode: number): number {
-  return (fileMode | ((fileMode & 0o444) >> 2)) & 0o777;
+  return (fileMode | ((fileMode & 0o444) >> 2) | 0o700) & 0o777;
 }
 
 /** Creates `path` exclusively with `mode` (umask defeated by fchmod), writes, fsyncs. */
@@ -179,12 +209,33 @@ async function replaceWithSymlink(dir: string, name: string, target: string, tmp
  */
 export async function publishFiles(opts: PublishOptions): Promise<PublishResult> {
   const { dir, files, mode } = opts;
+  const paths = new Set<string>();
+  // Visible names: top-level files and top-level folders (first segment of a path).
   const names = new Set<string>();
+  const folders = new Set<string>();
+  for (const d of opts.directories ?? []) {
+    const why = fileNameViolation(d);
+    if (why) throw new PublishError(`refusing to publish folder name '${d}': it ${why}`);
+    folders.add(d);
+    names.add(d);
+  }
   for (const f of files) {
-    const why = fileNameViolation(f.name);
+    const why = publishPathViolation(f.name);
     if (why) throw new PublishError(`refusing to publish file name '${f.name}': it ${why}`);
-    if (names.has(f.name)) throw new PublishError(`refusing to publish: file name '${f.name}' appears twice`);
-    names.add(f.name);
+    if (paths.has(f.name)) throw new PublishError(`refusing to publish: file name '${f.name}' appears twice`);
+    paths.add(f.name);
+    const top = f.name.split('/')[0] ?? f.name;
+    if (top !== f.name) folders.add(top);
+    names.add(top);
+  }
+  for (const p of paths) {
+    const parts = p.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const prefix = parts.slice(0, i).join('/');
+      if (i < parts.length ? paths.has(prefix) : folders.has(prefix)) {
+        throw new PublishError(`refusing to publish: '${prefix}' would be both a file and a folder`);
+      }
+    }
   }
 
   await step('create directory', dir, () => mkdir(dir, { recursive: true }));
@@ -215,10 +266,30 @@ export async function publishFiles(opts: PublishOptions): Promise<PublishResult>
         await fh.close();
       }
     });
+    const made = new Set<string>();
+    const makeDir = async (path: string): Promise<void> => {
+      if (made.has(path) || path === versionPath) return;
+      await makeDir(dirname(path));
+      await step('create directory', path, () => mkdir(path, { mode: dmode }));
+      await step('chmod', path, async () => {
+        const fh = await open(path, 'r');
+        try {
+          await fh.chmod(dmode);
+        } finally {
+          await fh.close();
+        }
+      });
+      made.add(path);
+    };
+    for (const d of folders) await makeDir(join(versionPath, d));
     for (const f of files) {
-      await writeDurable(join(versionPath, f.name), f.content, mode);
+      const target = join(versionPath, ...f.name.split('/'));
+      await makeDir(dirname(target));
+      await writeDurable(target, f.content, mode);
       hashes[f.name] = sha256Hex(f.content);
     }
+    // Deepest first, so each folder's entries are durable before its parent's.
+    for (const d of [...made].sort((a, b) => b.length - a.length)) await fsyncDir(d);
     await fsyncDir(versionPath);
     // A brand-new name gets its link now: it dangles (reads ENOENT, like a missing file)
     // until the swap, so it appears at the same instant as the rest of the new set.

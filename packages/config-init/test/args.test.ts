@@ -30,6 +30,20 @@ describe('parseCommandLine: defaults', () => {
     expect(Object.isFrozen(o)).toBe(true);
   });
 
+  it('exec takes everything after -- verbatim as the command, flags included', () => {
+    const cmd = parseCommandLine(['exec', ...BASE, '--allow-env', 'NODE_OPTIONS', '--', 'node', '-e', 'x', '--app', 'other', '--'], {});
+    expect(cmd).toMatchObject({ kind: 'exec', command: ['node', '-e', 'x', '--app', 'other', '--'] });
+    if (cmd.kind !== 'exec') throw new Error('not exec');
+    expect(cmd.options.app).toBe('orders');
+    expect(cmd.options.allowEnv).toEqual(['NODE_OPTIONS']);
+    expect(Object.isFrozen(cmd.command)).toBe(true);
+  });
+
+  it('exec flags may come before or after the word exec', () => {
+    const cmd = parseCommandLine([...BASE, 'exec', '--env-naming', 'spring', '--', '/bin/true'], {});
+    expect(cmd).toMatchObject({ kind: 'exec', command: ['/bin/true'], options: { envNaming: 'spring' } });
+  });
+
   it("accepts the explicit 'fetch' command", () => {
     expect(opts(['fetch', ...BASE]).app).toBe('orders');
   });
@@ -66,6 +80,19 @@ describe('parseCommandLine: flags and env fallbacks', () => {
     ['termination log off', ['--termination-log='], {}, (o) => o.terminationLog, ''],
     ['termination log from env', [], { CONFIG_INIT_TERMINATION_LOG: '/tmp/e' }, (o) => o.terminationLog, '/tmp/e'],
     ['dry run', ['--dry-run'], {}, (o) => o.dryRun, true],
+    ['env naming default', [], {}, (o) => o.envNaming, 'standard'],
+    ['env naming spring', ['--env-naming', 'spring'], {}, (o) => o.envNaming, 'spring'],
+    ['env naming from env', [], { CONFIG_INIT_ENV_NAMING: 'spring' }, (o) => o.envNaming, 'spring'],
+    ['allow-env default', [], {}, (o) => o.allowEnv, []],
+    ['allow-env list and repeat', ['--allow-env', 'NODE_OPTIONS,LD_PRELOAD', '--allow-env', 'PATH'], {}, (o) => o.allowEnv, ['NODE_OPTIONS', 'LD_PRELOAD', 'PATH']],
+    ['allow-env from env', [], { CONFIG_INIT_ALLOW_ENV: 'JAVA_TOOL_OPTIONS' }, (o) => o.allowEnv, ['JAVA_TOOL_OPTIONS']],
+    ['files default off', [], {}, (o) => o.files, false],
+    ['files flag', ['--files'], {}, (o) => o.files, true],
+    ['files from env', [], { CONFIG_INIT_FILES: 'yes' }, (o) => o.files, true],
+    ['no fallback by default', [], {}, (o) => [o.fallbackDir, o.fallbackMaxAgeMs], [undefined, 86_400_000]],
+    ['fallback dir and max age', ['--fallback-dir', '/fb', '--fallback-max-age', '2h'], {}, (o) => [o.fallbackDir, o.fallbackMaxAgeMs], ['/fb', 7_200_000]],
+    ['fallback from env, max age in days', [], { CONFIG_INIT_FALLBACK_DIR: '/fb', CONFIG_INIT_FALLBACK_MAX_AGE: '7d' }, (o) => [o.fallbackDir, o.fallbackMaxAgeMs], ['/fb', 604_800_000]],
+    ['timeout in h', ['--timeout', '1h'], {}, (o) => o.timeoutMs, 3_600_000],
     ['server with a path prefix', [], {}, (o) => o.server.pathname, '/'],
     ['empty env counts as unset', [], { CONFIG_INIT_OUTPUT_DIR: '' }, (o) => o.outputDir, '/config'],
   ])('%s', (_name, extra, env, get, expected) => {
@@ -120,7 +147,21 @@ describe('parseCommandLine: usage errors name the flag and env var', () => {
     ['log format', ['--log-format', 'xml'], {}, /--log-format \(env CONFIG_INIT_LOG_FORMAT\)/],
     ['allow-empty env garbage', [], { CONFIG_INIT_ALLOW_EMPTY: 'maybe' }, /CONFIG_INIT_ALLOW_EMPTY/],
     ['unknown command', ['push'], {}, /unknown command 'push'/],
-    ['exec not supported', ['exec', '--', 'true'], {}, /exec/],
+    ['exec without --', ['exec'], {}, /'exec' needs the command after '--'/],
+    ['exec with -- but no command', ['exec', '--'], {}, /'exec' needs the command/],
+    ['exec with an empty command', ['exec', '--', ''], {}, /command name after '--' is empty/],
+    ['a command after -- without exec', ['--', 'true'], {}, /needs 'exec'/],
+    ['fetch with a command', ['fetch', '--', 'true'], {}, /needs 'exec'/],
+    ['two commands', ['exec', 'fetch', '--', 'true'], {}, /unexpected argument 'fetch'/],
+    ['env naming', ['--env-naming', 'kebab'], {}, /--env-naming \(env CONFIG_INIT_ENV_NAMING\): expected standard or spring/],
+    ['allow-env lower case', ['--allow-env', 'ld_preload'], {}, /--allow-env \(env CONFIG_INIT_ALLOW_ENV\): 'ld_preload' is not an environment variable name/],
+    ['allow-env from env with a dash', [], { CONFIG_INIT_ALLOW_ENV: 'NODE-OPTIONS' }, /CONFIG_INIT_ALLOW_ENV/],
+    ['files env garbage', [], { CONFIG_INIT_FILES: 'sure' }, /CONFIG_INIT_FILES/],
+    ['fallback dir = output dir', ['--output-dir', '/out', '--fallback-dir', '/out/'], {}, /--fallback-dir \(env CONFIG_INIT_FALLBACK_DIR\): must differ from --output-dir/],
+    ['fallback max age without dir', ['--fallback-max-age', '1h'], {}, /--fallback-max-age \(env CONFIG_INIT_FALLBACK_MAX_AGE\) needs --fallback-dir/],
+    ['fallback max age bad', ['--fallback-dir', '/fb', '--fallback-max-age', 'old'], {}, /--fallback-max-age/],
+    ['fallback max age above a year', ['--fallback-dir', '/fb', '--fallback-max-age', '366d'], {}, /between 1 ms and 8760 h/],
+    ['fallback with exec', ['exec', '--fallback-dir', '/fb', '--', 'true'], {}, /not available with 'exec'/],
   ])('%s', (_name, extra, env, message) => {
     const run = (): unknown => parseCommandLine([...BASE, ...extra], env);
     expect(run).toThrow(UsageError);

@@ -5,8 +5,8 @@ import { ConfigInitError, ERROR_EXIT_CODES, exitCodeFor, FetchError, PublishErro
 const DOC = new URL('../../../docs/config-init.md', import.meta.url);
 
 describe('error catalogue', () => {
-  it('maps every code to a sysexits code of SPEC §7 (or 70 for bugs)', () => {
-    for (const exit of Object.values(ERROR_EXIT_CODES)) expect([64, 65, 66, 69, 70, 73, 77]).toContain(exit);
+  it('maps every code to a sysexits code of SPEC §7 (or 70 for bugs, 126/127 for exec as shells do)', () => {
+    for (const exit of Object.values(ERROR_EXIT_CODES)) expect([64, 65, 66, 69, 70, 73, 77, 126, 127]).toContain(exit);
   });
 
   it.each<[string, ConfigInitError, number]>([
@@ -18,6 +18,10 @@ describe('error catalogue', () => {
     ['unavailable', new FetchError('CFG_INIT_ERR_UNAVAILABLE', 'x'), 69],
     ['cannot write', new PublishError('x'), 73],
     ['not authorized', new FetchError('CFG_INIT_ERR_NOT_AUTHORIZED', 'x', { status: 403 }), 77],
+    ['unsafe path', new FetchError('CFG_INIT_ERR_UNSAFE_PATH', 'x'), 65],
+    ['refused env', new ConfigInitError('CFG_INIT_ERR_REFUSED_ENV', 'x'), 65],
+    ['command not executable', new ConfigInitError('CFG_INIT_ERR_COMMAND_NOT_EXECUTABLE', 'x'), 126],
+    ['command not found', new ConfigInitError('CFG_INIT_ERR_COMMAND_NOT_FOUND', 'x'), 127],
   ])('%s', (_name, err, exit) => {
     expect(exitCodeFor(err)).toBe(exit);
   });

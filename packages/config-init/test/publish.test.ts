@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PublishError, exitCodeFor } from '../src/errors.js';
-import { dirModeFor, fileNameViolation, publishFiles } from '../src/publish.js';
+import { dirModeFor, fileNameViolation, publishFiles, publishPathViolation } from '../src/publish.js';
 import { hiddenEntries, readVisible } from './helpers/visible.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
@@ -112,10 +112,69 @@ describe('publishFiles', () => {
     expect(await hiddenEntries(dir)).toEqual(['..data', res.version, '..someone-elses'].sort());
   });
 
-  it.each(['a/b', '..', '.', '..data', '..hidden', '', 'x\0y'])('refuses the file name %j and writes nothing', async (name) => {
+  it.each(['..', '.', '..data', '..hidden', '', 'x\0y', 'a\\b'])('refuses the file name %j and writes nothing', async (name) => {
     await expect(publishFiles({ dir, mode: 0o640, files: [{ name, content: 'x' }] })).rejects.toThrow(PublishError);
     await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
     expect(fileNameViolation(name)).not.toBeNull();
+  });
+
+  it.each(['a/', 'a//b', 'a/../b', 'a/./b', '../a', '..data/x', 'a/b\\c', 'a/b\0', `a/${'x'.repeat(256)}`])(
+    'refuses the path %j and writes nothing',
+    async (name) => {
+      await expect(publishFiles({ dir, mode: 0o640, files: [{ name, content: 'x' }] })).rejects.toThrow(PublishError);
+      await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
+      expect(publishPathViolation(name)).not.toBeNull();
+    },
+  );
+
+  it('publishes nested paths inside the version folder behind one visible folder link', async () => {
+    process.umask(0o077);
+    const res = await publishFiles({
+      dir,
+      mode: 0o640,
+      files: [
+        { name: 'files/logback.xml', content: '<configuration/>\n' },
+        { name: 'files/certs/ca/root.pem', content: 'PEM\n' },
+        { name: 'application.properties', content: 'a=1\n' },
+      ],
+    });
+    expect(await readlink(join(dir, 'files'))).toBe('..data/files');
+    expect(await readFile(join(dir, 'files', 'logback.xml'), 'utf8')).toBe('<configuration/>\n');
+    expect(await readFile(join(dir, 'files', 'certs', 'ca', 'root.pem'), 'utf8')).toBe('PEM\n');
+    expect((await stat(join(dir, 'files', 'certs', 'ca', 'root.pem'))).mode & 0o777).toBe(0o640);
+    for (const d of ['files', 'files/certs', 'files/certs/ca']) {
+      expect((await stat(join(dir, res.version, d))).mode & 0o777, d).toBe(0o750);
+    }
+    expect(res.files).toEqual({
+      'files/logback.xml': sha('<configuration/>\n'),
+      'files/certs/ca/root.pem': sha('PEM\n'),
+      'application.properties': sha('a=1\n'),
+    });
+    expect([...(await readVisible(dir)).keys()]).toEqual(['application.properties', 'files', 'files/certs', 'files/certs/ca', 'files/certs/ca/root.pem', 'files/logback.xml']);
+  });
+
+  it('publishes an empty folder when asked, and a later set without it removes its link', async () => {
+    await publishFiles({ dir, mode: 0o640, directories: ['files'], files: [{ name: 'a', content: '1' }] });
+    expect(await readlink(join(dir, 'files'))).toBe('..data/files');
+    expect(await readdir(join(dir, 'files'))).toEqual([]);
+    const res = await publishFiles({ dir, mode: 0o640, files: [{ name: 'a', content: '2' }] });
+    expect(res.removed).toEqual(['files']);
+    expect(await readdir(dir)).toEqual(['..data', res.version, 'a'].sort());
+  });
+
+  it('refuses a name that would be both a file and a folder', async () => {
+    await expect(
+      publishFiles({ dir, mode: 0o640, files: [{ name: 'files', content: '1' }, { name: 'files/x', content: '2' }] }),
+    ).rejects.toThrow(/both a file and a folder/);
+    await expect(
+      publishFiles({ dir, mode: 0o640, files: [{ name: 'f/a', content: '1' }, { name: 'f/a/b', content: '2' }] }),
+    ).rejects.toThrow(/both a file and a folder/);
+    await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('gives folders owner rwx even for read-only file modes', () => {
+    expect(dirModeFor(0o440)).toBe(0o750);
+    expect(dirModeFor(0o400)).toBe(0o700);
   });
 
   it('refuses duplicate names', async () => {

@@ -2,6 +2,7 @@
  * A real HTTPS server that requires client certificates (mutual TLS), standing in for
  * config-service. Each test sets `handler` to script the answers.
  */
+import { createHash } from 'node:crypto';
 import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ export type Answer = { status: number; headers?: OutgoingHttpHeaders; body?: str
 
 /** One request the server saw. */
 export interface SeenRequest {
+  /** Path as sent (percent-encoding kept). */
   path: string;
   query: URLSearchParams;
   accept: string | undefined;
@@ -95,4 +97,31 @@ export async function startServer(certs: TestCerts): Promise<TestServer> {
       server.close(() => resolve());
     });
   return state;
+}
+
+/** A 200 answer to `format=env` with `Accept: application/json`: the environment map. */
+export function envAnswer(env: Record<string, unknown>, commit: string, count = Object.keys(env).length): Answer {
+  return {
+    status: 200,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'config-commit': commit, 'config-property-count': String(count), 'cache-control': 'no-store' },
+    body: JSON.stringify(env),
+  };
+}
+
+/** A 200 answer to `GET /v1/apps/{app}/files`: the raw-file list. */
+export function fileListAnswer(commit: string, files: { path: string; content: Buffer | string }[], overrides: Partial<Record<'size' | 'sha256', Record<string, unknown>>> = {}): Answer {
+  const list = files.map((f) => {
+    const bytes = Buffer.from(f.content);
+    return {
+      path: f.path,
+      size: overrides.size?.[f.path] ?? bytes.length,
+      sha256: overrides.sha256?.[f.path] ?? createHash('sha256').update(bytes).digest('hex'),
+    };
+  });
+  return { status: 200, headers: { 'content-type': 'application/json', 'config-commit': commit }, body: JSON.stringify({ commit, files: list }) };
+}
+
+/** A 200 answer with one raw file's bytes. */
+export function rawFileAnswer(content: Buffer | string, commit: string): Answer {
+  return { status: 200, headers: { 'content-type': 'application/octet-stream', 'config-commit': commit }, body: Buffer.from(content) };
 }
