@@ -1,7 +1,7 @@
 /**
  * HTTPS requests with client certificates (undici Agent with `connect: { ca, cert, key }`).
  */
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 
 export interface HttpsResult {
   status: number;
@@ -20,11 +20,12 @@ export interface HttpsOptions {
   body?: string | Uint8Array;
 }
 
-/** GETs `url` (a raw path is sent as written, no normalisation) and reads the whole body. */
+/** Requests `rawPath` on `base` (the path is sent as written, no normalisation) and reads the whole body. */
 export async function httpsGet(base: string, rawPath: string, opts: HttpsOptions): Promise<HttpsResult> {
   const agent = new Agent({ connect: { ca: opts.ca, ...(opts.cert && { cert: opts.cert }), ...(opts.key && { key: opts.key }), servername: 'localhost' } });
   try {
-    const res = await request(base, { path: rawPath, method: opts.method ?? 'GET', dispatcher: agent, headers: opts.headers ?? {}, ...(opts.body !== undefined && { body: opts.body }) });
+    // Dispatcher.request sends `path` as written (undici's top-level request() would parse it as a URL).
+    const res = await agent.request({ origin: base, path: rawPath, method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.body !== undefined && { body: opts.body }) });
     const body = await res.body.text();
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
