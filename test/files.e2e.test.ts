@@ -4,12 +4,12 @@
  * attempts, symlinks and LFS pointers refused; canary rules of ../shared/cases/README.md.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCerts, makeGitRepo, startTestService, type ClientCert, type GitTestRepo, type TestPki, type TestService } from '#helpers';
+import { makeCerts, makeGitRepo, runInit, startTestService, type ClientCert, type GitTestRepo, type TestPki, type TestService } from '#helpers';
 
 let pki: TestPki;
 let orders: ClientCert;
@@ -250,5 +250,24 @@ describe('GET /v1/apps/{app}/files/{path}', () => {
     const ok = await get('/v1/apps/orders/files/logback.xml');
     expect(ok.status).toBe(200);
     expect(ok.text).toBe(LOGBACK);
+  });
+});
+
+describe('config-init --files', () => {
+  it('publishes the raw files of the profiles asked for, at the config commit, inside the atomic set', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'init-files-'));
+    const res = await runInit([
+      'fetch', '--server', service.apiUrl, '--app', 'orders', '--profile', 'prod,eu', '--files',
+      '--cert', orders.certFile, '--key', orders.keyFile, '--ca', pki.caFile, '--output-dir', out, '--termination-log', '',
+    ]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(readlinkSync(path.join(out, 'files'))).toBe('..data/files');
+    expect(readFileSync(path.join(out, 'files/logback.xml'), 'utf8')).toBe(LOGBACK_PROD);
+    expect(readFileSync(path.join(out, 'files/extra.txt'), 'utf8')).toBe(EXTRA_EU);
+    expect(readFileSync(path.join(out, 'files/conf/app.conf'), 'utf8')).toBe(APP_CONF);
+    expect(new Uint8Array(readFileSync(path.join(out, 'files/bin.dat')))).toEqual(BINARY);
+    const meta = JSON.parse(readFileSync(path.join(out, '.config-meta.json'), 'utf8')) as { commit: string; files: Record<string, string> };
+    expect(meta.commit).toBe(commit());
+    expect(meta.files['files/bin.dat']).toBe(sha256(BINARY));
   });
 });
