@@ -76,7 +76,10 @@ async function runService(cacheEntries) {
   });
   const service = await svc.startService(settings, { logger: pino({ level: 'warn' }) });
   try {
-    return await load(service.apiUrl);
+    const rate = await load(service.apiUrl);
+    const stats = service.api.auditStore.stats;
+    console.log(`  audit: ${stats.events} events in ${stats.transactions} transactions (largest batch ${stats.maxBatchSize})`);
+    return rate;
   } finally {
     await service.close();
   }

@@ -4,8 +4,8 @@
  * Durability: `journal_mode = WAL` with `synchronous = FULL`, so a transaction is fsynced
  * to the WAL before `COMMIT` returns, and {@link AuditStore.append} resolves only after that.
  *
- * Group commit: `append` queues the event and schedules one flush with `setImmediate`; the
- * flush writes every queued event (at most `maxBatchSize`) in ONE `BEGIN IMMEDIATE`
+ * Group commit: `append` queues the event and schedules one flush after a short window
+ * (`commitWindowMs`, default 2 ms); the flush writes every queued event (at most `maxBatchSize`) in ONE `BEGIN IMMEDIATE`
  * transaction, chaining them in call order, then settles all their promises. Requests that
  * arrive while a commit is being fsynced are queued and share the next one, so the cost
  * of an fsync is spread over every concurrent request. better-sqlite3 is synchronous: the
@@ -46,6 +46,14 @@ export interface SqliteAuditStoreOptions {
   busyTimeoutMs?: number;
   /** Most events committed in one transaction; the rest wait for the next flush. Default 1000. */
   maxBatchSize?: number;
+  /**
+   * Group-commit window in milliseconds: the first queued event waits at most this long for
+   * others to share its transaction. better-sqlite3 commits synchronously, so without a
+   * window a commit would take only the events queued in the same event-loop turn (one,
+   * under load), and every request would pay a full fsync. Default 2; 0 flushes on the
+   * next turn (`setImmediate`).
+   */
+  commitWindowMs?: number;
 }
 
 /** Schema version kept in `PRAGMA user_version`. */
@@ -147,7 +155,8 @@ export class SqliteAuditStore implements AuditStore {
   readonly #tail: Database.Statement<[], { seq: number; hash: string }>;
   readonly #insert: Database.Statement<unknown[]>;
   readonly #writeBatch: Database.Transaction<(batch: readonly Pending[]) => AuditEvent[]>;
-  #immediate: NodeJS.Immediate | undefined;
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  readonly #windowMs: number;
   #healthy = true;
   #closed = false;
 
@@ -155,6 +164,7 @@ export class SqliteAuditStore implements AuditStore {
   constructor(opts: SqliteAuditStoreOptions) {
     this.#logger = opts.logger ?? SILENT;
     this.#maxBatch = opts.maxBatchSize ?? 1000;
+    this.#windowMs = opts.commitWindowMs ?? 2;
     if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) {
       throw new TypeError('openSqliteAuditStore: maxBatchSize must be an integer >= 1');
     }
@@ -295,8 +305,7 @@ export class SqliteAuditStore implements AuditStore {
   /** {@inheritDoc AuditStore.close} */
   async close(): Promise<void> {
     if (this.#closed) return;
-    if (this.#immediate) clearImmediate(this.#immediate);
-    this.#immediate = undefined;
+    this.#cancelTimer();
     while (this.#queue.length > 0) this.#flushOnce();
     this.#closed = true;
     try {
@@ -311,14 +320,24 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   #schedule(): void {
-    if (this.#immediate) return;
-    this.#immediate = setImmediate(() => {
-      this.#immediate = undefined;
+    if (this.#timer) return;
+    const run = () => {
+      this.#timer = undefined;
       this.#flushOnce();
-      // Whatever exceeded maxBatchSize (or arrived meanwhile) goes in the next turn, so
+      // Whatever exceeded maxBatchSize (or arrived meanwhile) goes in a later turn, so
       // other I/O runs in between.
       if (this.#queue.length > 0) this.#schedule();
-    });
+    };
+    // A full batch is not held back by the window.
+    this.#timer = this.#windowMs > 0 && this.#queue.length < this.#maxBatch ? setTimeout(run, this.#windowMs) : setImmediate(run);
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer as NodeJS.Timeout);
+      clearImmediate(this.#timer as NodeJS.Immediate);
+    }
+    this.#timer = undefined;
   }
 
   /** Commits up to maxBatchSize queued events in one transaction and settles them. */
