@@ -10,7 +10,7 @@ import { CFG_ERR_SETTINGS_INVALID, withData } from './errors.js';
 import type { AuditStore } from './audit/types.js';
 import auditPlugin from './http/plugins/audit.js';
 import authPlugin from './http/plugins/auth.js';
-import hardeningPlugin from './http/plugins/hardening.js';
+import hardeningPlugin, { clientErrorHandler, frameworkErrorHandler } from './http/plugins/hardening.js';
 import gitStorePlugin, { type GitStore } from './http/plugins/git-store.js';
 import { installProblemHandlers } from './http/problem.js';
 import { loadTlsMaterial, secureContextOptions, TlsReloader } from './http/tls.js';
@@ -19,6 +19,7 @@ import configRoutes from './http/routes/config.js';
 import filesRoutes from './http/routes/files.js';
 import springRoutes from './http/routes/spring.js';
 import encryptRoutes from './http/routes/encrypt.js';
+import hooksRoutes from './http/routes/hooks.js';
 import type { Settings } from './settings/schema.js';
 
 /** What {@link buildApp} needs besides the settings: the open stores and the logger. */
@@ -81,6 +82,9 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     bodyLimit: server.bodyLimitBytes,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 1024 },
+    // Bad percent-encoding and overlong segments: answered and audited like every request.
+    frameworkErrors: frameworkErrorHandler(() => deps.auditStore),
+    clientErrorHandler: clientErrorHandler(),
   });
   // Fastify has no option for it; Node's default is 60 s.
   app.server.headersTimeout = server.headersTimeoutMs;
@@ -105,5 +109,6 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   await app.register(auditRoutes);
   await app.register(filesRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(springRoutes, { cacheEntries: settings.cache.maxEntries });
+  await app.register(hooksRoutes, { webhookSecretFile: settings.repositories.find((r) => r.name === deps.gitStore.name)?.webhookSecretFile });
   return app;
 }

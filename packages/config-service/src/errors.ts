@@ -73,6 +73,13 @@ export const CFG_ERR_INVALID_PATH = createError('CFG_ERR_INVALID_PATH', 'Invalid
 /** No files folder of the application holds a regular file at the path asked for. */
 export const CFG_ERR_FILE_NOT_FOUND = createError('CFG_ERR_FILE_NOT_FOUND', "File not found in the files folders of application '%s'", 404);
 
+// --- webhooks (404) ---
+/**
+ * `POST /v1/hooks/git` while push webhooks are off: the repository has no
+ * `webhookSecretFile`. `%s` = the repository name.
+ */
+export const CFG_ERR_WEBHOOK_DISABLED = createError('CFG_ERR_WEBHOOK_DISABLED', "Push webhooks are off for repository '%s' (no webhookSecretFile)", 404);
+
 // --- hardening (429) ---
 /**
  * Too many requests from one identity (certificate fingerprint or token subject) or, before
@@ -107,6 +114,7 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_SCHEMA_INVALID,
   CFG_ERR_INVALID_PATH,
   CFG_ERR_FILE_NOT_FOUND,
+  CFG_ERR_WEBHOOK_DISABLED,
   CFG_ERR_RATE_LIMITED,
   CFG_ERR_SETTINGS_INVALID,
   CFG_ERR_PKI,

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { createAuditStore } from './audit/index.js';
+import { auditStoreSettings, createAuditStore } from './audit/index.js';
 import { createGitStore } from './http/plugins/git-store.js';
 import type { TlsReloadStats } from './http/tls.js';
 import { loggerOptions, redactOptions } from './logger.js';
@@ -51,7 +51,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   // An injected logger (tests, embedding) gets the same redaction as the default one.
   const logger = options.logger ? options.logger.child({}, { redact: redactOptions() }) : pino(loggerOptions(settings.log.level));
   mkdirSync(settings.dataDir, { recursive: true });
-  const auditStore = await createAuditStore({ kind: 'sqlite', path: settings.audit.sqlitePath! }, logger);
+  const auditStore = await createAuditStore(auditStoreSettings(settings, options.env ?? process.env), logger);
   const flog = logger as unknown as FastifyBaseLogger;
   let gitStore;
   try {

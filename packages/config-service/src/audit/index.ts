@@ -2,6 +2,9 @@
  * The audit log (SPEC §6): the store contract, its implementations, the hash chain and the
  * export formats. The HTTP layer and the CLI import from here only.
  */
+import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
+import type { Settings } from '../settings/schema.js';
+import { DEFAULT_POSTGRES_AUDIT_TABLE, openPostgresAuditStore } from './postgres-store.js';
 import { openSqliteAuditStore } from './sqlite-store.js';
 import type { AuditLogger, AuditStore } from './types.js';
 
@@ -33,6 +36,12 @@ export {
   openSqliteAuditStore,
   type SqliteAuditStoreOptions,
 } from './sqlite-store.js';
+export {
+  DEFAULT_POSTGRES_AUDIT_TABLE,
+  PostgresAuditStore,
+  openPostgresAuditStore,
+  type PostgresAuditStoreOptions,
+} from './postgres-store.js';
 export { AUDIT_CSV_COLUMNS, AUDIT_EXPORT_CONTENT_TYPES, formatAuditEvents, type AuditExportFormat } from './format.js';
 
 /** Settings of the SQLite store (the default). */
@@ -42,27 +51,88 @@ export interface SqliteAuditStoreSettings {
   path: string;
 }
 
+/** Settings of the PostgreSQL store (several replicas share it, SPEC §10). */
+export interface PostgresAuditStoreSettings {
+  kind: 'postgres';
+  /** The connection string, read from the environment; holds a password, never logged. */
+  connectionString: string;
+  /** Table of the events; created when missing. */
+  table: string;
+  /** Most connections the store opens. */
+  poolSize: number;
+}
+
+/** Which audit store to open, as the service settings give it: a union on `kind`. */
+export type AuditStoreSettings = SqliteAuditStoreSettings | PostgresAuditStoreSettings;
+
+/** Default environment variable holding the PostgreSQL connection string. */
+export const DEFAULT_AUDIT_DATABASE_URL_ENV = 'CONFIG_SERVICE_AUDIT_DATABASE_URL';
+
 /**
- * Which audit store to open, as the service settings give it. A union on `kind`: the
- * PostgreSQL store adds `{ kind: 'postgres'; url: string; ... }` here and a `case` in
- * {@link createAuditStore}; the `never` check there makes the compiler point at it.
+ * The {@link AuditStoreSettings} that the service settings (`audit.*`) and the environment
+ * name. The one place `serve` and the `audit` commands build them, so they always open the
+ * same store. For PostgreSQL the connection string is read from the variable
+ * `audit.postgres.connectionStringEnv` names (default `CONFIG_SERVICE_AUDIT_DATABASE_URL`):
+ * it carries a password, so it is never a setting value.
+ *
+ * @param settings loaded settings (`sqlitePath` is always set by `loadSettings`).
+ * @param env the environment to read the connection string from.
+ * @throws CFG_ERR_SETTINGS_INVALID when PostgreSQL is chosen and the variable is unset or
+ *   empty (the message names the variable, never a value).
  */
-export type AuditStoreSettings = SqliteAuditStoreSettings;
+export function auditStoreSettings(
+  settings: { readonly audit: Readonly<Settings['audit']> },
+  env: Readonly<Record<string, string | undefined>>,
+): AuditStoreSettings {
+  const audit = settings.audit;
+  switch (audit.store) {
+    case 'sqlite':
+      if (!audit.sqlitePath) throw new CFG_ERR_SETTINGS_INVALID('  audit.sqlitePath: not set');
+      return { kind: 'sqlite', path: audit.sqlitePath };
+    case 'postgres': {
+      const envName = audit.postgres?.connectionStringEnv ?? DEFAULT_AUDIT_DATABASE_URL_ENV;
+      const connectionString = env[envName];
+      if (!connectionString) {
+        throw new CFG_ERR_SETTINGS_INVALID(
+          `  audit.postgres.connectionStringEnv: the environment variable ${envName} must hold the PostgreSQL connection string (audit.store is 'postgres')`,
+        );
+      }
+      return {
+        kind: 'postgres',
+        connectionString,
+        table: audit.postgres?.table ?? DEFAULT_POSTGRES_AUDIT_TABLE,
+        poolSize: audit.postgres?.poolSize ?? 10,
+      };
+    }
+    default: {
+      const unknownStore: never = audit.store;
+      throw new TypeError(`Unknown audit store: ${String(unknownStore)}`);
+    }
+  }
+}
 
 /**
  * Opens the audit store the settings name. Asynchronous so that stores that must connect
  * first (PostgreSQL) fit the same call.
  *
  * @param logger receives operational messages (write failures, recovery), not events.
- * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE (503) when the store cannot be opened (`cause` set).
+ * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE (503) when the store cannot be opened (`cause`
+ *   set; for PostgreSQL scrubbed of the connection string's credentials).
  */
 export async function createAuditStore(settings: AuditStoreSettings, logger?: AuditLogger): Promise<AuditStore> {
   switch (settings.kind) {
     case 'sqlite':
       return openSqliteAuditStore(logger ? { path: settings.path, logger } : { path: settings.path });
+    case 'postgres':
+      return openPostgresAuditStore({
+        connectionString: settings.connectionString,
+        table: settings.table,
+        poolSize: settings.poolSize,
+        ...(logger && { logger }),
+      });
     default: {
-      const unknownKind: never = settings.kind;
-      throw new TypeError(`Unknown audit store kind: ${String(unknownKind)}`);
+      const unknownKind: never = settings;
+      throw new TypeError(`Unknown audit store kind: ${String((unknownKind as { kind: unknown }).kind)}`);
     }
   }
 }

@@ -65,8 +65,8 @@ function buildProgram(): Command {
     .option('-c, --config <file>', 'service settings file')
     .action(async (opts: { config?: string }) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
-      const { createAuditStore } = await import('../audit/index.js');
-      const store = await createAuditStore({ kind: 'sqlite', path: settings.audit.sqlitePath! });
+      const { auditStoreSettings, createAuditStore } = await import('../audit/index.js');
+      const store = await createAuditStore(auditStoreSettings(settings, process.env));
       try {
         const result = await store.verify();
         process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -89,8 +89,8 @@ function buildProgram(): Command {
     .option('--limit <n>', 'at most this many events', '100')
     .action(async (opts: { config?: string; limit: string } & Record<string, string | undefined>) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
-      const { createAuditStore, formatAuditEvents } = await import('../audit/index.js');
-      const store = await createAuditStore({ kind: 'sqlite', path: settings.audit.sqlitePath! });
+      const { auditStoreSettings, createAuditStore, formatAuditEvents } = await import('../audit/index.js');
+      const store = await createAuditStore(auditStoreSettings(settings, process.env));
       try {
         const { config: _c, limit, ...filters } = opts;
         const page = await store.query({ ...filters, limit: Number(limit) });

@@ -238,6 +238,11 @@ export class GitMirror {
     return redactSecrets(text, this.#secrets);
   }
 
+  /** The sync in progress (started by polling, a webhook or an admin), or `null`. */
+  get syncing(): Promise<SyncResult> | null {
+    return this.#inflight;
+  }
+
   /**
    * Brings the mirror up to date: creates it (init bare + fetch) when absent, fetches
    * otherwise. Concurrent calls share one in-flight sync.

@@ -139,7 +139,7 @@ describe('principalFromCertificate', () => {
 
   it('refuses bytes that are not a certificate with CFG_ERR_UNAUTHENTICATED', () => {
     expect(() => principalFromCertificate(Buffer.from('not a certificate'), DEFAULT_IDENTITY_PATTERNS)).toThrow(
-      expect.objectContaining({ code: 'CFG_ERR_UNAUTHENTICATED', statusCode: 401, message: 'Authentication required: the client certificate cannot be parsed' }),
+      expect.objectContaining({ code: 'CFG_ERR_UNAUTHENTICATED', statusCode: 401, message: 'Not authenticated: the client certificate cannot be parsed' }),
     );
   });
 
@@ -213,7 +213,7 @@ describe('principalFromJwtClaims', () => {
 
   it('needs a sub', () => {
     expect(() => principalFromJwtClaims({ scope: 'admin' })).toThrow(
-      expect.objectContaining({ code: 'CFG_ERR_UNAUTHENTICATED', message: 'Authentication required: the token has no sub claim' }),
+      expect.objectContaining({ code: 'CFG_ERR_UNAUTHENTICATED', message: 'Not authenticated: the token has no sub claim' }),
     );
   });
 });

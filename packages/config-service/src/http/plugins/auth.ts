@@ -40,8 +40,16 @@ declare module 'fastify' {
     accessPolicy: PolicySettings;
   }
   interface FastifyRequest {
-    /** The authenticated caller; set for every request that reaches a route. */
+    /** The authenticated caller; set for every request that reaches a route (not for `auth: 'webhook'` routes). */
     principal: Principal;
+  }
+  interface FastifyContextConfig {
+    /**
+     * `'webhook'`: the route authenticates the request itself (a push webhook's HMAC,
+     * `routes/hooks.ts`); this plugin neither asks for a certificate or token nor sets
+     * `request.principal`. No other route may set it.
+     */
+    auth?: 'webhook';
   }
 }
 
@@ -219,6 +227,11 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
   }
 
   app.addHook('onRequest', async (request) => {
+    // Routes that authenticate by their own means (webhook HMAC) skip certificates and tokens.
+    if (request.routeOptions.config?.auth === 'webhook') {
+      request.auditActor = { kind: 'anonymous', subject: 'webhook' };
+      return;
+    }
     const socket = request.raw.socket as TLSSocket;
     let peer: PeerIdentity | undefined = peerCache.get(socket);
     if (!peer) {

@@ -18,11 +18,15 @@
  * `Cache-Control: no-store` on every error (and wherever a route did not set one: this API
  * serves credentials).
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditActor, AuditStore } from '../../audit/types.js';
 import { CFG_ERR_RATE_LIMITED } from '../../errors.js';
+import { problem, type Problem } from '../problem.js';
 
 /** Options of the hardening plugin (from `server.rateLimit`). */
 export interface HardeningPluginOptions {
@@ -43,6 +47,88 @@ export function securityHeaders(hstsMaxAgeSeconds = 31_536_000): Readonly<Record
     'referrer-policy': 'no-referrer',
     'cross-origin-resource-policy': 'same-origin',
   });
+}
+
+/** A problem with the standard reason phrase as its title (for statuses `problem.ts` has no title for). */
+function titled(p: Problem): Problem {
+  return { ...p, title: STATUS_CODES[p.status] ?? p.title };
+}
+
+/**
+ * Fastify's `frameworkErrors` handler: requests the router refuses before any hook runs (a
+ * path that is not valid percent-encoding, `FST_ERR_BAD_URL`; a path segment longer than
+ * `maxParamLength`, `FST_ERR_MAX_PARAM_LENGTH`). Fastify's default answer skips every
+ * hook and echoes the path; this one answers problem+json with the security headers,
+ * never echoes input, and writes the audit event itself (fail closed: 503 when the store
+ * cannot commit it).
+ *
+ * @param auditStore - called per request, so the store may be decorated after construction.
+ */
+export function frameworkErrorHandler(auditStore: () => AuditStore, hstsMaxAgeSeconds?: number): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
+  const headers = securityHeaders(hstsMaxAgeSeconds);
+  return (error, request, reply) => {
+    const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+    const status = tooLong ? 414 : 400;
+    const p = tooLong
+      ? titled(problem(414, 'uri_too_long', 'A path segment is longer than 1024 characters', request.id))
+      : problem(400, 'invalid_request', 'The request target is not valid percent-encoding (RFC 3986 §2.1)', request.id);
+    const socket = request.raw.socket as TLSSocket;
+    const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+    const actor: AuditActor = cert?.raw ? { kind: 'certificate', fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase() } : { kind: 'anonymous' };
+    const send = (body: Problem): void => {
+      void reply.code(body.status).headers(headers).header('request-id', request.id).header('cache-control', 'no-store').type('application/problem+json').send(JSON.stringify(body));
+    };
+    auditStore()
+      .append({
+        time: new Date().toISOString(),
+        requestId: request.id,
+        actor,
+        clientAddress: request.ip,
+        action: 'unknown',
+        profiles: [],
+        outcome: 'error',
+        status,
+        reason: p.code,
+        secretKeys: [],
+        durationMs: 0,
+      })
+      .then(
+        () => send(p),
+        (err: unknown) => {
+          request.log.error({ err: { code: (err as { code?: string }).code } }, 'audit event could not be committed; response withheld');
+          send(problem(503, 'audit_unavailable', 'The audit log cannot record this request; nothing was served', request.id));
+        },
+      );
+  };
+}
+
+/**
+ * Fastify's `clientErrorHandler`: answers what Node's HTTP parser refuses before there is
+ * a request (malformed request line or headers, bytes outside the URL grammar: 400;
+ * headers over the size limit: 431; headers not received within `headersTimeout`: 408)
+ * as problem+json with the security headers, then closes the connection. There is no
+ * request and so no audit event; the parser error is logged at debug level.
+ */
+export function clientErrorHandler(hstsMaxAgeSeconds?: number): (this: FastifyInstance, error: Error & { code?: string }, socket: Duplex) => void {
+  const headers = Object.entries(securityHeaders(hstsMaxAgeSeconds))
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  return function onClientError(this: FastifyInstance, error, socket) {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    let p: Problem;
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') p = titled(problem(408, 'request_timeout', 'The request was not received in time', ''));
+    else if (error.code === 'HPE_HEADER_OVERFLOW') p = titled(problem(431, 'headers_too_large', 'The request headers are too large', ''));
+    else p = problem(400, 'bad_request', 'The request is not valid HTTP/1.1', '');
+    this.log.debug({ code: error.code }, 'client error');
+    if (socket.writable) {
+      const body = JSON.stringify(p);
+      socket.write(
+        `HTTP/1.1 ${p.status} ${p.title}\r\ncontent-type: application/problem+json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `cache-control: no-store\r\n${headers}connection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
 }
 
 /** The rate-limit bucket of an authenticated request. */

@@ -34,7 +34,6 @@ import { formatPropertyName, type NameToken } from '../../config/paths.js';
 import { renderJsonValue } from '../../config/render.js';
 import { MEDIA_TYPES, type Format, type PropertySource, type PropertyValue, type Scalar, type TreeValue } from '../../config/types.js';
 import { isScalar } from '../../config/values.js';
-import { authorize } from '../../auth/policy.js';
 import { applySecrets, applySecretsToSource } from '../../secrets/apply.js';
 import { secretsModeFor } from '../secrets-mode.js';
 import { requireAccess } from '../plugins/auth.js';

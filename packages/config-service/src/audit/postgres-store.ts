@@ -1,0 +1,683 @@
+/**
+ * The shared audit store: one PostgreSQL table that several replicas append to (SPEC §6,
+ * §10), through node-postgres (`pg`).
+ *
+ * Durability: {@link AuditStore.append} resolves only after the `COMMIT` holding the event
+ * returned, which with PostgreSQL's default `synchronous_commit = on` means the commit
+ * record is flushed to the WAL (and to synchronous standbys, when configured). Do not run
+ * the audit database with `synchronous_commit = off`.
+ *
+ * Group commit: `append` queues the event; one flush at a time takes every queued event (at
+ * most `maxBatchSize`) and writes them in ONE transaction, chaining them in call order,
+ * then settles their promises. Events that arrive while a commit is in flight share the
+ * next one.
+ *
+ * Several replicas: each write transaction first takes a transaction-level advisory lock
+ * (`pg_advisory_xact_lock`) on a key derived from the table name, then reads the chain tail
+ * (last `seq` and `hash`) and inserts after it. The lock serialises the writers of one
+ * table across every connection to the database, so the chain has no gaps and no forks
+ * however many replicas write; it is released by `COMMIT`/`ROLLBACK` (or when a connection
+ * dies), never held between batches. The primary key on `seq` is a second guard.
+ *
+ * The connection string carries a password: it is never logged nor put in an error
+ * message; errors from `pg` that would contain it are replaced by scrubbed copies.
+ */
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { CFG_ERR_AUDIT_UNAVAILABLE, CFG_ERR_INVALID_REQUEST } from '../errors.js';
+import { ChainVerifier, GENESIS_HASH, canonicalJson, eventBodyJson, hashEventBody, type CanonicalValue } from './chain.js';
+import { toEventInput, toStoredEvent, withChainFields } from './event.js';
+import type {
+  AuditEvent,
+  AuditEventInput,
+  AuditLogger,
+  AuditPage,
+  AuditQuery,
+  AuditStore,
+  AuditStoreStats,
+  ChainBreakReason,
+  VerifyResult,
+} from './types.js';
+
+/** Options of {@link openPostgresAuditStore}. */
+export interface PostgresAuditStoreOptions {
+  /**
+   * `postgres://user:password@host:port/database?...` (anything `pg` accepts). Holds a
+   * credential: it is never logged nor included in an error.
+   */
+  connectionString: string;
+  /** Table of the events (`^[a-z_][a-z0-9_]{0,62}$`), created with its indexes when missing. Default `audit_events`. */
+  table?: string;
+  /** Most connections the store opens. Default 10; writes use one at a time. */
+  poolSize?: number;
+  /** Where operational messages go (write failures, recovery); pino fits. Default: none. */
+  logger?: AuditLogger;
+  /** Most events committed in one transaction; the rest wait for the next flush. Default 1000. */
+  maxBatchSize?: number;
+  /** How long opening a connection may take, in milliseconds. Default 5000. */
+  connectTimeoutMs?: number;
+  /**
+   * Longest a statement may run, in milliseconds, including the wait for another
+   * replica's write lock; then the batch fails (fails closed) instead of hanging. Default 15000.
+   */
+  statementTimeoutMs?: number;
+}
+
+/** Default table of the events. */
+export const DEFAULT_POSTGRES_AUDIT_TABLE = 'audit_events';
+
+const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Page size of a verification read. */
+const VERIFY_PAGE = 1000;
+const DEFAULT_QUERY_LIMIT = 100;
+const MAX_QUERY_LIMIT = 1000;
+
+interface EventRow {
+  seq: string;
+  time: string;
+  request_id: string;
+  actor_kind: string;
+  actor_subject: string | null;
+  action: string;
+  app: string | null;
+  commit_id: string | null;
+  outcome: string;
+  status: number;
+  prev_hash: string;
+  hash: string;
+  event: string;
+}
+
+interface Pending {
+  input: AuditEventInput;
+  resolve: (event: AuditEvent) => void;
+  reject: (err: Error) => void;
+}
+
+const SILENT: AuditLogger = { info() {}, warn() {}, error() {} };
+
+/** Exact-match filters: query field → column. */
+const EXACT_FILTERS = [
+  ['app', 'app'],
+  ['actor', 'actor_subject'],
+  ['action', 'action'],
+  ['outcome', 'outcome'],
+  ['commit', 'commit_id'],
+] as const satisfies readonly (readonly [keyof AuditQuery, keyof EventRow])[];
+
+/**
+ * Opens the PostgreSQL audit store: connects, and creates the table and its indexes when
+ * missing (under the table's advisory lock, so replicas starting together do not race).
+ * A role that may only `SELECT`/`INSERT` works once the table exists.
+ *
+ * Queries behave as the SQLite store's: newest first (descending `seq`), `nextCursor` the
+ * base64url of the last `seq` returned, `since` inclusive and `until` exclusive, both an
+ * ISO 8601 date or date-time with `Z` or an offset.
+ *
+ * @throws (rejects) TypeError for a bad `table`, `poolSize` or `maxBatchSize`;
+ *   CFG_ERR_AUDIT_UNAVAILABLE (503) when the database cannot be reached or the table cannot
+ *   be created (`cause` set, scrubbed of the connection string's credentials).
+ */
+export async function openPostgresAuditStore(opts: PostgresAuditStoreOptions): Promise<PostgresAuditStore> {
+  const store = new PostgresAuditStore(opts);
+  await store.init();
+  return store;
+}
+
+/**
+ * The PostgreSQL {@link AuditStore}. Create it with {@link openPostgresAuditStore}.
+ */
+export class PostgresAuditStore implements AuditStore {
+  readonly #pool: pg.Pool;
+  readonly #logger: AuditLogger;
+  readonly #maxBatch: number;
+  readonly #table: string;
+  /** The table name, double-quoted for SQL. */
+  readonly #t: string;
+  /** Advisory lock key of the table (a signed 64-bit integer, as text). */
+  readonly #lockKey: string;
+  readonly #secrets: string[];
+  readonly #stats: AuditStoreStats = { transactions: 0, failedTransactions: 0, events: 0, maxBatchSize: 0 };
+  readonly #queue: Pending[] = [];
+  readonly #insertSql: string;
+  /** The flush loop in progress, if any. */
+  #flushing: Promise<void> | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #healthy = true;
+  #closing = false;
+  #closed = false;
+  #closePromise: Promise<void> | undefined;
+
+  /** Use {@link openPostgresAuditStore}; the store is usable only after `init()`. */
+  constructor(opts: PostgresAuditStoreOptions) {
+    this.#table = opts.table ?? DEFAULT_POSTGRES_AUDIT_TABLE;
+    if (!TABLE_NAME.test(this.#table)) {
+      throw new TypeError('openPostgresAuditStore: table must match ^[a-z_][a-z0-9_]{0,62}$');
+    }
+    const poolSize = opts.poolSize ?? 10;
+    if (!Number.isInteger(poolSize) || poolSize < 1) throw new TypeError('openPostgresAuditStore: poolSize must be an integer >= 1');
+    this.#maxBatch = opts.maxBatchSize ?? 1000;
+    if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) {
+      throw new TypeError('openPostgresAuditStore: maxBatchSize must be an integer >= 1');
+    }
+    if (typeof opts.connectionString !== 'string' || opts.connectionString.length === 0) {
+      throw new CFG_ERR_AUDIT_UNAVAILABLE('no PostgreSQL connection string is set');
+    }
+    this.#logger = opts.logger ?? SILENT;
+    this.#secrets = connectionSecrets(opts.connectionString);
+    this.#t = `"${this.#table}"`;
+    this.#lockKey = advisoryLockKey(this.#table);
+    this.#insertSql = `INSERT INTO ${this.#t} (seq, time, request_id, actor_kind, actor_subject, action, app, commit_id,
+        outcome, status, prev_hash, hash, event)
+      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::text[], $10::integer[], $11::text[], $12::text[], $13::text[])`;
+    const statementTimeout = opts.statementTimeoutMs ?? 15_000;
+    this.#pool = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: poolSize,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      statement_timeout: statementTimeout,
+      // A replica that stops mid-transaction must not hold the write lock for long.
+      idle_in_transaction_session_timeout: Math.max(statementTimeout, 1000) * 2,
+      keepAlive: true,
+      application_name: 'config-service-audit',
+    });
+    // An idle connection that breaks emits 'error' on the pool; without a listener the
+    // process would crash. The next operation reconnects (and fails closed if it cannot).
+    this.#pool.on('error', (err) => {
+      this.#logger.warn({ err: this.#scrub(err) }, 'audit store: an idle PostgreSQL connection failed');
+    });
+  }
+
+  /**
+   * Connects and creates the schema when missing. Called once by {@link openPostgresAuditStore}.
+   * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE as described there; the pool is ended.
+   */
+  async init(): Promise<void> {
+    let lastSeq: number;
+    try {
+      lastSeq = await this.#transaction(async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
+        const exists = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [this.#t]);
+        if (exists.rows[0]?.t === null) {
+          for (const sql of schemaSql(this.#table)) await c.query(sql);
+        }
+        const tail = await c.query<{ seq: string }>(`SELECT seq FROM ${this.#t} ORDER BY seq DESC LIMIT 1`);
+        return Number(tail.rows[0]?.seq ?? 0);
+      });
+    } catch (err) {
+      this.#closed = true;
+      await this.#pool.end().catch(() => {});
+      const cause = this.#scrub(err);
+      // The cause's text (scrubbed) says why, for the operator reading a failed start.
+      throw new CFG_ERR_AUDIT_UNAVAILABLE(`cannot open the PostgreSQL audit store (table ${this.#table}): ${cause.message}`, { cause });
+    }
+    this.#logger.info({ store: 'postgres', table: this.#table, lastSeq }, 'audit store opened');
+  }
+
+  /** {@inheritDoc AuditStore.healthy} */
+  get healthy(): boolean {
+    return this.#healthy && !this.#closed && !this.#closing;
+  }
+
+  /** {@inheritDoc AuditStore.stats} */
+  get stats(): Readonly<AuditStoreStats> {
+    return { ...this.#stats };
+  }
+
+  /**
+   * {@inheritDoc AuditStore.append}
+   * @throws (rejects) TypeError for a malformed event; CFG_ERR_AUDIT_UNAVAILABLE when the
+   *   store is closed or the transaction holding the event fails (`cause` set).
+   */
+  append(event: AuditEventInput): Promise<AuditEvent> {
+    if (this.#closed || this.#closing) return Promise.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed'));
+    let input: AuditEventInput;
+    try {
+      input = toEventInput(event);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return new Promise<AuditEvent>((resolve, reject) => {
+      this.#queue.push({ input, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * {@inheritDoc AuditStore.query}
+   * @throws (rejects) CFG_ERR_INVALID_REQUEST for a bad `cursor`, `since`, `until` or
+   *   `limit`; CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read or holds a
+   *   malformed row.
+   */
+  async query(q: AuditQuery): Promise<AuditPage> {
+    this.#assertOpen();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    for (const [field, column] of EXACT_FILTERS) {
+      const v = q[field];
+      if (v !== undefined) where.push(`${column} = ${param(columnText(v))}`);
+    }
+    if (q.since !== undefined) where.push(`time >= ${param(parseInstant(q.since, 'since'))}`);
+    if (q.until !== undefined) where.push(`time < ${param(parseInstant(q.until, 'until'))}`);
+    if (q.cursor !== undefined) where.push(`seq < ${param(decodeCursor(q.cursor))}`);
+    const limit = parseLimit(q.limit);
+    const sql = `SELECT * FROM ${this.#t}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${param(limit + 1)}`;
+
+    let rows: EventRow[];
+    let events: AuditEvent[];
+    try {
+      rows = (await this.#pool.query<EventRow>(sql, params)).rows;
+      events = rows.slice(0, limit).map(rowToEvent);
+    } catch (err) {
+      throw this.#unavailable('the PostgreSQL audit store cannot be read', err);
+    }
+    const last = events[events.length - 1];
+    return rows.length > limit && last ? { events, nextCursor: encodeCursor(last.seq) } : { events };
+  }
+
+  /**
+   * {@inheritDoc AuditStore.verify}
+   *
+   * Besides the chain rules, checks that each row's `event` text is exactly the canonical
+   * JSON that was hashed (`hash mismatch` otherwise), that it parses as an event
+   * (`malformed event`) and that the indexed columns agree with it (`column mismatch`).
+   * Reads the table in `seq` order, a page at a time, so memory stays bounded.
+   * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read.
+   */
+  async verify(): Promise<VerifyResult> {
+    this.#assertOpen();
+    const v = new ChainVerifier();
+    const sql = `SELECT * FROM ${this.#t} WHERE seq > $1 ORDER BY seq LIMIT ${VERIFY_PAGE}`;
+    let after = '0';
+    try {
+      for (;;) {
+        const { rows } = await this.#pool.query<EventRow>(sql, [after]);
+        for (const row of rows) {
+          let event: AuditEvent;
+          try {
+            event = rowToEvent(row);
+          } catch {
+            v.fail(Number(row.seq), 'malformed event');
+            break;
+          }
+          if (!v.push(event, (e) => checkRow(row, e))) break;
+        }
+        const last = rows[rows.length - 1];
+        if (v.broken || rows.length < VERIFY_PAGE || !last) break;
+        after = last.seq;
+      }
+    } catch (err) {
+      throw this.#unavailable('the PostgreSQL audit store cannot be read', err);
+    }
+    return v.result();
+  }
+
+  /** {@inheritDoc AuditStore.close} */
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close();
+    return this.#closePromise;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closing = true;
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#immediate = undefined;
+    // Commit what is queued (including what a running flush has not taken yet).
+    while (this.#flushing || this.#queue.length > 0) {
+      if (!this.#flushing) this.#startFlush();
+      await this.#flushing;
+    }
+    try {
+      await this.#pool.end();
+    } catch (err) {
+      this.#logger.error({ err: this.#scrub(err) }, 'audit store close failed');
+    }
+    this.#closed = true;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed || this.#closing) throw new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed');
+  }
+
+  #schedule(): void {
+    if (this.#immediate || this.#flushing) return;
+    // One turn of the event loop lets concurrent appends join the batch.
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
+      if (!this.#flushing) this.#startFlush();
+    });
+  }
+
+  /** Starts the flush loop: batch after batch until the queue is empty, one at a time. */
+  #startFlush(): void {
+    this.#flushing = (async () => {
+      try {
+        while (this.#queue.length > 0) await this.#flushOnce();
+      } catch (err) {
+        // #flushOnce settles every event itself; this is a bug guard, not a path.
+        this.#logger.error({ err: this.#scrub(err) }, 'audit store flush failed unexpectedly');
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+  }
+
+  /** Commits up to maxBatchSize queued events in one transaction and settles them. */
+  async #flushOnce(): Promise<void> {
+    const batch = this.#queue.splice(0, this.#maxBatch);
+    if (batch.length === 0) return;
+    let events: AuditEvent[];
+    try {
+      events = await this.#transaction((c) => this.#write(c, batch));
+    } catch (err) {
+      this.#stats.failedTransactions++;
+      const cause = this.#scrub(err);
+      if (this.#healthy) this.#logger.error({ err: cause, events: batch.length }, 'audit store write failed; failing requests closed');
+      this.#healthy = false;
+      for (const p of batch) {
+        p.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the PostgreSQL audit store could not commit the event', { cause }));
+      }
+      return;
+    }
+    this.#stats.transactions++;
+    this.#stats.events += events.length;
+    this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, events.length);
+    if (!this.#healthy) {
+      this.#healthy = true;
+      this.#logger.info({ events: events.length }, 'audit store writes recovered');
+    }
+    batch.forEach((p, i) => p.resolve(events[i] as AuditEvent));
+  }
+
+  /** Body of the write transaction: locks the table's chain, reads the tail, inserts the batch after it. */
+  async #write(c: pg.PoolClient, batch: readonly Pending[]): Promise<AuditEvent[]> {
+    await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
+    // Read committed: this statement's snapshot is taken after the lock was granted, so it
+    // sees every batch committed by whoever held the lock before.
+    const tail = (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#t} ORDER BY seq DESC LIMIT 1`)).rows[0];
+    let seq = Number(tail?.seq ?? 0);
+    let prevHash = tail?.hash ?? GENESIS_HASH;
+    const cols: unknown[][] = Array.from({ length: 13 }, () => []);
+    const out: AuditEvent[] = [];
+    for (const { input } of batch) {
+      seq++;
+      // `input` was checked by toEventInput in append, so it is hashed as is.
+      const body = canonicalJson({ ...(input as unknown as Record<string, CanonicalValue>), seq });
+      const hash = hashEventBody(prevHash, body);
+      const values = [
+        seq,
+        columnText(input.time),
+        columnText(input.requestId),
+        input.actor.kind,
+        nullableColumn(input.actor.subject),
+        columnText(input.action),
+        nullableColumn(input.app),
+        nullableColumn(input.commit),
+        input.outcome,
+        input.status,
+        prevHash,
+        hash,
+        body,
+      ];
+      values.forEach((v, i) => cols[i]?.push(v));
+      out.push(withChainFields(input, seq, prevHash, hash));
+      prevHash = hash;
+    }
+    await c.query(this.#insertSql, cols);
+    return out;
+  }
+
+  /** Runs `fn` in one transaction on one pooled connection; rolls back on failure. */
+  async #transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.#pool.connect();
+    let broken: Error | undefined;
+    // A connection that breaks between two queries emits 'error' on the client; the next
+    // query fails anyway, so record it rather than let it crash the process.
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    c.on('error', onError);
+    try {
+      await c.query('BEGIN');
+      try {
+        const result = await fn(c);
+        await c.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await c.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // The connection is unusable: drop it instead of returning it to the pool.
+          broken = rollbackErr as Error;
+        }
+        throw err;
+      }
+    } catch (err) {
+      broken ??= isConnectionError(err) ? (err as Error) : undefined;
+      throw err;
+    } finally {
+      c.off('error', onError);
+      c.release(broken);
+    }
+  }
+
+  /** A CFG_ERR_AUDIT_UNAVAILABLE whose cause cannot reveal the connection string. */
+  #unavailable(message: string, err: unknown): Error {
+    return new CFG_ERR_AUDIT_UNAVAILABLE(message, { cause: this.#scrub(err) });
+  }
+
+  /** `err` itself when none of its text holds a credential, else a scrubbed copy. */
+  #scrub(err: unknown): Error {
+    return scrubError(err, this.#secrets);
+  }
+}
+
+/** The DDL of a table and its indexes. Index names stay within PostgreSQL's 63 bytes. */
+function schemaSql(table: string): string[] {
+  const t = `"${table}"`;
+  const prefix = table.length <= 48 ? table : `${table.slice(0, 39)}_${sha256Hex(table).slice(0, 8)}`;
+  const index = (suffix: string, columns: string): string =>
+    `CREATE INDEX IF NOT EXISTS "${prefix}_${suffix}" ON ${t} (${columns})`;
+  // `event` holds the exact canonical JSON that was hashed (with `seq`); the other columns
+  // copy the filterable fields. `time` compares bytewise (it sorts as text). Each filter
+  // index ends with `seq`, so `WHERE app = $1 AND seq < $2 ORDER BY seq DESC` is one range scan.
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t} (
+      seq           BIGINT  PRIMARY KEY CHECK (seq > 0),
+      time          TEXT    COLLATE "C" NOT NULL,
+      request_id    TEXT    NOT NULL,
+      actor_kind    TEXT    NOT NULL,
+      actor_subject TEXT,
+      action        TEXT    NOT NULL,
+      app           TEXT,
+      commit_id     TEXT,
+      outcome       TEXT    NOT NULL,
+      status        INTEGER NOT NULL,
+      prev_hash     TEXT    NOT NULL,
+      hash          TEXT    NOT NULL,
+      event         TEXT    NOT NULL
+    )`,
+    `COMMENT ON TABLE ${t} IS 'config-service audit log, schema v1 (hash-chained; do not edit)'`,
+    index('time', 'time'),
+    index('app', 'app, seq'),
+    index('actor', 'actor_subject, seq'),
+    index('action', 'action, seq'),
+    index('outcome', 'outcome, seq'),
+    index('commit', 'commit_id, seq'),
+  ];
+}
+
+function sha256Hex(s: string): string {
+  return createHash('sha256').update(s, 'utf8').digest('hex');
+}
+
+/**
+ * The advisory lock key of a table: the first 8 bytes of SHA-256 of a fixed prefix and
+ * the table name, as a signed 64-bit decimal (PostgreSQL's `bigint`).
+ */
+export function advisoryLockKey(table: string): string {
+  return createHash('sha256').update(`config-service audit chain\n${table}`, 'utf8').digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * Text as a column holds it. PostgreSQL text cannot hold U+0000 and `pg` sends lone
+ * surrogates as U+FFFD, so both become U+FFFD, consistently when writing, filtering and
+ * verifying (the event JSON, which is what is hashed, keeps them escaped and exact).
+ */
+function columnText(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
+function nullableColumn(s: string | undefined): string | null {
+  return s === undefined ? null : columnText(s);
+}
+
+function rowToEvent(row: EventRow): AuditEvent {
+  return toStoredEvent(JSON.parse(row.event) as AuditEventInput, Number(row.seq), row.prev_hash, row.hash);
+}
+
+/** A row's own consistency: stored text is what was hashed, columns match the event. */
+function checkRow(row: EventRow, e: AuditEvent): ChainBreakReason | undefined {
+  if (row.event !== eventBodyJson(e)) return 'hash mismatch';
+  const same =
+    row.time === columnText(e.time) &&
+    row.request_id === columnText(e.requestId) &&
+    row.actor_kind === e.actor.kind &&
+    row.actor_subject === nullableColumn(e.actor.subject) &&
+    row.action === columnText(e.action) &&
+    row.app === nullableColumn(e.app) &&
+    row.commit_id === nullableColumn(e.commit) &&
+    row.outcome === e.outcome &&
+    row.status === e.status;
+  return same ? undefined : 'column mismatch';
+}
+
+/** Errors after which a connection must not go back to the pool. */
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  // Class 08 (connection exception), 57P01-03 (shutdown), or a socket error.
+  return typeof code === 'string' && (/^08/.test(code) || /^57P0[123]$/.test(code) || /^E[A-Z]+$/.test(code));
+}
+
+/**
+ * Every spelling of the credential a connection string holds, to keep out of logs and
+ * errors: the whole string, and its password as written and decoded (userinfo or a
+ * `password` parameter). Empty strings are left out.
+ */
+export function connectionSecrets(connectionString: string): string[] {
+  const secrets = new Set<string>([connectionString]);
+  const add = (s: string | null | undefined): void => {
+    if (!s) return;
+    secrets.add(s);
+    try {
+      secrets.add(decodeURIComponent(s));
+    } catch {
+      // not percent-encoded text; the raw form is enough
+    }
+    secrets.add(encodeURIComponent(s));
+  };
+  try {
+    const url = new URL(connectionString, 'postgres://base');
+    add(url.password);
+    add(url.searchParams.get('password'));
+  } catch {
+    // Not a URL: pg will fail on it; the whole string is already a secret.
+  }
+  const m = /(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/.exec(connectionString);
+  if (m?.[1]) add(m[1].replace(/^'|'$/g, ''));
+  return [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Returns `err` when no string in it (message, stack, own properties, causes) contains a
+ * secret; otherwise a plain Error carrying the scrubbed message and the `code` only.
+ */
+export function scrubError(err: unknown, secrets: readonly string[]): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (!containsSecret(e, secrets, 0, new Set())) return e;
+  const copy = new Error(scrubText(e.message, secrets));
+  copy.name = e.name;
+  copy.stack = `${copy.name}: ${copy.message}`;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string') (copy as Error & { code?: string }).code = code;
+  return copy;
+}
+
+function scrubText(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join('[REDACTED]');
+  return out;
+}
+
+function containsSecret(v: unknown, secrets: readonly string[], depth: number, seen: Set<unknown>): boolean {
+  if (typeof v === 'string') return secrets.some((s) => v.includes(s));
+  if (typeof v !== 'object' || v === null || depth > 4 || seen.has(v)) return false;
+  seen.add(v);
+  const keys = new Set<string>(Object.getOwnPropertyNames(v));
+  if (v instanceof Error) ['message', 'stack', 'cause'].forEach((k) => keys.add(k));
+  for (const k of keys) {
+    let child: unknown;
+    try {
+      child = (v as Record<string, unknown>)[k];
+    } catch {
+      continue;
+    }
+    if (containsSecret(child, secrets, depth + 1, seen)) return true;
+  }
+  return false;
+}
+
+/** The opaque cursor of a page that ended at `seq`: base64url of its decimal digits. */
+function encodeCursor(seq: number): string {
+  return Buffer.from(String(seq), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const seq = Number(text);
+  if (!/^[1-9][0-9]{0,15}$/.test(text) || !Number.isSafeInteger(seq) || encodeCursor(seq) !== cursor) {
+    throw new CFG_ERR_INVALID_REQUEST('cursor is not one this service issued');
+  }
+  return seq;
+}
+
+const ISO_INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|[+-](\d{2}):(\d{2})))?$/i;
+
+/**
+ * `since`/`until` → the stored spelling (`YYYY-MM-DDTHH:mm:ss.sssZ`), exactly as the
+ * SQLite store reads them: an RFC 3339 date-time or a date alone (UTC midnight),
+ * impossible dates refused, a bound finer than a millisecond rounded up.
+ */
+function parseInstant(value: string, name: string): string {
+  const m = ISO_INSTANT.exec(value);
+  const bad = (): never => {
+    throw new CFG_ERR_INVALID_REQUEST(`${name} must be an ISO 8601 date, or date-time with Z or an offset`);
+  };
+  if (!m) return bad();
+  const [, y, mo, d, h = '0', mi = '0', sec = '0', frac = '', oh = '0', om = '0'] = m;
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (
+    day.getUTCFullYear() !== Number(y) || day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d) ||
+    Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59 || Number(oh) > 23 || Number(om) > 59
+  ) {
+    return bad();
+  }
+  let ms = Date.parse(value.toUpperCase());
+  if (Number.isNaN(ms)) return bad();
+  if (/[1-9]/.test(frac.slice(3))) ms += 1;
+  return new Date(ms).toISOString();
+}
+
+function parseLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_QUERY_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1) throw new CFG_ERR_INVALID_REQUEST('limit must be an integer >= 1');
+  return Math.min(limit, MAX_QUERY_LIMIT);
+}
