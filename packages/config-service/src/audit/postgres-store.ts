@@ -24,9 +24,10 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { CFG_ERR_AUDIT_UNAVAILABLE, CFG_ERR_INVALID_REQUEST } from '../errors.js';
+import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, canonicalJson, eventBodyJson, hashEventBody, type CanonicalValue } from './chain.js';
 import { toEventInput, toStoredEvent, withChainFields } from './event.js';
+import { decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
 import type {
   AuditEvent,
   AuditEventInput,
@@ -69,8 +70,6 @@ export const DEFAULT_POSTGRES_AUDIT_TABLE = 'audit_events';
 const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Page size of a verification read. */
 const VERIFY_PAGE = 1000;
-const DEFAULT_QUERY_LIMIT = 100;
-const MAX_QUERY_LIMIT = 1000;
 
 interface EventRow {
   seq: string;
@@ -632,52 +631,4 @@ function containsSecret(v: unknown, secrets: readonly string[], depth: number, s
     if (containsSecret(child, secrets, depth + 1, seen)) return true;
   }
   return false;
-}
-
-/** The opaque cursor of a page that ended at `seq`: base64url of its decimal digits. */
-function encodeCursor(seq: number): string {
-  return Buffer.from(String(seq), 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): number {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const seq = Number(text);
-  if (!/^[1-9][0-9]{0,15}$/.test(text) || !Number.isSafeInteger(seq) || encodeCursor(seq) !== cursor) {
-    throw new CFG_ERR_INVALID_REQUEST('cursor is not one this service issued');
-  }
-  return seq;
-}
-
-const ISO_INSTANT =
-  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|[+-](\d{2}):(\d{2})))?$/i;
-
-/**
- * `since`/`until` → the stored spelling (`YYYY-MM-DDTHH:mm:ss.sssZ`), exactly as the
- * SQLite store reads them: an RFC 3339 date-time or a date alone (UTC midnight),
- * impossible dates refused, a bound finer than a millisecond rounded up.
- */
-function parseInstant(value: string, name: string): string {
-  const m = ISO_INSTANT.exec(value);
-  const bad = (): never => {
-    throw new CFG_ERR_INVALID_REQUEST(`${name} must be an ISO 8601 date, or date-time with Z or an offset`);
-  };
-  if (!m) return bad();
-  const [, y, mo, d, h = '0', mi = '0', sec = '0', frac = '', oh = '0', om = '0'] = m;
-  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
-  if (
-    day.getUTCFullYear() !== Number(y) || day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d) ||
-    Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59 || Number(oh) > 23 || Number(om) > 59
-  ) {
-    return bad();
-  }
-  let ms = Date.parse(value.toUpperCase());
-  if (Number.isNaN(ms)) return bad();
-  if (/[1-9]/.test(frac.slice(3))) ms += 1;
-  return new Date(ms).toISOString();
-}
-
-function parseLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_QUERY_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) throw new CFG_ERR_INVALID_REQUEST('limit must be an integer >= 1');
-  return Math.min(limit, MAX_QUERY_LIMIT);
 }
