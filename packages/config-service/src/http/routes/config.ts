@@ -8,8 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { FORMATS, MEDIA_TYPES, type Format } from '../../config/types.js';
 import { readableApps } from '../../auth/policy.js';
 import { applySecrets } from '../../secrets/apply.js';
-import { requireAccess } from '../plugins/auth.js';
-import { assertName, checkRef, parseProfiles } from '../names.js';
+import { readTarget } from '../target.js';
 import { secretsModeFor } from '../secrets-mode.js';
 
 const ConfigParams = Type.Object({ app: Type.String() });
@@ -49,22 +48,14 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
     '/v1/apps/:app/config',
     { schema: { params: ConfigParams, querystring: ConfigQuery } },
     async (request, reply) => {
-      const audit = request.audit;
-      audit.action = 'config.read';
-      const { app: appName } = request.params;
       const format = request.query.format as Format;
-      audit.format = format;
-      assertName('application', appName);
-      audit.app = appName;
-      const profiles = parseProfiles(request.query.profile);
-      audit.profiles = profiles;
-      const ref = checkRef(request.query.ref);
-      if (ref !== undefined) audit.ref = ref;
-
-      requireAccess(request, 'config:read', appName, profiles);
-
-      const { commit } = await app.gitStore.resolve(ref);
-      audit.commit = commit;
+      const { app: appName, profiles, commit } = await readTarget(request, {
+        action: 'config.read',
+        format,
+        app: request.params.app,
+        profile: request.query.profile,
+        ref: request.query.ref,
+      });
       const { resolve, envNaming } = request.query;
       // `config-init exec` asks for format=env with Accept: application/json: the variables as a JSON object.
       const envMap = (format === 'env' || format === 'dotenv') && /\bapplication\/json\b/.test(request.headers.accept ?? '');
@@ -87,7 +78,7 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
         };
         cache?.set(key, rendered);
       }
-      audit.secretKeys = rendered.secretKeys;
+      request.audit.secretKeys = rendered.secretKeys;
       reply
         .header('config-commit', commit)
         .header('etag', rendered.etag)

@@ -12,8 +12,7 @@ import { LRUCache } from 'lru-cache';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { CFG_ERR_FILE_NOT_FOUND, CFG_ERR_INVALID_PATH, CFG_ERR_UNSUPPORTED_ENTRY } from '../../errors.js';
-import { requireAccess } from '../plugins/auth.js';
-import { assertName, checkRef, parseProfiles } from '../names.js';
+import { readTarget } from '../target.js';
 
 const ListParams = Type.Object({ app: Type.String() });
 const FileParams = Type.Object({ app: Type.String(), '*': Type.String() });
@@ -110,21 +109,13 @@ export default async function filesRoutes(app: FastifyInstance, opts: FilesRoute
     '/v1/apps/:app/files',
     { schema: { params: ListParams, querystring: FilesQuery } },
     async (request, reply) => {
-      const audit = request.audit;
-      audit.action = 'files.list';
-      audit.format = 'json';
-      const { app: appName } = request.params;
-      assertName('application', appName);
-      audit.app = appName;
-      const profiles = parseProfiles(request.query.profile);
-      audit.profiles = profiles;
-      const ref = checkRef(request.query.ref);
-      if (ref !== undefined) audit.ref = ref;
-
-      requireAccess(request, 'config:read', appName, profiles);
-
-      const { commit } = await app.gitStore.resolve(ref);
-      audit.commit = commit;
+      const { app: appName, profiles, commit } = await readTarget(request, {
+        action: 'files.list',
+        format: 'json',
+        app: request.params.app,
+        profile: request.query.profile,
+        ref: request.query.ref,
+      });
       const entries = await app.gitStore.reader.listRawFiles(commit, appName, profiles);
       const files: FileListEntry[] = [];
       for (const e of entries) {
@@ -150,22 +141,12 @@ export default async function filesRoutes(app: FastifyInstance, opts: FilesRoute
     '/v1/apps/:app/files/*',
     { schema: { params: FileParams, querystring: FilesQuery } },
     async (request, reply) => {
-      const audit = request.audit;
-      audit.action = 'files.read';
-      audit.format = 'raw';
-      const { app: appName } = request.params;
-      assertName('application', appName);
-      audit.app = appName;
-      const segments = parseFilePath(request.params['*']);
-      const profiles = parseProfiles(request.query.profile);
-      audit.profiles = profiles;
-      const ref = checkRef(request.query.ref);
-      if (ref !== undefined) audit.ref = ref;
-
-      requireAccess(request, 'config:read', appName, profiles);
-
-      const { commit } = await app.gitStore.resolve(ref);
-      audit.commit = commit;
+      let segments: string[] = [];
+      const { app: appName, profiles, commit } = await readTarget(
+        request,
+        { action: 'files.read', format: 'raw', app: request.params.app, profile: request.query.profile, ref: request.query.ref },
+        () => (segments = parseFilePath(request.params['*'])),
+      );
       const file = await app.gitStore.reader.readRawFile(commit, appName, profiles, segments);
       if (!file) throw new CFG_ERR_FILE_NOT_FOUND(appName);
       const etag = `"${file.oid}"`;
