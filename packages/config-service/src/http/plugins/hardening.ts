@@ -26,6 +26,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditActor, AuditStore } from '../../audit/types.js';
 import { CFG_ERR_RATE_LIMITED } from '../../errors.js';
+import { x509 } from '../../pki/x509.js';
 import { problem, type Problem } from '../problem.js';
 
 /** Options of the hardening plugin (from `server.rateLimit`). */
@@ -74,7 +75,16 @@ export function frameworkErrorHandler(auditStore: () => AuditStore, hstsMaxAgeSe
       : problem(400, 'invalid_request', 'The request target is not valid percent-encoding (RFC 3986 §2.1)', request.id);
     const socket = request.raw.socket as TLSSocket;
     const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
-    const actor: AuditActor = cert?.raw ? { kind: 'certificate', fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase() } : { kind: 'anonymous' };
+    let actor: AuditActor = { kind: 'anonymous' };
+    if (cert?.raw) {
+      let issuer = '';
+      try {
+        issuer = new x509.X509Certificate(Uint8Array.from(cert.raw)).issuer;
+      } catch {
+        issuer = '';
+      }
+      actor = { kind: 'certificate', fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase(), issuer };
+    }
     const send = (body: Problem): void => {
       void reply.code(body.status).headers(headers).header('request-id', request.id).header('cache-control', 'no-store').type('application/problem+json').send(JSON.stringify(body));
     };
