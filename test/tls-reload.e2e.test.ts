@@ -145,6 +145,9 @@ describe('TLS rotation while the service runs', () => {
       expect(stats.reloads).toBeGreaterThanOrEqual(1);
       expect(stats.failures).toBe(0);
       expect(stats.serverSerial).toBe(newSerial);
+      const metrics = await (await fetch(`${service.managementUrl}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`^config_service_tls_reloads_total ${stats.reloads}$`, 'm'));
+      expect(metrics).toMatch(/^config_service_tls_reload_failures_total 0$/m);
     } finally {
       ordersConn.close();
       victimConn.close();

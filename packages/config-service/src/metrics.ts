@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { FastifyInstance } from 'fastify';
 import type { AuditStore } from './audit/types.js';
 import type { GitStore } from './http/plugins/git-store.js';
+import type { TlsReloadStats } from './http/tls.js';
 
 /** The registry and the instruments the API app updates. */
 export interface ServiceMetrics {
@@ -20,7 +21,7 @@ export interface ServiceMetrics {
  * Git sync state and audit store state (read from the stores at scrape time), and the
  * default process metrics.
  */
-export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore }): ServiceMetrics {
+export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore; tls?: () => Readonly<TlsReloadStats> }): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
@@ -58,6 +59,11 @@ export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore
   gauge('config_service_audit_healthy', '1 while the audit store commits events', () => (auditStore.healthy ? 1 : 0));
   gauge('config_service_audit_events_total', 'Audit events committed by this process', () => auditStore.stats.events);
   gauge('config_service_audit_transactions_total', 'Audit store transactions (group commits)', () => auditStore.stats.transactions);
+  if (deps.tls) {
+    const tls = deps.tls;
+    gauge('config_service_tls_reloads_total', 'Times new server certificate, client CA or CRL files were installed without a restart', () => tls().reloads);
+    gauge('config_service_tls_reload_failures_total', 'Reloads refused because the new TLS files did not validate (the old ones stay in use)', () => tls().failures);
+  }
   return { registry, requests, duration };
 }
 

@@ -62,7 +62,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     throw err;
   }
   const api = await buildApp(settings, { logger: flog, gitStore, auditStore });
-  const metrics = createMetrics({ gitStore, auditStore });
+  const metrics = createMetrics({ gitStore, auditStore, tls: () => api.tlsReloader.stats });
   instrumentApi(api, metrics);
   const management = await buildManagementApp({ logger: flog, gitStore, auditStore, metrics, build: BUILD_INFO });
   api.addHook('onClose', () => auditStore.close());
