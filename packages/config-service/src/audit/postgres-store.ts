@@ -25,9 +25,10 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, canonicalJson, eventBodyJson, hashEventBody, type CanonicalValue } from './chain.js';
-import { toEventInput, toStoredEvent, withChainFields } from './event.js';
+import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue } from './chain.js';
+import { toEventInput, withChainFields } from './event.js';
 import { decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
+import { checkRow, EXACT_FILTERS, rowToEvent, SILENT, type EventRow, type Pending } from './rows.js';
 import type {
   AuditEvent,
   AuditEventInput,
@@ -36,7 +37,6 @@ import type {
   AuditQuery,
   AuditStore,
   AuditStoreStats,
-  ChainBreakReason,
   VerifyResult,
 } from './types.js';
 
@@ -71,38 +71,7 @@ const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Page size of a verification read. */
 const VERIFY_PAGE = 1000;
 
-interface EventRow {
-  seq: string;
-  time: string;
-  request_id: string;
-  actor_kind: string;
-  actor_subject: string | null;
-  action: string;
-  app: string | null;
-  commit_id: string | null;
-  outcome: string;
-  status: number;
-  prev_hash: string;
-  hash: string;
-  event: string;
-}
 
-interface Pending {
-  input: AuditEventInput;
-  resolve: (event: AuditEvent) => void;
-  reject: (err: Error) => void;
-}
-
-const SILENT: AuditLogger = { info() {}, warn() {}, error() {} };
-
-/** Exact-match filters: query field → column. */
-const EXACT_FILTERS = [
-  ['app', 'app'],
-  ['actor', 'actor_subject'],
-  ['action', 'action'],
-  ['outcome', 'outcome'],
-  ['commit', 'commit_id'],
-] as const satisfies readonly (readonly [keyof AuditQuery, keyof EventRow])[];
 
 /**
  * Opens the PostgreSQL audit store: connects, and creates the table and its indexes when
@@ -267,10 +236,10 @@ export class PostgresAuditStore implements AuditStore {
     const limit = parseLimit(q.limit);
     const sql = `SELECT * FROM ${this.#t}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${param(limit + 1)}`;
 
-    let rows: EventRow[];
+    let rows: EventRow<string>[];
     let events: AuditEvent[];
     try {
-      rows = (await this.#pool.query<EventRow>(sql, params)).rows;
+      rows = (await this.#pool.query<EventRow<string>>(sql, params)).rows;
       events = rows.slice(0, limit).map(rowToEvent);
     } catch (err) {
       throw this.#unavailable('the PostgreSQL audit store cannot be read', err);
@@ -295,7 +264,7 @@ export class PostgresAuditStore implements AuditStore {
     let after = '0';
     try {
       for (;;) {
-        const { rows } = await this.#pool.query<EventRow>(sql, [after]);
+        const { rows } = await this.#pool.query<EventRow<string>>(sql, [after]);
         for (const row of rows) {
           let event: AuditEvent;
           try {
@@ -304,7 +273,7 @@ export class PostgresAuditStore implements AuditStore {
             v.fail(Number(row.seq), 'malformed event');
             break;
           }
-          if (!v.push(event, (e) => checkRow(row, e))) break;
+          if (!v.push(event, (e) => checkRow(row, e, columnText))) break;
         }
         const last = rows[rows.length - 1];
         if (v.broken || rows.length < VERIFY_PAGE || !last) break;
@@ -538,25 +507,6 @@ function nullableColumn(s: string | undefined): string | null {
   return s === undefined ? null : columnText(s);
 }
 
-function rowToEvent(row: EventRow): AuditEvent {
-  return toStoredEvent(JSON.parse(row.event) as AuditEventInput, Number(row.seq), row.prev_hash, row.hash);
-}
-
-/** A row's own consistency: stored text is what was hashed, columns match the event. */
-function checkRow(row: EventRow, e: AuditEvent): ChainBreakReason | undefined {
-  if (row.event !== eventBodyJson(e)) return 'hash mismatch';
-  const same =
-    row.time === columnText(e.time) &&
-    row.request_id === columnText(e.requestId) &&
-    row.actor_kind === e.actor.kind &&
-    row.actor_subject === nullableColumn(e.actor.subject) &&
-    row.action === columnText(e.action) &&
-    row.app === nullableColumn(e.app) &&
-    row.commit_id === nullableColumn(e.commit) &&
-    row.outcome === e.outcome &&
-    row.status === e.status;
-  return same ? undefined : 'column mismatch';
-}
 
 /** Errors after which a connection must not go back to the pool. */
 function isConnectionError(err: unknown): boolean {

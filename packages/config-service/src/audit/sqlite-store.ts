@@ -19,11 +19,10 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, canonicalJson, eventBodyJson, hashEventBody, type CanonicalValue } from './chain.js';
-import { toEventInput, toStoredEvent, withChainFields } from './event.js';
+import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue } from './chain.js';
+import { toEventInput, withChainFields } from './event.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
-
-export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT };
+import { checkRow, EXACT_FILTERS, rowToEvent, SILENT, type EventRow, type Pending } from './rows.js';
 import type {
   AuditEvent,
   AuditEventInput,
@@ -32,9 +31,10 @@ import type {
   AuditQuery,
   AuditStore,
   AuditStoreStats,
-  ChainBreakReason,
   VerifyResult,
 } from './types.js';
+
+export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT };
 
 /** Options of {@link openSqliteAuditStore}. */
 export interface SqliteAuditStoreOptions {
@@ -93,38 +93,7 @@ CREATE INDEX audit_events_outcome ON audit_events (outcome);
 CREATE INDEX audit_events_commit  ON audit_events (commit_id);
 `;
 
-interface EventRow {
-  seq: number;
-  time: string;
-  request_id: string;
-  actor_kind: string;
-  actor_subject: string | null;
-  action: string;
-  app: string | null;
-  commit_id: string | null;
-  outcome: string;
-  status: number;
-  prev_hash: string;
-  hash: string;
-  event: string;
-}
 
-interface Pending {
-  input: AuditEventInput;
-  resolve: (event: AuditEvent) => void;
-  reject: (err: Error) => void;
-}
-
-const SILENT: AuditLogger = { info() {}, warn() {}, error() {} };
-
-/** Exact-match filters: query field → column. */
-const EXACT_FILTERS = [
-  ['app', 'app'],
-  ['actor', 'actor_subject'],
-  ['action', 'action'],
-  ['outcome', 'outcome'],
-  ['commit', 'commit_id'],
-] as const satisfies readonly (readonly [keyof AuditQuery, keyof EventRow])[];
 
 /**
  * Opens (creating or migrating when needed) the SQLite audit store at `opts.path`.
@@ -411,22 +380,3 @@ function migrate(db: Database.Database): void {
   }).immediate();
 }
 
-function rowToEvent(row: EventRow): AuditEvent {
-  return toStoredEvent(JSON.parse(row.event) as AuditEventInput, row.seq, row.prev_hash, row.hash);
-}
-
-/** A row's own consistency: stored text is what was hashed, columns match the event. */
-function checkRow(row: EventRow, e: AuditEvent): ChainBreakReason | undefined {
-  if (row.event !== eventBodyJson(e)) return 'hash mismatch';
-  const same =
-    row.time === e.time &&
-    row.request_id === e.requestId &&
-    row.actor_kind === e.actor.kind &&
-    row.actor_subject === (e.actor.subject ?? null) &&
-    row.action === e.action &&
-    row.app === (e.app ?? null) &&
-    row.commit_id === (e.commit ?? null) &&
-    row.outcome === e.outcome &&
-    row.status === e.status;
-  return same ? undefined : 'column mismatch';
-}
