@@ -14,6 +14,7 @@ export const RepositorySchema = Type.Object(
     branch: Type.String({ default: 'main', description: 'Default branch, used when a request names no ref' }),
     layout: Type.Union([Type.Literal('folders'), Type.Literal('spring')], { default: 'folders' }),
     pollIntervalMs: Millis(30_000, 'How often a remote is fetched; 0 turns polling off'),
+    refCacheMs: Millis(1_000, 'A local repository: how long a resolved ref is reused before its files are read again; 0 reads them on every request'),
     webhookSecretFile: Type.Optional(Type.String({ description: 'File holding the shared secret that signs push webhooks (POST /v1/hooks/git)' })),
     auth: Type.Optional(
       Type.Object(

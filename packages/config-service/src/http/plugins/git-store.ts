@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import fp from 'fastify-plugin';
+import { LRUCache } from 'lru-cache';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { AppConfigReader } from '../../config/app-config.js';
 import { CFG_ERR_REPO_AUTH_FAILED, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID } from '../../errors.js';
@@ -62,13 +63,24 @@ export async function createGitStore(repo: RepositorySettings, dataDir: string, 
   if (repo.path) {
     const repository = new GitRepository({ name: repo.name, gitdir: await findGitdir(repo.path), defaultBranch: repo.branch });
     const reader = new AppConfigReader(repository, repo.layout);
+    // Resolving a ref reads ref files from disk; under load that costs more than serving a
+    // cached response, so a resolution is reused for refCacheMs (a new commit in the local
+    // repository is served at most that much later). Mirrors resolve from memory.
+    const resolved = repo.refCacheMs > 0 ? new LRUCache<string, { commit: string; ref: string }>({ max: 1000, ttl: repo.refCacheMs }) : undefined;
     return {
       name: repo.name,
       reader,
       repository,
       mirror: undefined,
       ready: () => true,
-      resolve: (ref) => repository.resolveRef(ref),
+      resolve: async (ref) => {
+        const key = ref ?? '';
+        const hit = resolved?.get(key);
+        if (hit) return hit;
+        const result = await repository.resolveRef(ref);
+        resolved?.set(key, result);
+        return result;
+      },
       start: async () => {},
       stop: async () => {},
     };
