@@ -209,7 +209,7 @@ describe('case 11: environment names and collisions', () => {
 
 describe('case 13: refs with slashes and other legal characters (v1 route)', () => {
   it('serves branches with / and #, peels annotated tags, and refuses illegal refs before any lookup', async () => {
-    const { repo, get } = await serve({ 'orders/application.yml': 'x: from-main\n' });
+    const { repo, get, service } = await serve({ 'orders/application.yml': 'x: from-main\n' });
     runGit(repo.dir, 'checkout', '-q', '-b', 'feature/pay-42');
     const featureCommit = repo.commitFiles({ 'orders/application.yml': 'x: from-feature\n' }, 'feature');
     runGit(repo.dir, 'checkout', '-q', '-b', 'orders#1.4-ab12cd', 'main');
@@ -234,7 +234,13 @@ describe('case 13: refs with slashes and other legal characters (v1 route)', () 
     for (const bad of ['feature/../x', 'feature(_)..(_)x', 'refs/heads/../../config', 'a//b', 'x.lock', 'a@{1}']) {
       const res = await at(bad);
       expect(res.status, bad).toBe(400);
-      expect(res.json<{ code: string }>().code, bad).toBe('invalid_ref');
+      const problem = res.json<{ code: string; instance: string }>();
+      expect(problem.code, bad).toBe('invalid_ref');
+      // Refused before any lookup: the audit event has no commit.
+      const { events } = await service.api.auditStore.query({ limit: 20 });
+      const event = events.find((e) => e.requestId === problem.instance);
+      expect(event, bad).toMatchObject({ outcome: 'error', status: 400, reason: 'invalid_ref' });
+      expect(event?.commit, bad).toBeUndefined();
     }
   });
 });

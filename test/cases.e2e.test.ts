@@ -108,7 +108,7 @@ describe('case 05: YAML 1.1 words stay strings', () => {
 
 describe('case 12: empty documents, nulls, empty lists, BOM, CRLF', () => {
   it('serves 200 with the exact values in json, properties and env', async () => {
-    const { service, config } = await serve({
+    const { service, config, repo } = await serve({
       'application.yml': '',
       'orders/application.yml': '# only a comment\n',
       'orders/application-dev.yml': Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('server.port: 8081\nretries: []\nproxy: ~\n')]),
@@ -126,6 +126,22 @@ describe('case 12: empty documents, nulls, empty lists, BOM, CRLF', () => {
     const env = await config('orders', 'dev', 'main', 'env');
     expect(env.status).toBe(200);
     expect(env.body).toBe("export A='1'\nexport MSG='hello world'\nexport RETRIES=''\nexport SERVER_PORT='8081'\n");
+    // SPRING(orders, dev, main): empty documents are empty property sources; the null is unset.
+    const spring = await httpsGet(service.apiUrl, '/orders/dev/main', { ca: pki.ca.certPem, cert: orders.cert, key: orders.key });
+    expect(spring.status).toBe(200);
+    expect(spring.json()).toEqual({
+      name: 'orders',
+      profiles: ['dev'],
+      label: 'main',
+      version: repo.commit,
+      state: null,
+      propertySources: [
+        { name: 'orders/application-dev.yml', source: { 'server.port': 8081, retries: '' } },
+        { name: 'application-dev.properties', source: { a: '1', msg: 'hello world' } },
+        { name: 'orders/application.yml', source: {} },
+        { name: 'application.yml', source: {} },
+      ],
+    });
   });
 });
 

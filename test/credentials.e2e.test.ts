@@ -231,6 +231,48 @@ describe.each(MODES)('case 15, $name', (mode) => {
   });
 });
 
+describe('case 15 with a mirror on disk: the last good mirror keeps serving', () => {
+  it('(b) remote gone and (c) credentials refused after a restart: 200 from the mirror, the failure in /health/ready, nothing shows', async () => {
+    const mode = MODES[0]!;
+    const server = await startGitHttpServer({ projectRoot: srv, auth: { username: USER, password: mode.secret } });
+    const jwt = { publicKeyFile: issuer.publicKeyFile, issuer: issuer.issuer, audience: issuer.audience };
+    const first = await startTestService({ pki, repository: { ...mode.repository(server.url), pollIntervalMs: 0 }, settings: { jwt }, logLevel: 'debug' });
+    const dataDir = first.dataDir;
+    const base = server.url;
+    expect((await collectEverything(first)).config.status).toBe(200); // closes `first`
+
+    // (c) The server now refuses the credential; the service restarts on the same data directory.
+    const refusing = await startGitHttpServer({ projectRoot: srv, auth: { username: USER, password: 'rotated-elsewhere-7' } });
+    const second = await startTestService({ pki, repository: { ...mode.repository(refusing.url), pollIntervalMs: 0 }, settings: { jwt }, logLevel: 'debug', dataDir });
+    try {
+      const { texts, config } = await collectEverything(second); // closes `second`
+      expect(config.status).toBe(200);
+      expect(config.json()).toEqual({ x: 1, server: { port: 8080 } });
+      expect(config.headers['config-commit']).toBe(work.commit);
+      // collectEverything read /health/ready (and closed the service).
+      const ready = JSON.parse(texts.find(([where]) => where === '/health/ready body')![1]) as { checks: { repository: { ready: boolean; lastError: string | null } } };
+      expect(ready.checks.repository.ready).toBe(true);
+      expect(ready.checks.repository.lastError).toMatch(/credentials/);
+      expectNoSecret(texts, mode.secret);
+    } finally {
+      await second.close();
+      await refusing.close();
+    }
+
+    // (b) The remote is gone altogether.
+    await server.close();
+    const third = await startTestService({ pki, repository: { ...mode.repository(base), pollIntervalMs: 0 }, settings: { jwt }, logLevel: 'debug', dataDir });
+    try {
+      const { texts, config } = await collectEverything(third);
+      expect(config.status).toBe(200);
+      expect(config.headers['config-commit']).toBe(work.commit);
+      expectNoSecret(texts, mode.secret);
+    } finally {
+      await third.close();
+    }
+  });
+});
+
 it('case 15 literally: https://deploy-bot:S3cr3t-T0ken-xyz@git.example.test/… (host not found) → 503, nothing shows', async () => {
   const service = await startTestService({
     pki,
