@@ -9,3 +9,6 @@ export type { Settings, RepositorySettings } from './settings/schema.js';
 export { ERRORS, problemCode } from './errors.js';
 export { createCa, issueCertificate, createCrl, certificateSerial, type CertificateBundle, type KeyAlgorithm } from './pki/pki.js';
 export { initPki, issueClientFiles } from './pki/files.js';
+// The audit plugin's `declare module 'fastify'` block (app.auditStore, request.audit) comes with these types.
+export type { AuditContext } from './http/plugins/audit.js';
+export type { AuditEvent, AuditQuery, AuditStore } from './audit/types.js';
