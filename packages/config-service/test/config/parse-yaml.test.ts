@@ -87,14 +87,12 @@ describe('YAML 1.2 core schema', () => {
     });
   });
 
-  it('stops alias bombs quickly with an error', () => {
+  it('stops alias bombs with an error before expanding them', () => {
     const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
     for (let i = 1; i < 9; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
-    const started = Date.now();
     const err = thrown(() => parse(bomb.join('\n') + '\n'));
     expect(err.code).toBe('CFG_ERR_DOCUMENT_INVALID');
     expect(err.message).toBe('orders/application.yml:1:1: more than 100 alias expansions (alias bomb?)');
-    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('rejects duplicate keys naming file, line, column and key', () => {
