@@ -2,7 +2,7 @@
  * Starts the real config-service in this process on ephemeral ports with real TLS, and
  * captures every log line it writes (to assert that no secret reaches the log).
  */
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -30,13 +30,18 @@ export interface TestServiceOptions {
   logLevel?: string;
 }
 
+let started = 0;
+
 /** Starts config-service with a settings object built like a user's service.yml. */
 export async function startTestService(opts: TestServiceOptions): Promise<TestService> {
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'cfgsvc-data-'));
   const logs: string[] = [];
+  // global-setup.ts searches these files for planted secrets after the last test file.
+  const logFile = process.env.E2E_SERVICE_LOG_DIR ? path.join(process.env.E2E_SERVICE_LOG_DIR, `${process.pid}-${++started}.log`) : undefined;
   const sink = new Writable({
     write(chunk, _enc, cb) {
       for (const line of String(chunk).split('\n')) if (line) logs.push(line);
+      if (logFile) appendFileSync(logFile, chunk);
       cb();
     },
   });
