@@ -280,4 +280,11 @@ describe('logs', () => {
     }
     expect(existsSync(local.auditPath)).toBe(true);
   });
+
+  it('carry every audit event too, for log shippers', () => {
+    const events = local.logs.map((l) => JSON.parse(l) as { msg: string; audit?: { action: string; outcome: string; hash: string } }).filter((r) => r.msg === 'audit event');
+    expect(events.some((e) => e.audit?.action === 'config.read' && e.audit.outcome === 'allowed')).toBe(true);
+    expect(events.some((e) => e.audit?.action === 'config.read' && e.audit.outcome === 'denied')).toBe(true);
+    for (const e of events) expect(e.audit?.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
 });

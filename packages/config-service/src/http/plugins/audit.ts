@@ -3,7 +3,8 @@
  * audit store BEFORE the response leaves (an `onSend` hook awaits the store's group
  * commit). When the store cannot commit, the response is replaced by 503
  * `audit_unavailable` and nothing is served: an unlogged read of a secret is worse than
- * a failed one.
+ * a failed one. Each committed event is also written to the pino log stream (`msg: "audit
+ * event"`), for log shippers.
  */
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
@@ -62,7 +63,7 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
     const a = request.audit;
     const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : undefined;
     try {
-      await opts.store.append({
+      const event = await opts.store.append({
         time: new Date().toISOString(),
         requestId: request.id,
         actor: request.auditActor,
@@ -80,6 +81,8 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
         ...(status === 200 && body !== undefined && { bodySha256: createHash('sha256').update(body).digest('hex') }),
         durationMs: Math.round(reply.elapsedTime),
       });
+      // SPEC §6: also on the log stream, for log shippers (names and hashes only, never values).
+      request.log.info({ audit: event }, 'audit event');
     } catch (err) {
       request.log.error({ err: { code: (err as { code?: string }).code, message: (err as Error).message } }, 'audit event could not be committed; response withheld');
       const p = problem(503, 'audit_unavailable', 'The audit log cannot record this request; nothing was served', request.id);
