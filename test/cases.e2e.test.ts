@@ -164,3 +164,38 @@ describe('case 16 (b): an empty configuration never replaces a published set', (
     expect(JSON.parse(readFileSync(path.join(out, '.config-meta.json'), 'utf8'))).toMatchObject({ app: 'empty', commit: repo.commit });
   });
 });
+
+describe('explain=true (SPEC §5.1) on the case 03 repository', () => {
+  it('lists each value with its origin and the lower values it overrode, highest first; secrets masked', async () => {
+    const { repo, service } = await serve({
+      'application.yml': 'db: {pool: 5, host: shared-db}\n',
+      'application-dev.yml': 'db: {pool: 10}\n',
+      'orders/application.yml': 'db: {pool: 20, timeout: 3s}\npassword: "{cipher}not-even-valid"\n',
+      'orders/application-dev.yml': 'db: {timeout: 9s}\n',
+    });
+    const at = (document: string, line: number, column: number) => ({ document, line, column, commit: repo.commit });
+    const get = (query: string) => httpsGet(service.apiUrl, `/v1/apps/orders/config?profile=dev&${query}`, { ca: pki.ca.certPem, cert: orders.cert, key: orders.key });
+    const res = await get('explain=true');
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({
+      config: { db: { host: 'shared-db', pool: 10, timeout: '9s' }, password: '<redacted>' },
+      properties: {
+        'db.host': { value: 'shared-db', origin: at('application.yml', 1, 15), overridden: [] },
+        'db.pool': {
+          value: 10,
+          origin: at('application-dev.yml', 1, 6),
+          overridden: [
+            { value: 20, origin: at('orders/application.yml', 1, 6) },
+            { value: 5, origin: at('application.yml', 1, 6) },
+          ],
+        },
+        'db.timeout': { value: '9s', origin: at('orders/application-dev.yml', 1, 6), overridden: [{ value: '3s', origin: at('orders/application.yml', 1, 16) }] },
+        password: { value: '<redacted>', origin: at('orders/application.yml', 2, 1), overridden: [] },
+      },
+    });
+    expect(res.body).not.toContain('not-even-valid');
+    const yaml = await get('format=yaml&explain=true');
+    expect(yaml.status).toBe(400);
+    expect(yaml.json<{ code: string }>().code).toBe('invalid_request');
+  });
+});

@@ -10,6 +10,7 @@ import type { GitRepository, TreeEntry } from '../git/repository.js';
 import { parseSchemaFile, resolveAndCheck, type AppSchema } from './schema.js';
 import { EXTENSIONS_LOWEST_FIRST, layerOrder, mergeSources, selectSources } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
+import { explainConfig } from './explain.js';
 import { envVariables, render, type EnvNaming } from './render.js';
 import type { Format, MergedConfig, PropertySource } from './types.js';
 
@@ -144,6 +145,7 @@ export class AppConfigReader {
    * @param options.envNaming environment-name rule for `env`/`dotenv` and `envMap`
    * @param options.envMap render the environment variables as a JSON object instead of `format`
    *   (what `config-init exec` asks for)
+   * @param options.explain render the `explain=true` JSON ({@link explainConfig}) instead of `format`
    * @returns the merge result, the rendered UTF-8 text and the names of the secret keys served
    * @throws everything {@link read} throws, CFG_ERR_PLACEHOLDER, CFG_ERR_SCHEMA_VIOLATION,
    *   CFG_ERR_SCHEMA_INVALID, CFG_ERR_SECRET_DECRYPT_FAILED, CFG_ERR_UNRENDERABLE (all 422)
@@ -158,6 +160,8 @@ export class AppConfigReader {
       readonly secrets?: (merged: MergedConfig) => { config: MergedConfig; secretKeys: string[] };
       readonly envNaming?: EnvNaming;
       readonly envMap?: boolean;
+      /** Answer the `explain=true` JSON (origins and overridden values) instead of `format`. */
+      readonly explain?: boolean;
     },
   ): Promise<{ config: AppConfig; text: string; secretKeys: string[] }> {
     const config = await this.read(commit, app, profiles);
@@ -165,9 +169,11 @@ export class AppConfigReader {
     let secretKeys: string[] = [];
     if (options.secrets) ({ config: merged, secretKeys } = options.secrets(merged));
     const naming = options.envNaming ?? 'standard';
-    const text = options.envMap
-      ? `${JSON.stringify(Object.fromEntries(envVariables(merged, naming)), null, 2)}\n`
-      : render(merged, format, { envNaming: naming });
+    const text = options.explain
+      ? explainConfig(merged, config.sources, commit)
+      : options.envMap
+        ? `${JSON.stringify(Object.fromEntries(envVariables(merged, naming)), null, 2)}\n`
+        : render(merged, format, { envNaming: naming });
     return { config, text, secretKeys };
   }
 

@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { FORMATS, MEDIA_TYPES, type Format } from '../../config/types.js';
+import { CFG_ERR_INVALID_REQUEST } from '../../errors.js';
 import { readableApps } from '../../auth/policy.js';
 import { applySecrets } from '../../secrets/apply.js';
 import { readTarget } from '../target.js';
@@ -21,6 +22,8 @@ const ConfigQuery = Type.Object(
     resolve: Type.Boolean({ default: true }),
     /** Environment-name rule of `env`/`dotenv` (SPEC §8): `standard`, or Spring Boot's relaxed binding. */
     envNaming: Type.Union([Type.Literal('standard'), Type.Literal('spring')], { default: 'standard' }),
+    /** With format=json: also where each value came from and what it overrode (secrets masked). */
+    explain: Type.Boolean({ default: false }),
   },
   { additionalProperties: false },
 );
@@ -56,17 +59,20 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
         profile: request.query.profile,
         ref: request.query.ref,
       });
-      const { resolve, envNaming } = request.query;
+      const { resolve, envNaming, explain } = request.query;
+      if (explain && format !== 'json') throw new CFG_ERR_INVALID_REQUEST('explain=true is only available with format=json');
       // `config-init exec` asks for format=env with Accept: application/json: the variables as a JSON object.
       const envMap = (format === 'env' || format === 'dotenv') && /\bapplication\/json\b/.test(request.headers.accept ?? '');
-      const mode = secretsModeFor(request, appName, profiles);
-      const key = [commit, appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', mode].join('\0');
+      // An explanation never shows secrets, whoever asks.
+      const mode = explain ? 'redact' : secretsModeFor(request, appName, profiles);
+      const key = [commit, appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', explain ? 'explain' : '', mode].join('\0');
       let rendered = cache?.get(key);
       if (!rendered) {
         const { config, text, secretKeys } = await app.gitStore.reader.readRendered(commit, appName, profiles, format, {
           resolve,
           envNaming,
           envMap,
+          explain,
           secrets: (merged) => applySecrets(merged, mode, app.secretsKeyring),
         });
         rendered = {
