@@ -20,6 +20,7 @@ import filesRoutes from './http/routes/files.js';
 import springRoutes from './http/routes/spring.js';
 import encryptRoutes from './http/routes/encrypt.js';
 import hooksRoutes from './http/routes/hooks.js';
+import historyRoutes from './http/routes/history.js';
 import type { Settings } from './settings/schema.js';
 
 /** What {@link buildApp} needs besides the settings: the open stores and the logger. */
@@ -109,6 +110,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   await app.register(auditRoutes);
   await app.register(filesRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(springRoutes, { cacheEntries: settings.cache.maxEntries });
+  await app.register(historyRoutes);
   await app.register(hooksRoutes, { webhookSecretFile: settings.repositories.find((r) => r.name === deps.gitStore.name)?.webhookSecretFile });
   return app;
 }

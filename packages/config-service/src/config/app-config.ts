@@ -121,18 +121,53 @@ export class AppConfigReader {
   async read(commit: string, app: string, profiles: readonly string[]): Promise<AppConfig> {
     if (!(await this.appExists(commit, app))) throw new CFG_ERR_APP_NOT_FOUND(app);
     const sources: PropertySource[] = [];
+    for (const { dir, name } of this.#documentLocations(app, profiles)) {
+      const parsed = await this.#readDocument(commit, dir, name);
+      if (parsed) sources.push(...selectSources(parsed, profiles));
+    }
+    return { app, profiles, commit, sources, merged: mergeSources(sources) };
+  }
+
+  /**
+   * The Git entries {@link read} would read for `app` and `profiles` at `commit` (the
+   * documents present, in the same layer and extension order), followed by the schema
+   * file ({@link readSchema}) when there is one. Nothing is parsed; only trees are read.
+   * Used to tell whether a commit changed what an application reads (history).
+   *
+   * @returns path from the repository root and object id of each entry; `[]` when the
+   *   application does not exist at `commit` (it reads nothing there).
+   */
+  async documentOids(commit: string, app: string, profiles: readonly string[]): Promise<Array<{ path: string; oid: string }>> {
+    if (!(await this.appExists(commit, app))) return [];
+    const out: Array<{ path: string; oid: string }> = [];
+    const locations = [...this.#documentLocations(app, profiles), this.#schemaLocation(app)];
+    for (const { dir, name } of locations) {
+      const entry = (await this.#repo.readTree(commit, dir))?.get(name);
+      if (entry !== undefined && entry.type !== 'tree') out.push({ path: dir ? `${dir}/${name}` : name, oid: entry.oid });
+    }
+    return out;
+  }
+
+  /**
+   * Where the documents of `app` for `profiles` may be, lowest precedence first: the
+   * layers of SPEC §2.1 ({@link layerOrder}), each in {@link EXTENSIONS_LOWEST_FIRST} order.
+   */
+  #documentLocations(app: string, profiles: readonly string[]): Array<{ dir: string; name: string }> {
+    const out: Array<{ dir: string; name: string }> = [];
     for (const layer of layerOrder(app, profiles)) {
       const base = layer.profile ? `${APP_DOC}-${layer.profile}` : APP_DOC;
       const [dir, name] =
         layer.scope === 'shared' ? ['', base]
         : this.#layout === 'folders' ? [app, base]
         : ['', layer.profile ? `${app}-${layer.profile}` : app];
-      for (const ext of EXTENSIONS_LOWEST_FIRST) {
-        const parsed = await this.#readDocument(commit, dir, name + ext);
-        if (parsed) sources.push(...selectSources(parsed, profiles));
-      }
+      for (const ext of EXTENSIONS_LOWEST_FIRST) out.push({ dir, name: name + ext });
     }
-    return { app, profiles, commit, sources, merged: mergeSources(sources) };
+    return out;
+  }
+
+  /** Where the schema file of `app` is (see {@link readSchema}). */
+  #schemaLocation(app: string): { dir: string; name: string } {
+    return this.#layout === 'folders' ? { dir: app, name: SCHEMA_FILE } : { dir: '', name: `${app}${SPRING_SCHEMA_SUFFIX}` };
   }
 
   /**
@@ -242,7 +277,7 @@ export class AppConfigReader {
    * @throws CFG_ERR_UNSUPPORTED_ENTRY (422) when it is a symlink, submodule or LFS pointer
    */
   async readSchema(commit: string, app: string): Promise<AppSchema | null> {
-    const [dir, name] = this.#layout === 'folders' ? [app, SCHEMA_FILE] : ['', `${app}${SPRING_SCHEMA_SUFFIX}`];
+    const { dir, name } = this.#schemaLocation(app);
     const entry = (await this.#repo.readTree(commit, dir))?.get(name);
     if (entry === undefined || entry.type === 'tree') return null;
     const path = dir ? `${dir}/${name}` : name;

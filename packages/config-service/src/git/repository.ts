@@ -48,6 +48,20 @@ export interface ListedFile {
   readonly type: Exclude<TreeEntryType, 'tree'>;
 }
 
+/** One commit of {@link GitRepository.walkFirstParent}. */
+export interface FirstParentEntry {
+  /** Commit id (40 hex). */
+  readonly commit: string;
+  /** First parent's id, or `null` for a root commit. */
+  readonly parent: string | null;
+  /** Committer time, seconds since the epoch (UTC). */
+  readonly committerTime: number;
+  /** Author name (the e-mail is personal data and is not returned). */
+  readonly authorName: string;
+  /** Full commit message. */
+  readonly message: string;
+}
+
 /** Result of {@link GitRepository.resolveRef}. */
 export interface ResolvedRef {
   /** Commit id (40 lower-case hex). For an annotated tag this is the commit, not the tag object. */
@@ -365,6 +379,33 @@ export class GitRepository {
     };
     await walk(start, dir);
     return out;
+  }
+
+  /**
+   * Walks first-parent history from `commit`, newest first, reading one commit at a time
+   * (lazily, through the shared isomorphic-git cache). isomorphic-git's `log` follows
+   * every parent of a merge, so it is not used here.
+   *
+   * @param commit - the commit to start from (40 hex), as returned by {@link resolveRef}.
+   * @param maxCount - at most this many commits are read (the walk is depth-bounded).
+   * @returns an async iterator of commits; it ends at a root commit, after `maxCount`
+   *   commits, or at a commit whose object is missing (a shallow mirror).
+   */
+  async *walkFirstParent(commit: string, maxCount: number): AsyncGenerator<FirstParentEntry, void, undefined> {
+    let oid: string | null = commit;
+    for (let n = 0; oid !== null && n < maxCount; n++) {
+      let read;
+      try {
+        read = await readCommit({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache });
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      const c = read.commit;
+      const parent = c.parent[0] ?? null;
+      yield { commit: read.oid, parent, committerTime: c.committer.timestamp, authorName: c.author.name, message: c.message };
+      oid = parent;
+    }
   }
 
   #branchRef(branch: string): string {
