@@ -38,7 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await service?.close();
-  if (url) await psql(url, `DROP TABLE IF EXISTS "${table}"`);
+  if (url) await psql(url, `DROP TABLE IF EXISTS "${table}", "${table}_anchor"`);
 });
 
 /** Runs the built CLI; resolves with its exit code and output even when it fails. */

@@ -20,6 +20,7 @@ import filesRoutes from './http/routes/files.js';
 import springRoutes from './http/routes/spring.js';
 import encryptRoutes from './http/routes/encrypt.js';
 import hooksRoutes from './http/routes/hooks.js';
+import type { SyncSignals } from './git/sync-bus.js';
 import historyRoutes from './http/routes/history.js';
 import type { Settings } from './settings/schema.js';
 
@@ -28,6 +29,8 @@ export interface AppDependencies {
   logger: FastifyBaseLogger;
   gitStore: GitStore;
   auditStore: AuditStore;
+  /** Sync signals shared by replicas (PostgreSQL audit store and a remote mirror only). */
+  syncBus?: SyncSignals | undefined;
 }
 
 declare module 'fastify' {
@@ -111,6 +114,9 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   await app.register(filesRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(springRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(historyRoutes);
-  await app.register(hooksRoutes, { webhookSecretFile: settings.repositories.find((r) => r.name === deps.gitStore.name)?.webhookSecretFile });
+  await app.register(hooksRoutes, {
+    webhookSecretFile: settings.repositories.find((r) => r.name === deps.gitStore.name)?.webhookSecretFile,
+    ...(deps.syncBus && { syncBus: deps.syncBus }),
+  });
   return app;
 }

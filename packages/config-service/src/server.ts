@@ -6,7 +6,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { auditStoreSettings, createAuditStore } from './audit/index.js';
+import { auditStoreSettings, createAuditStore, startAuditRetention } from './audit/index.js';
+import { PgSyncBus } from './git/sync-bus.js';
 import { createGitStore } from './http/plugins/git-store.js';
 import type { TlsReloadStats } from './http/tls.js';
 import { loggerOptions, redactOptions } from './logger.js';
@@ -51,7 +52,8 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   // An injected logger (tests, embedding) gets the same redaction as the default one.
   const logger = options.logger ? options.logger.child({}, { redact: redactOptions() }) : pino(loggerOptions(settings.log.level));
   mkdirSync(settings.dataDir, { recursive: true });
-  const auditStore = await createAuditStore(auditStoreSettings(settings, options.env ?? process.env), logger);
+  const auditSettings = auditStoreSettings(settings, options.env ?? process.env);
+  const auditStore = await createAuditStore(auditSettings, logger);
   const flog = logger as unknown as FastifyBaseLogger;
   let gitStore;
   try {
@@ -61,11 +63,31 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     await auditStore.close();
     throw err;
   }
-  const api = await buildApp(settings, { logger: flog, gitStore, auditStore });
+  // Replicas share sync signals through the PostgreSQL they already share (SPEC §10).
+  let syncBus: PgSyncBus | undefined;
+  if (auditSettings.kind === 'postgres' && gitStore.mirror !== undefined) {
+    syncBus = new PgSyncBus({ connectionString: auditSettings.connectionString, repositories: [gitStore.name], logger });
+    await syncBus.start();
+  }
+  let api: FastifyInstance;
+  try {
+    api = await buildApp(settings, { logger: flog, gitStore, auditStore, ...(syncBus && { syncBus }) });
+  } catch (err) {
+    await syncBus?.close();
+    throw err;
+  }
   const metrics = createMetrics({ gitStore, auditStore, tls: () => api.tlsReloader.stats });
   instrumentApi(api, metrics);
   const management = await buildManagementApp({ logger: flog, gitStore, auditStore, metrics, build: BUILD_INFO });
-  api.addHook('onClose', () => auditStore.close());
+  // Retention by age (audit.retentionDays): prune hourly, first shortly after start.
+  const retention =
+    settings.audit.retentionDays === undefined
+      ? undefined
+      : startAuditRetention(auditStore, { retentionDays: settings.audit.retentionDays, logger });
+  api.addHook('onClose', async () => {
+    await retention?.stop();
+    await auditStore.close();
+  });
   await api.listen({ host: settings.server.host, port: settings.server.port });
   await management.listen({ host: settings.management.host, port: settings.management.port });
   const service: RunningService = {
@@ -79,6 +101,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     logger,
     close: async () => {
       await management.close();
+      await syncBus?.close();
       await api.close();
     },
   };

@@ -42,6 +42,7 @@ export {
   openPostgresAuditStore,
   type PostgresAuditStoreOptions,
 } from './postgres-store.js';
+export { startAuditRetention, type AuditRetention, type AuditRetentionOptions } from './retention.js';
 export { AUDIT_CSV_COLUMNS, AUDIT_EXPORT_CONTENT_TYPES, formatAuditEvents, type AuditExportFormat } from './format.js';
 
 /** Settings of the SQLite store (the default). */

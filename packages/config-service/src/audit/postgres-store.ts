@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue } from './chain.js';
+import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
 import { toEventInput, withChainFields } from './event.js';
 import { decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
 import { checkRow, EXACT_FILTERS, rowToEvent, SILENT, type EventRow, type Pending } from './rows.js';
@@ -102,6 +102,8 @@ export class PostgresAuditStore implements AuditStore {
   readonly #table: string;
   /** The table name, double-quoted for SQL. */
   readonly #t: string;
+  /** The retention anchor table's name, double-quoted for SQL. */
+  readonly #a: string;
   /** Advisory lock key of the table (a signed 64-bit integer, as text). */
   readonly #lockKey: string;
   readonly #secrets: string[];
@@ -112,6 +114,8 @@ export class PostgresAuditStore implements AuditStore {
   #flushing: Promise<void> | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #healthy = true;
+  /** False when the anchor table is missing and could not be created (pruning then fails). */
+  #hasAnchorTable = true;
   #closing = false;
   #closed = false;
   #closePromise: Promise<void> | undefined;
@@ -134,6 +138,7 @@ export class PostgresAuditStore implements AuditStore {
     this.#logger = opts.logger ?? SILENT;
     this.#secrets = connectionSecrets(opts.connectionString);
     this.#t = `"${this.#table}"`;
+    this.#a = `"${anchorTableName(this.#table)}"`;
     this.#lockKey = advisoryLockKey(this.#table);
     this.#insertSql = `INSERT INTO ${this.#t} (seq, time, request_id, actor_kind, actor_subject, action, app, commit_id,
         outcome, status, prev_hash, hash, event)
@@ -169,6 +174,20 @@ export class PostgresAuditStore implements AuditStore {
         const exists = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [this.#t]);
         if (exists.rows[0]?.t === null) {
           for (const sql of schemaSql(this.#table)) await c.query(sql);
+        }
+        // Tables created before retention existed get their anchor table now. A role that
+        // may not create it still appends and verifies (nothing was ever pruned then).
+        const anchorExists = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [this.#a]);
+        if (anchorExists.rows[0]?.t === null) {
+          await c.query('SAVEPOINT audit_anchor');
+          try {
+            await c.query(anchorSchemaSql(this.#table));
+            await c.query('RELEASE SAVEPOINT audit_anchor');
+          } catch (err) {
+            await c.query('ROLLBACK TO SAVEPOINT audit_anchor');
+            this.#hasAnchorTable = false;
+            this.#logger.warn({ err: this.#scrub(err), table: anchorTableName(this.#table) }, 'audit store: cannot create the retention anchor table; pruning is unavailable');
+          }
         }
         const tail = await c.query<{ seq: string }>(`SELECT seq FROM ${this.#t} ORDER BY seq DESC LIMIT 1`);
         return Number(tail.rows[0]?.seq ?? 0);
@@ -259,30 +278,75 @@ export class PostgresAuditStore implements AuditStore {
    */
   async verify(): Promise<VerifyResult> {
     this.#assertOpen();
-    const v = new ChainVerifier();
     const sql = `SELECT * FROM ${this.#t} WHERE seq > $1 ORDER BY seq LIMIT ${VERIFY_PAGE}`;
-    let after = '0';
     try {
-      for (;;) {
-        const { rows } = await this.#pool.query<EventRow<string>>(sql, [after]);
-        for (const row of rows) {
-          let event: AuditEvent;
-          try {
-            event = rowToEvent(row);
-          } catch {
-            v.fail(Number(row.seq), 'malformed event');
-            break;
+      // One REPEATABLE READ snapshot: the anchor and every page agree even while another
+      // replica appends or prunes.
+      return await this.#transaction(async (c) => {
+        await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        const v = new ChainVerifier(await this.#chainStart(c));
+        let after = '0';
+        for (;;) {
+          const { rows } = await c.query<EventRow<string>>(sql, [after]);
+          for (const row of rows) {
+            let event: AuditEvent;
+            try {
+              event = rowToEvent(row);
+            } catch {
+              v.fail(Number(row.seq), 'malformed event');
+              break;
+            }
+            if (!v.push(event, (e) => checkRow(row, e, columnText))) break;
           }
-          if (!v.push(event, (e) => checkRow(row, e, columnText))) break;
+          const last = rows[rows.length - 1];
+          if (v.broken || rows.length < VERIFY_PAGE || !last) break;
+          after = last.seq;
         }
-        const last = rows[rows.length - 1];
-        if (v.broken || rows.length < VERIFY_PAGE || !last) break;
-        after = last.seq;
-      }
+        return v.result();
+      });
     } catch (err) {
       throw this.#unavailable('the PostgreSQL audit store cannot be read', err);
     }
-    return v.result();
+  }
+
+  /**
+   * {@inheritDoc AuditStore.prune}
+   *
+   * Takes the table's advisory lock first, as appends do, so no replica appends or prunes
+   * between reading the chain and recording the anchor.
+   */
+  async prune(before: string): Promise<{ deleted: number }> {
+    this.#assertOpen();
+    const cutoff = parseInstant(before, 'before');
+    if (!this.#hasAnchorTable) {
+      throw new CFG_ERR_AUDIT_UNAVAILABLE(`the PostgreSQL audit store cannot prune: the table ${anchorTableName(this.#table)} is missing`);
+    }
+    try {
+      return await this.#transaction(async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
+        const firstKept = (await c.query<{ seq: string }>(`SELECT seq FROM ${this.#t} WHERE time >= $1 ORDER BY seq LIMIT 1`, [cutoff])).rows[0];
+        const lastDeleted = firstKept
+          ? (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#t} WHERE seq < $1 ORDER BY seq DESC LIMIT 1`, [firstKept.seq])).rows[0]
+          : (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#t} ORDER BY seq DESC LIMIT 1`)).rows[0];
+        if (!lastDeleted) return { deleted: 0 };
+        const { rowCount } = await c.query(`DELETE FROM ${this.#t} WHERE seq <= $1`, [lastDeleted.seq]);
+        await c.query(
+          `INSERT INTO ${this.#a} (id, seq, prev_hash) VALUES (1, $1::bigint + 1, $2)
+           ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash`,
+          [lastDeleted.seq, lastDeleted.hash],
+        );
+        return { deleted: rowCount ?? 0 };
+      });
+    } catch (err) {
+      throw this.#unavailable('the PostgreSQL audit store could not prune old events', err);
+    }
+  }
+
+  /** Where the stored chain starts: the retention anchor, else `seq` 1 after the genesis hash. */
+  async #chainStart(c: pg.PoolClient): Promise<ChainAnchor> {
+    if (!this.#hasAnchorTable) return { seq: 1, prevHash: GENESIS_HASH };
+    const anchor = (await c.query<{ seq: string; prev_hash: string }>(`SELECT seq, prev_hash FROM ${this.#a} WHERE id = 1`)).rows[0];
+    return anchor ? { seq: Number(anchor.seq), prevHash: anchor.prev_hash } : { seq: 1, prevHash: GENESIS_HASH };
   }
 
   /** {@inheritDoc AuditStore.close} */
@@ -369,8 +433,10 @@ export class PostgresAuditStore implements AuditStore {
     // Read committed: this statement's snapshot is taken after the lock was granted, so it
     // sees every batch committed by whoever held the lock before.
     const tail = (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#t} ORDER BY seq DESC LIMIT 1`)).rows[0];
-    let seq = Number(tail?.seq ?? 0);
-    let prevHash = tail?.hash ?? GENESIS_HASH;
+    // No event stored: continue after the last pruned event (the anchor), or from genesis.
+    const start = tail ? undefined : await this.#chainStart(c);
+    let seq = tail ? Number(tail.seq) : (start?.seq ?? 1) - 1;
+    let prevHash = tail ? tail.hash : (start?.prevHash ?? GENESIS_HASH);
     const cols: unknown[][] = Array.from({ length: 13 }, () => []);
     const out: AuditEvent[] = [];
     for (const { input } of batch) {
@@ -479,6 +545,27 @@ function schemaSql(table: string): string[] {
     index('outcome', 'outcome, seq'),
     index('commit', 'commit_id, seq'),
   ];
+}
+
+/**
+ * The name of a table's retention anchor table: `<table>_anchor`, shortened (with a hash of
+ * the table name) when that would exceed PostgreSQL's 63 bytes.
+ */
+export function anchorTableName(table: string): string {
+  return table.length <= 56 ? `${table}_anchor` : `${table.slice(0, 47)}_${sha256Hex(table).slice(0, 8)}_anchor`;
+}
+
+/**
+ * The DDL of a table's retention anchor (one row at most): the `seq` and `prev_hash` the
+ * oldest remaining event (or the next event appended, when none remains) must carry once
+ * `prune` deleted old events. Absent: the chain starts at `seq` 1 after the genesis hash.
+ */
+function anchorSchemaSql(table: string): string {
+  return `CREATE TABLE IF NOT EXISTS "${anchorTableName(table)}" (
+      id        SMALLINT PRIMARY KEY CHECK (id = 1),
+      seq       BIGINT   NOT NULL CHECK (seq > 0),
+      prev_hash TEXT     NOT NULL
+    )`;
 }
 
 function sha256Hex(s: string): string {

@@ -19,7 +19,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue } from './chain.js';
+import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
 import { toEventInput, withChainFields } from './event.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
 import { checkRow, EXACT_FILTERS, rowToEvent, SILENT, type EventRow, type Pending } from './rows.js';
@@ -59,8 +59,8 @@ export interface SqliteAuditStoreOptions {
   commitWindowMs?: number;
 }
 
-/** Schema version kept in `PRAGMA user_version`. */
-const SCHEMA_VERSION = 1;
+/** Schema version kept in `PRAGMA user_version`: 2 added the retention anchor. */
+const SCHEMA_VERSION = 2;
 
 
 /*
@@ -93,6 +93,20 @@ CREATE INDEX audit_events_outcome ON audit_events (outcome);
 CREATE INDEX audit_events_commit  ON audit_events (commit_id);
 `;
 
+/*
+ * The retention anchor (one row at most): where the stored chain starts once `prune` has
+ * deleted old events — the `seq` and `prev_hash` the oldest remaining event (or the next
+ * event appended, when none remains) must carry. Absent: the chain starts at `seq` 1
+ * after the genesis hash.
+ */
+const SCHEMA_V2 = `
+CREATE TABLE audit_anchor (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  seq       INTEGER NOT NULL CHECK (seq > 0),
+  prev_hash TEXT    NOT NULL
+) STRICT;
+`;
+
 
 
 /**
@@ -121,6 +135,7 @@ export class SqliteAuditStore implements AuditStore {
   readonly #queue: Pending[] = [];
   readonly #queryStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
   readonly #tail: Database.Statement<[], { seq: number; hash: string }>;
+  readonly #anchor: Database.Statement<[], { seq: number; prev_hash: string }>;
   readonly #insert: Database.Statement<unknown[]>;
   readonly #writeBatch: Database.Transaction<(batch: readonly Pending[]) => AuditEvent[]>;
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -147,6 +162,7 @@ export class SqliteAuditStore implements AuditStore {
       db.pragma('synchronous = FULL');
       migrate(db);
       this.#tail = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+      this.#anchor = db.prepare('SELECT seq, prev_hash FROM audit_anchor WHERE id = 1');
       this.#insert = db.prepare(
         `INSERT INTO audit_events (seq, time, request_id, actor_kind, actor_subject, action, app, commit_id,
            outcome, status, prev_hash, hash, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -251,23 +267,66 @@ export class SqliteAuditStore implements AuditStore {
    */
   async verify(): Promise<VerifyResult> {
     this.#assertOpen();
-    const v = new ChainVerifier();
     try {
-      const stmt = this.#db.prepare<[], EventRow>('SELECT * FROM audit_events ORDER BY seq');
-      for (const row of stmt.iterate()) {
-        let event: AuditEvent;
-        try {
-          event = rowToEvent(row);
-        } catch {
-          v.fail(row.seq, 'malformed event');
-          break;
+      // One read transaction: the anchor and the rows come from the same snapshot, even if
+      // another process prunes meanwhile.
+      return this.#db.transaction(() => {
+        const v = new ChainVerifier(this.#chainStart());
+        const stmt = this.#db.prepare<[], EventRow>('SELECT * FROM audit_events ORDER BY seq');
+        for (const row of stmt.iterate()) {
+          let event: AuditEvent;
+          try {
+            event = rowToEvent(row);
+          } catch {
+            v.fail(row.seq, 'malformed event');
+            break;
+          }
+          if (!v.push(event, (e) => checkRow(row, e))) break;
         }
-        if (!v.push(event, (e) => checkRow(row, e))) break;
-      }
+        return v.result();
+      })();
     } catch (err) {
       throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store cannot be read', { cause: err });
     }
-    return v.result();
+  }
+
+  /**
+   * {@inheritDoc AuditStore.prune}
+   *
+   * Runs in one `BEGIN IMMEDIATE` transaction (the deletion and the anchor commit
+   * together); in-process appends wait for it, as they wait for any commit.
+   */
+  async prune(before: string): Promise<{ deleted: number }> {
+    this.#assertOpen();
+    const cutoff = parseInstant(before, 'before');
+    try {
+      return this.#db
+        .transaction(() => {
+          const firstKept = this.#db
+            .prepare<[string], { seq: number }>('SELECT seq FROM audit_events WHERE time >= ? ORDER BY seq LIMIT 1')
+            .get(cutoff);
+          const lastDeleted = firstKept
+            ? this.#db
+                .prepare<[number], { seq: number; hash: string }>('SELECT seq, hash FROM audit_events WHERE seq < ? ORDER BY seq DESC LIMIT 1')
+                .get(firstKept.seq)
+            : this.#tail.get();
+          if (!lastDeleted) return { deleted: 0 };
+          const { changes } = this.#db.prepare('DELETE FROM audit_events WHERE seq <= ?').run(lastDeleted.seq);
+          this.#db
+            .prepare('INSERT INTO audit_anchor (id, seq, prev_hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash')
+            .run(lastDeleted.seq + 1, lastDeleted.hash);
+          return { deleted: changes };
+        })
+        .immediate();
+    } catch (err) {
+      throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not prune old events', { cause: err });
+    }
+  }
+
+  /** Where the stored chain starts: the retention anchor, else `seq` 1 after the genesis hash. */
+  #chainStart(): ChainAnchor {
+    const anchor = this.#anchor.get();
+    return anchor ? { seq: anchor.seq, prevHash: anchor.prev_hash } : { seq: 1, prevHash: GENESIS_HASH };
   }
 
   /** {@inheritDoc AuditStore.close} */
@@ -337,8 +396,10 @@ export class SqliteAuditStore implements AuditStore {
   /** Body of the write transaction: chains and inserts the batch after the stored tail. */
   #write(batch: readonly Pending[]): AuditEvent[] {
     const tail = this.#tail.get();
-    let seq = tail?.seq ?? 0;
-    let prevHash = tail?.hash ?? GENESIS_HASH;
+    // No event stored: continue after the last pruned event (the anchor), or from genesis.
+    const start = tail ? undefined : this.#chainStart();
+    let seq = tail ? tail.seq : (start?.seq ?? 1) - 1;
+    let prevHash = tail ? tail.hash : (start?.prevHash ?? GENESIS_HASH);
     const out: AuditEvent[] = [];
     for (const { input } of batch) {
       seq++;
@@ -373,10 +434,9 @@ function migrate(db: Database.Database): void {
     if (typeof version !== 'number' || version > SCHEMA_VERSION) {
       throw new Error(`the database has schema version ${String(version)}; this build knows up to ${SCHEMA_VERSION}`);
     }
-    if (version < 1) {
-      db.exec(SCHEMA_V1);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    }
+    if (version < 1) db.exec(SCHEMA_V1);
+    if (version < 2) db.exec(SCHEMA_V2);
+    if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }
 

@@ -157,8 +157,31 @@ export interface AuditStore {
   append(event: AuditEventInput): Promise<AuditEvent>;
   /** One page of events matching `q`, newest first. */
   query(q: AuditQuery): Promise<AuditPage>;
-  /** Checks the whole chain from `seq` 1 and names the first break. */
+  /**
+   * Checks the whole stored chain and names the first break. It starts at `seq` 1 after
+   * the genesis hash, or, once {@link AuditStore.prune} has removed old events, at the
+   * anchor the last prune recorded (the `seq` and `prevHash` the oldest remaining event
+   * must carry), so `checked` counts the remaining events only.
+   */
   verify(): Promise<VerifyResult>;
+  /**
+   * Retention by age (SPEC §6): deletes the oldest events whose `time` is before `before`,
+   * and records, in the SAME transaction, the anchor the chain now starts from: `seq` + 1
+   * and `hash` of the last event deleted (which is the `seq` and `prevHash` of the oldest
+   * remaining event, or of the next event appended when every event was deleted).
+   * {@link AuditStore.verify} starts from that anchor and appends keep chaining after the
+   * last event ever stored, so the chain stays verifiable.
+   *
+   * Only a prefix of the chain is deleted: deletion stops at the first event (in `seq`
+   * order) whose `time` is not before `before`, so an event with an earlier time but a
+   * later `seq` waits for a later prune instead of leaving a hole.
+   *
+   * @param before ISO 8601 instant (a date, or a date-time with `Z` or an offset).
+   * @returns how many events were deleted (0 when none is old enough).
+   * @throws (rejects) CFG_ERR_INVALID_REQUEST for a `before` that is not an instant;
+   *   CFG_ERR_AUDIT_UNAVAILABLE when the store is closed or the transaction fails.
+   */
+  prune(before: string): Promise<{ deleted: number }>;
   /** Commits every pending event, then releases the storage. Idempotent. */
   close(): Promise<void>;
   /**

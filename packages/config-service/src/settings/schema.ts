@@ -138,6 +138,12 @@ export const SettingsSchema = Type.Object(
       {
         store: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')], { default: 'sqlite' }),
         sqlitePath: Type.Optional(Type.String({ description: 'Default: <dataDir>/audit.sqlite' })),
+        retentionDays: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            description: 'Delete audit events older than this many days (checked hourly; the chain stays verifiable). Absent: keep forever',
+          }),
+        ),
         postgres: Type.Optional(
           Type.Object(
             {

@@ -15,7 +15,7 @@ import {
   type PostgresAuditStore,
   type PostgresAuditStoreOptions,
 } from '../../src/audit/index.js';
-import { advisoryLockKey, connectionSecrets, scrubError } from '../../src/audit/postgres-store.js';
+import { advisoryLockKey, anchorTableName, connectionSecrets, scrubError } from '../../src/audit/postgres-store.js';
 import type { AuditEvent, AuditLogger } from '../../src/audit/types.js';
 import { makeEvent } from './helpers.js';
 import { testDatabaseUrl } from './pg-test-db.js';
@@ -75,7 +75,7 @@ function postgresHarness(): AuditStoreHarness & { table: string } {
       await db().query(`ALTER TABLE ${t} DROP CONSTRAINT test_fail_writes`);
     },
     async dispose() {
-      await db().query(`DROP TABLE IF EXISTS ${t}`);
+      await db().query(`DROP TABLE IF EXISTS ${t}, "${anchorTableName(table)}"`);
     },
   };
 }
@@ -139,7 +139,7 @@ describe('PostgreSQL audit store', () => {
   };
   afterEach(async () => {
     for (const s of stores.splice(0)) await s.close();
-    for (const t of tables.splice(0)) await db().query(`DROP TABLE IF EXISTS "${t}"`);
+    for (const t of tables.splice(0)) await db().query(`DROP TABLE IF EXISTS "${t}", "${anchorTableName(t)}"`);
   });
 
   it('creates the table with seq BIGINT primary key, the filter indexes and a bytewise time column', async () => {
@@ -238,6 +238,41 @@ describe('PostgreSQL audit store', () => {
     } finally {
       locker.release();
     }
+  });
+
+  it('prune takes the same write lock as appends', async () => {
+    const table = freshTable();
+    const store = await open({ table });
+    await store.append(makeEvent({ requestId: 'old', time: '2025-01-01T00:00:00.000Z' }));
+    const locker = await db().connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(table)]);
+      let settled = false;
+      const p = store.prune('2030-01-01').finally(() => {
+        settled = true;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled).toBe(false);
+      await locker.query('COMMIT');
+      expect(await p).toEqual({ deleted: 1 });
+    } finally {
+      locker.release();
+    }
+    expect(await store.verify()).toEqual({ ok: true, checked: 0 });
+  });
+
+  it('adds the anchor table to a table created before retention existed', async () => {
+    const table = freshTable();
+    const first = await open({ table });
+    await first.append(makeEvent({ requestId: 'a', time: '2025-01-01T00:00:00.000Z' }));
+    await first.append(makeEvent({ requestId: 'b', time: '2025-01-02T00:00:00.000Z' }));
+    await first.close();
+    await db().query(`DROP TABLE "${anchorTableName(table)}"`);
+    const second = await open({ table });
+    expect(await second.prune('2025-01-02')).toEqual({ deleted: 1 });
+    expect(await second.verify()).toEqual({ ok: true, checked: 1 });
+    expect(anchorTableName('t'.repeat(63)).length).toBeLessThanOrEqual(63);
   });
 
   it('fails closed when the lock is held past the statement timeout, then recovers', async () => {

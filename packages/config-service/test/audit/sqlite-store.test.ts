@@ -77,13 +77,13 @@ describe('SQLite audit store', () => {
     await h.dispose();
   });
 
-  it('creates an owner-only file in WAL mode with the v1 schema', () => {
+  it('creates an owner-only file in WAL mode with the v2 schema', () => {
     open();
     expect(statSync(h.path).mode & 0o777).toBe(0o600);
     const raw = new Database(h.path, { readonly: true });
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(raw.pragma('user_version', { simple: true })).toBe(1);
+      expect(raw.pragma('user_version', { simple: true })).toBe(2);
       const indexes = raw
         .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name")
         .all()
@@ -174,10 +174,10 @@ describe('SQLite audit store', () => {
     const first = open();
     await first.close();
     const raw = new Database(h.path);
-    raw.pragma('user_version = 2');
+    raw.pragma('user_version = 3');
     raw.close();
     expect(() => openSqliteAuditStore({ path: h.path })).toThrow(
-      expect.objectContaining({ code: 'CFG_ERR_AUDIT_UNAVAILABLE', cause: expect.objectContaining({ message: 'the database has schema version 2; this build knows up to 1' }) }),
+      expect.objectContaining({ code: 'CFG_ERR_AUDIT_UNAVAILABLE', cause: expect.objectContaining({ message: 'the database has schema version 3; this build knows up to 2' }) }),
     );
   });
 

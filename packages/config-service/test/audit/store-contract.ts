@@ -226,6 +226,115 @@ export function describeAuditStoreContract(name: string, createHarness: () => Pr
       });
     });
 
+    describe('retention (prune)', () => {
+      let store: AuditStore;
+      let events: AuditEvent[];
+      /** e1..e5, one a day from 2025-01-01. */
+      beforeEach(async () => {
+        store = await open();
+        events = [];
+        for (let i = 1; i <= 5; i++) {
+          events.push(await store.append(makeEvent({ requestId: `e${i}`, time: `2025-01-0${i}T00:00:00.000Z` })));
+        }
+      });
+
+      it('deletes exactly the older events and verifies the rest from the anchor', async () => {
+        expect(await store.prune('2025-01-03T00:00:00.000Z')).toEqual({ deleted: 2 });
+        expect(await h.countRows()).toBe(3);
+        expect(await h.readRow(1)).toBeUndefined();
+        expect(await h.readRow(2)).toBeUndefined();
+        expect((await h.readRow(3))?.prevHash).toBe(events[1]?.hash);
+        expect(ids((await store.query({})).events)).toEqual(['e5', 'e4', 'e3']);
+        expect(await store.verify()).toEqual({ ok: true, checked: 3 });
+        // Nothing more is old enough: a no-op that keeps the anchor.
+        expect(await store.prune('2025-01-03T00:00:00.000Z')).toEqual({ deleted: 0 });
+        expect(await store.prune('2025-01-02')).toEqual({ deleted: 0 });
+        expect(await store.verify()).toEqual({ ok: true, checked: 3 });
+        // A later prune moves the anchor on.
+        expect(await store.prune('2025-01-04T12:00:00+00:00')).toEqual({ deleted: 2 });
+        expect(await h.countRows()).toBe(1);
+        expect(await store.verify()).toEqual({ ok: true, checked: 1 });
+      });
+
+      it('keeps appending after the last event, also after a reopen', async () => {
+        await store.prune('2025-01-04T00:00:00.000Z');
+        const e6 = await store.append(makeEvent({ requestId: 'e6' }));
+        expect(e6.seq).toBe(6);
+        expect(e6.prevHash).toBe(events[4]?.hash);
+        expect(await store.verify()).toEqual({ ok: true, checked: 3 });
+        await store.close();
+        const again = await open();
+        expect(await again.verify()).toEqual({ ok: true, checked: 3 });
+        const e7 = await again.append(makeEvent({ requestId: 'e7' }));
+        expect(e7.seq).toBe(7);
+        expect(e7.prevHash).toBe(e6.hash);
+        expect(await again.verify()).toEqual({ ok: true, checked: 4 });
+      });
+
+      it('prunes everything, then chains the next append to the last pruned event', async () => {
+        expect(await store.prune('2030-01-01')).toEqual({ deleted: 5 });
+        expect(await h.countRows()).toBe(0);
+        expect(await store.verify()).toEqual({ ok: true, checked: 0 });
+        expect((await store.query({})).events).toEqual([]);
+        const e6 = await store.append(makeEvent({ requestId: 'e6' }));
+        expect(e6.seq).toBe(6);
+        expect(e6.prevHash).toBe(events[4]?.hash);
+        expect(await store.verify()).toEqual({ ok: true, checked: 1 });
+        // Everything again, then a reopened store continues after e6.
+        expect(await store.prune('2999-01-01')).toEqual({ deleted: 1 });
+        await store.close();
+        const again = await open();
+        expect(await again.verify()).toEqual({ ok: true, checked: 0 });
+        const e7 = await again.append(makeEvent({ requestId: 'e7' }));
+        expect(e7.seq).toBe(7);
+        expect(e7.prevHash).toBe(e6.hash);
+        expect(await again.verify()).toEqual({ ok: true, checked: 1 });
+      });
+
+      it('deletes only a prefix of the chain when times are out of order', async () => {
+        // e6 is newer in seq but older in time than e5; e7 is old again.
+        await store.append(makeEvent({ requestId: 'e6', time: '2025-01-04T12:00:00.000Z' }));
+        await store.append(makeEvent({ requestId: 'e7', time: '2025-01-01T12:00:00.000Z' }));
+        // e1..e4 are before the cutoff, e5 is not: e6 and e7 wait for a later prune.
+        expect(await store.prune('2025-01-05T00:00:00.000Z')).toEqual({ deleted: 4 });
+        expect(ids((await store.query({})).events)).toEqual(['e7', 'e6', 'e5']);
+        expect(await store.verify()).toEqual({ ok: true, checked: 3 });
+      });
+
+      it('still detects tampering after a prune', async () => {
+        await store.prune('2025-01-03T00:00:00.000Z');
+        const row4 = await h.readRow(4);
+        await h.update(4, 'event', (row4?.event ?? '').replace('"app":"orders"', '"app":"billing"'));
+        expect(await store.verify()).toEqual({ ok: false, checked: 2, firstBreak: { seq: 4, reason: 'hash mismatch' } });
+        await h.update(4, 'event', row4?.event ?? '');
+        expect(await store.verify()).toEqual({ ok: true, checked: 3 });
+
+        await h.update(3, 'prevHash', GENESIS_HASH);
+        expect(await store.verify()).toEqual({ ok: false, checked: 1, firstBreak: { seq: 3, reason: 'prev-hash mismatch' } });
+      });
+
+      it('still detects an event deleted in the middle, or the oldest one, not by a prune', async () => {
+        await store.prune('2025-01-02T00:00:00.000Z');
+        await h.remove(3);
+        expect(await store.verify()).toEqual({ ok: false, checked: 2, firstBreak: { seq: 4, reason: 'sequence gap' } });
+        await h.remove(2);
+        expect(await store.verify()).toEqual({ ok: false, checked: 1, firstBreak: { seq: 4, reason: 'sequence gap' } });
+      });
+
+      it('refuses a bad cutoff, and prunes nothing from an empty store', async () => {
+        await expect(store.prune('yesterday')).rejects.toMatchObject({ code: 'CFG_ERR_INVALID_REQUEST' });
+        expect(await h.countRows()).toBe(5);
+        await store.close();
+        await expect(store.prune('2030-01-01')).rejects.toMatchObject({ code: 'CFG_ERR_AUDIT_UNAVAILABLE' });
+        await h.dispose();
+        h = await createHarness();
+        const empty = await open();
+        expect(await empty.prune('2030-01-01')).toEqual({ deleted: 0 });
+        expect(await empty.verify()).toEqual({ ok: true, checked: 0 });
+        expect((await empty.append(makeEvent())).seq).toBe(1);
+      });
+    });
+
     describe('query', () => {
       let store: AuditStore;
       beforeEach(async () => {

@@ -69,6 +69,17 @@ describe('loadSettings', () => {
     expect(err.message).toMatch(/bogus|Unexpected property/);
   });
 
+  it('takes audit.retentionDays as an optional integer >= 1 (absent: keep forever)', () => {
+    expect(loadSettings({ file: file(minimal), env: {} }).audit.retentionDays).toBeUndefined();
+    expect(loadSettings({ file: file(minimal + 'audit: { retentionDays: 90 }\n'), env: {} }).audit.retentionDays).toBe(90);
+    expect(loadSettings({ file: file(minimal), env: { CONFIG_SERVICE_AUDIT_RETENTION_DAYS: '30' } }).audit.retentionDays).toBe(30);
+    for (const bad of ['0', '-3']) {
+      const err = errorOf(() => loadSettings({ file: file(minimal + `audit: { retentionDays: ${bad} }\n`), env: {} }));
+      expect(err.code).toBe('CFG_ERR_SETTINGS_INVALID');
+      expect(err.message).toContain('audit.retentionDays');
+    }
+  });
+
   it('refuses a repository with both or neither of path and url', () => {
     const both = errorOf(() => loadSettings({ env: {}, overrides: { server: { tls: { cert: 'a', key: 'b', clientCa: 'c' } }, repositories: [{ name: 'x', path: '/r', url: 'https://h/r.git' }] } }));
     expect(both.message).toContain("repositories.0: set exactly one of 'path' or 'url'");

@@ -40,6 +40,11 @@
  * that arrives meanwhile. The mirror itself also coalesces concurrent `sync()` calls, so a
  * request may join a polling sync already in flight; the next poll then covers a push it
  * missed.
+ *
+ * ## Replicas (SPEC §10)
+ * With a {@link SyncSignals} bus (PostgreSQL `LISTEN/NOTIFY`, given only with the PostgreSQL
+ * audit store and a remote mirror), a valid webhook also publishes a signal, and a signal
+ * from another replica requests a sync through the same {@link SyncTrigger} (coalesced).
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -47,6 +52,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CFG_ERR_SETTINGS_INVALID, CFG_ERR_UNAUTHENTICATED, CFG_ERR_WEBHOOK_DISABLED } from '../../errors.js';
 import type { RefUpdate, SyncResult } from '../../git/mirror.js';
+import type { SyncSignals } from '../../git/sync-bus.js';
 import { requireAccess } from '../plugins/auth.js';
 
 /** Largest accepted webhook body, bytes (1 MiB; a push to a configuration repo is a few KiB). */
@@ -187,6 +193,11 @@ export interface HooksRoutesOptions {
   webhookSecretFile?: string | undefined;
   /** The secret itself, instead of a file (tests); wins over `webhookSecretFile`. */
   webhookSecret?: string | Uint8Array | undefined;
+  /**
+   * Sync signals shared with the other replicas: a valid webhook is published there, and
+   * their signals start a sync here. Unset (the default, SQLite audit) = this replica only.
+   */
+  syncBus?: SyncSignals | undefined;
 }
 
 /** 202 answer of `POST /v1/hooks/git`. */
@@ -247,6 +258,16 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
   }
   const mirror = store.mirror;
   const trigger = mirror ? new SyncTrigger(() => mirror.sync(), () => mirror.syncing) : undefined;
+  const bus = trigger ? opts.syncBus : undefined;
+  if (bus !== undefined && trigger !== undefined) {
+    const unsubscribe = bus.onSignal((repo) => {
+      if (repo !== store.name) return;
+      app.log.info({ repo }, 'sync signal from another replica; syncing');
+      // Not awaited: failures are logged and counted by the mirror.
+      trigger.request().catch(() => undefined);
+    });
+    app.addHook('onClose', async () => unsubscribe());
+  }
 
   // Raw bodies: the HMAC covers the exact bytes sent. Scoped to this plugin.
   const raw = (_request: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void): void => done(null, body);
@@ -286,6 +307,8 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
       );
       // Not awaited: failures are logged and counted by the mirror.
       trigger?.request().catch(() => undefined);
+      // Tell the other replicas (never rejects; a failure is logged by the bus).
+      if (bus !== undefined) void bus.publish(store.name);
       reply.code(202).header('cache-control', 'no-store');
       return { accepted: true, repository: store.name, sync: trigger ? 'scheduled' : 'not-needed' };
     },

@@ -175,6 +175,9 @@ class MemoryAuditStore implements AuditStore {
   async verify(): Promise<never> {
     throw new Error('not used');
   }
+  async prune(): Promise<never> {
+    throw new Error('not used');
+  }
   async close(): Promise<void> {}
 }
 
