@@ -26,9 +26,9 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
-import { toEventInput, withChainFields } from './event.js';
-import { decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
-import { checkRow, EXACT_FILTERS, rowToEvent, SILENT, type EventRow, type Pending } from './rows.js';
+import { withChainFields } from './event.js';
+import { parseInstant } from './query.js';
+import { checkRow, enqueue, pageQuery, rowToEvent, SILENT, toPage, type EventRow, type Pending } from './rows.js';
 import type {
   AuditEvent,
   AuditEventInput,
@@ -219,16 +219,7 @@ export class PostgresAuditStore implements AuditStore {
    */
   append(event: AuditEventInput): Promise<AuditEvent> {
     if (this.#closed || this.#closing) return Promise.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed'));
-    let input: AuditEventInput;
-    try {
-      input = toEventInput(event);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    return new Promise<AuditEvent>((resolve, reject) => {
-      this.#queue.push({ input, resolve, reject });
-      this.#schedule();
-    });
+    return enqueue(this.#queue, event, () => this.#schedule());
   }
 
   /**
@@ -239,32 +230,12 @@ export class PostgresAuditStore implements AuditStore {
    */
   async query(q: AuditQuery): Promise<AuditPage> {
     this.#assertOpen();
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const param = (v: unknown): string => {
-      params.push(v);
-      return `$${params.length}`;
-    };
-    for (const [field, column] of EXACT_FILTERS) {
-      const v = q[field];
-      if (v !== undefined) where.push(`${column} = ${param(columnText(v))}`);
-    }
-    if (q.since !== undefined) where.push(`time >= ${param(parseInstant(q.since, 'since'))}`);
-    if (q.until !== undefined) where.push(`time < ${param(parseInstant(q.until, 'until'))}`);
-    if (q.cursor !== undefined) where.push(`seq < ${param(decodeCursor(q.cursor))}`);
-    const limit = parseLimit(q.limit);
-    const sql = `SELECT * FROM ${this.#t}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${param(limit + 1)}`;
-
-    let rows: EventRow<string>[];
-    let events: AuditEvent[];
+    const { sql, params, limit } = pageQuery(q, this.#t, (n) => `$${n}`, columnText);
     try {
-      rows = (await this.#pool.query<EventRow<string>>(sql, params)).rows;
-      events = rows.slice(0, limit).map(rowToEvent);
+      return toPage((await this.#pool.query<EventRow<string>>(sql, params)).rows, limit);
     } catch (err) {
       throw this.#unavailable('the PostgreSQL audit store cannot be read', err);
     }
-    const last = events[events.length - 1];
-    return rows.length > limit && last ? { events, nextCursor: encodeCursor(last.seq) } : { events };
   }
 
   /**

@@ -4,8 +4,9 @@
  * row's columns agree with its hashed event (so filters never give wrong results).
  */
 import { eventBodyJson } from './chain.js';
-import { toStoredEvent } from './event.js';
-import type { AuditEvent, AuditEventInput, AuditLogger, AuditQuery, ChainBreakReason } from './types.js';
+import { toEventInput, toStoredEvent } from './event.js';
+import { decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
+import type { AuditEvent, AuditEventInput, AuditLogger, AuditPage, AuditQuery, ChainBreakReason } from './types.js';
 
 /** One stored row; `seq` is a number in SQLite and a decimal string from PostgreSQL's BIGINT. */
 export interface EventRow<Seq extends number | string = number> {
@@ -67,4 +68,64 @@ export function checkRow(row: EventRow<number | string>, e: AuditEvent, column: 
     row.outcome === e.outcome &&
     row.status === e.status;
   return same ? undefined : 'column mismatch';
+}
+
+/**
+ * Validates `event` and queues it for the next group commit; the promise settles when that
+ * transaction commits or fails.
+ * @throws (rejects) TypeError for a malformed event (the queue is left untouched)
+ */
+export function enqueue(queue: Pending[], event: AuditEventInput, schedule: () => void): Promise<AuditEvent> {
+  let input: AuditEventInput;
+  try {
+    input = toEventInput(event);
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+  return new Promise<AuditEvent>((resolve, reject) => {
+    queue.push({ input, resolve, reject });
+    schedule();
+  });
+}
+
+/** The SQL of one page of an audit query, for a store's placeholder syntax. */
+export interface PageQuery {
+  /** `SELECT * FROM <table> [WHERE ...] ORDER BY seq DESC LIMIT <n+1>` (one extra row tells whether a next page exists). */
+  sql: string;
+  params: unknown[];
+  /** The page size asked for. */
+  limit: number;
+}
+
+/**
+ * Builds the newest-first page query of `q` (exact filters, `since` inclusive, `until`
+ * exclusive, keyset cursor) for `table`.
+ * @param placeholder the store's bind syntax for the n-th parameter (`?` or `$n`)
+ * @param column how the store keeps a text value (PostgreSQL cannot store NUL)
+ * @throws CFG_ERR_INVALID_REQUEST (400) for a bad cursor, instant or limit
+ */
+export function pageQuery(q: AuditQuery, table: string, placeholder: (n: number) => string, column: (s: string) => string = (s) => s): PageQuery {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const param = (v: unknown): string => {
+    params.push(v);
+    return placeholder(params.length);
+  };
+  for (const [field, col] of EXACT_FILTERS) {
+    const v = q[field];
+    if (v !== undefined) where.push(`${col} = ${param(column(v))}`);
+  }
+  if (q.since !== undefined) where.push(`time >= ${param(parseInstant(q.since, 'since'))}`);
+  if (q.until !== undefined) where.push(`time < ${param(parseInstant(q.until, 'until'))}`);
+  if (q.cursor !== undefined) where.push(`seq < ${param(decodeCursor(q.cursor))}`);
+  const limit = parseLimit(q.limit);
+  const sql = `SELECT * FROM ${table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ${param(limit + 1)}`;
+  return { sql, params, limit };
+}
+
+/** The page of `rows` (fetched with {@link pageQuery}: one row more than `limit`). */
+export function toPage(rows: readonly EventRow<number | string>[], limit: number): AuditPage {
+  const events = rows.slice(0, limit).map(rowToEvent);
+  const last = events[events.length - 1];
+  return rows.length > limit && last ? { events, nextCursor: encodeCursor(last.seq) } : { events };
 }

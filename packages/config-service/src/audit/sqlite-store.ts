@@ -20,9 +20,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
-import { toEventInput, withChainFields } from './event.js';
-import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
-import { checkRow, EXACT_FILTERS, rowToEvent, SILENT, type EventRow, type Pending } from './rows.js';
+import { withChainFields } from './event.js';
+import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, parseInstant } from './query.js';
+import { checkRow, enqueue, pageQuery, rowToEvent, SILENT, toPage, type EventRow, type Pending } from './rows.js';
 import type {
   AuditEvent,
   AuditEventInput,
@@ -194,16 +194,7 @@ export class SqliteAuditStore implements AuditStore {
    */
   append(event: AuditEventInput): Promise<AuditEvent> {
     if (this.#closed) return Promise.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed'));
-    let input: AuditEventInput;
-    try {
-      input = toEventInput(event);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    return new Promise<AuditEvent>((resolve, reject) => {
-      this.#queue.push({ input, resolve, reject });
-      this.#schedule();
-    });
+    return enqueue(this.#queue, event, () => this.#schedule());
   }
 
   /**
@@ -214,46 +205,18 @@ export class SqliteAuditStore implements AuditStore {
    */
   async query(q: AuditQuery): Promise<AuditPage> {
     this.#assertOpen();
-    const where: string[] = [];
-    const params: unknown[] = [];
-    for (const [field, column] of EXACT_FILTERS) {
-      const v = q[field];
-      if (v !== undefined) {
-        where.push(`${column} = ?`);
-        params.push(v);
-      }
-    }
-    if (q.since !== undefined) {
-      where.push('time >= ?');
-      params.push(parseInstant(q.since, 'since'));
-    }
-    if (q.until !== undefined) {
-      where.push('time < ?');
-      params.push(parseInstant(q.until, 'until'));
-    }
-    if (q.cursor !== undefined) {
-      where.push('seq < ?');
-      params.push(decodeCursor(q.cursor));
-    }
-    const limit = parseLimit(q.limit);
-    params.push(limit + 1);
-    const sql = `SELECT * FROM audit_events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+    const { sql, params, limit } = pageQuery(q, 'audit_events', () => '?');
 
-    let rows: EventRow[];
-    let events: AuditEvent[];
     try {
       let stmt = this.#queryStatements.get(sql);
       if (!stmt) {
         stmt = this.#db.prepare<unknown[], EventRow>(sql);
         this.#queryStatements.set(sql, stmt);
       }
-      rows = stmt.all(...params);
-      events = rows.slice(0, limit).map(rowToEvent);
+      return toPage(stmt.all(...params), limit);
     } catch (err) {
       throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store cannot be read', { cause: err });
     }
-    const last = events[events.length - 1];
-    return rows.length > limit && last ? { events, nextCursor: encodeCursor(last.seq) } : { events };
   }
 
   /**
