@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, readlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -344,6 +344,20 @@ describe('fetch and publish against a real mTLS server', () => {
     expect(server.requests.map((r) => r.peerFingerprint256)).toEqual([fp(certs.client.certPem), fp(certs.nextClient.certPem)]);
     expect(server.connections).toHaveLength(2);
     expect(logs).toMatch(/INFO  config-init: the client certificate, key or CA changed on disk; the next attempt uses them on a new connection/);
+  });
+
+  it('warns when --file-mode hides the files from a setgid output folder\'s group', async () => {
+    if (process.getuid?.() !== 0) throw new Error('this test needs root (it gives the output folder another group)');
+    server.handler = () => configAnswer('properties', 'a=1\n', COMMIT);
+    await mkdir(out, { recursive: true });
+    await chown(out, 0, 20_000);
+    await chmod(out, 0o2770);
+    const res = await runWith(options(['--file-mode', '0600']));
+    expect(res.exitCode).toBe(0);
+    expect(logs).toContain("WARN  config-init: --file-mode 0600 gives the output folder's group 20000 no read access: an application that reads through that group (Kubernetes fsGroup) cannot read the files; the default 0640 can");
+    logs = '';
+    expect((await runWith(options())).exitCode).toBe(0);
+    expect(logs).not.toContain('WARN');
   });
 
   it('running as root publishes but warns why and how to avoid it; another uid does not', async () => {
