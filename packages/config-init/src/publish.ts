@@ -275,11 +275,13 @@ async function replaceWithSymlink(dir: string, name: string, target: string, tmp
  * every file fsynced, folder fsynced → links for brand-new names (dangling until the swap)
  * → `..data` swapped by rename → other visible names made links through `..data` (temp
  * link + rename, replacing regular files) → links of names no longer in the set removed
- * → output dir fsynced → old versions and leftover temporaries removed.
+ * → output dir fsynced → old versions and leftover temporaries removed. What cannot be
+ * removed after the swap is returned in `warnings`, never thrown.
  *
  * One writer per directory at a time (an init container runs once per pod start).
  *
- * @throws {@link PublishError} (exit 73) naming the path that could not be written.
+ * @throws {@link PublishError} (exit 73) naming the path that could not be written, only
+ *   for a failure up to and including the swap and the visible links.
  */
 export async function publishFiles(opts: PublishOptions): Promise<PublishResult> {
   const { dir, files, mode } = opts;

@@ -4,7 +4,7 @@
  * was the socket a reused keep-alive one, had any HTTP answer arrived.
  *
  * What Node.js 20 (OpenSSL 3.0) reports to a client, measured against real servers on
- * this platform (the tests in `test/transport.test.ts` and `test/tls-errors.e2e.test.ts`
+ * this platform (the tests in `test/transport.test.ts` and `test/init-transport.e2e.test.ts`
  * hold each row):
  *
  * | What happened | TLS | `secureConnect` | What Node reports | config-init |
