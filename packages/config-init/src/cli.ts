@@ -4,7 +4,7 @@
  */
 import { main } from './index.js';
 
-main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, signals: process }).then(
+main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, signals: process, uid: process.geteuid?.() }).then(
   (code) => {
     process.exitCode = code;
   },

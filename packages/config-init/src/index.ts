@@ -12,12 +12,12 @@ import { childEnv, refusedEnvNames, startCommand, type SignalSource } from './ex
 import { loadFallback, saveFallback } from './fallback.js';
 import { fetchConfig, loadTlsMaterial, realFetchDeps, type FetchDeps, type FetchResult } from './fetch.js';
 import { createLogger, writeTerminationLog, type Logger, type LogSink } from './log.js';
-import { publishFiles, sha256Hex, type PublishFile } from './publish.js';
+import { publishFiles, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
 import { buildFileSet, OUTPUT_NAMES } from './set.js';
 
 export { parseCommandLine, helpText, OPTION_TABLE, FORMATS, ENV_NAME_RE, type Options, type Format, type Command, type LogFormat, type EnvNaming } from './args.js';
 export { ERROR_EXIT_CODES, EXIT, ConfigInitError, UsageError, FetchError, PublishError, exitCodeFor, type ErrorCode } from './errors.js';
-export { fetchConfig, loadTlsMaterial, backoffDelay, parseRetryAfter, configUrl, filesListUrl, fileUrl, filePathViolation, type FetchOptions, type FetchResult, type FetchDeps, type FetchedDocument, type FetchedEnv, type FetchedFile, type FileEntry, type TlsMaterial, type RetryInfo } from './fetch.js';
+export { fetchConfig, loadTlsMaterial, backoffDelay, parseRetryAfter, configUrl, filesListUrl, fileUrl, filePathViolation, type FetchOptions, type FetchResult, type FetchDeps, type FetchedDocument, type FetchedEnv, type FetchedFile, type FileEntry, type TlsMaterial, type TlsFiles, type TlsReloadInfo, type RetryInfo } from './fetch.js';
 export { publishFiles, publishPathViolation, sha256Hex, fileNameViolation, type PublishFile, type PublishOptions, type PublishResult } from './publish.js';
 export { buildFileSet, OUTPUT_NAMES, META_FILE, FILES_DIR, type ConfigMeta, type FileSet } from './set.js';
 export { REFUSED_ENV_NAMES, REFUSED_ENV_PREFIXES, FORWARDED_SIGNALS, refusedEnvNames, isRefusedEnvName, childEnv, startCommand, signalExitCode, type SignalSource, type ForwardedSignal, type CommandOutcome } from './exec.js';
@@ -31,6 +31,8 @@ export const VERSION: string = typeof __CONFIG_INIT_VERSION__ === 'string' ? __C
 
 /** Injected effects of {@link run}; every member is optional. */
 export interface RunDeps extends Partial<FetchDeps> {
+  /** The effective user id of the process (the CLI passes `process.geteuid()`); 0 logs the root warning. */
+  uid?: number | undefined;
   /** Log lines go here (stderr in the CLI). Default: discarded. */
   stderr?: LogSink;
   /** `--dry-run` output goes here (stdout in the CLI). Default: `stderr`. */
@@ -79,7 +81,30 @@ function contextOf(options: Options, deps: RunDeps): Context {
   const sink: LogSink = deps.stderr ?? { write: () => true };
   const log = createLogger(sink, options.logFormat, fetchDeps.now);
   fetchDeps.onRetry = deps.onRetry ?? ((r) => log.warn('attempt failed; retrying', { app: options.app, attempt: r.attempt, target: r.target, cause: r.cause, delayMs: r.delayMs }));
+  fetchDeps.onTlsReload = deps.onTlsReload ?? ((r) => {
+    if (r.outcome === 'changed') log.info('the client certificate, key or CA changed on disk; the next attempt uses them on a new connection', { app: options.app });
+    else log.warn(`could not re-read the client certificate, key or CA; this attempt uses the last good ones: ${r.reason ?? ''}`, { app: options.app });
+  });
+  if (deps.uid === 0) log.warn(ROOT_WARNING, { app: options.app, uid: 0 });
   return { fetchDeps, sink, out: deps.stdout ?? sink, log };
+}
+
+/**
+ * Logged when config-init runs as root (uid 0). Root is not needed to publish into a
+ * volume (Kubernetes `fsGroup` makes it group-writable) and it is a smell in an init
+ * container: the published files belong to root, so a later run as the application's
+ * user (a restart, the watch sidecar) cannot remove them, and a bug or a compromised image
+ * acts with root's power on every volume of the pod. Pod Security "restricted" refuses it.
+ */
+export const ROOT_WARNING =
+  "running as root (uid 0): config-init needs no root; files it publishes belong to root, so a later run as the application's user cannot remove them, and a bug or a compromised image would act as root on every volume of the pod. Set the container's securityContext runAsNonRoot: true and runAsUser (and the pod's fsGroup, so the volume is group-writable): see docs/config-init.md, 'Running as root'";
+
+/** Logs what a publication could not do (it still succeeded) and a mode that hides the files from the volume's group. */
+function logPublishWarnings(options: Options, log: Logger, published: PublishResult): void {
+  for (const w of published.warnings) log.warn(w, { app: options.app, path: options.outputDir });
+  if (published.volumeGid !== undefined && (options.fileMode & 0o040) === 0) {
+    log.warn(`--file-mode ${options.fileMode.toString(8).padStart(4, '0')} gives the output folder's group ${published.volumeGid} no read access: an application that reads through that group (Kubernetes fsGroup) cannot read the files; the default 0640 can`, { app: options.app, path: options.outputDir });
+  }
 }
 
 /** `path  size  sha256` lines of a dry run (never a value). */
@@ -125,7 +150,7 @@ async function tryFallback(options: Options, ctx: Context, cause: ConfigInitErro
   if (options.dryRun) {
     listFiles(ctx.out, options.outputDir, set.files);
   } else {
-    await publishFiles({ dir: options.outputDir, files: set.files, directories: set.directories, mode: options.fileMode, now: ctx.fetchDeps.now });
+    logPublishWarnings(options, ctx.log, await publishFiles({ dir: options.outputDir, files: set.files, directories: set.directories, mode: options.fileMode, now: ctx.fetchDeps.now }));
   }
   const message = `FALLBACK: config-service unavailable; ${options.dryRun ? 'dry run: would publish' : 'published'} the last good set at commit ${meta.commit} from ${meta.time} (age ${ageMs} ms) into ${options.outputDir}`;
   ctx.log.warn(message, { app: options.app, commit: meta.commit, fallback: true, ageMs, fetchedAt: meta.time, files: meta.files, cause: cause.message });
@@ -161,6 +186,7 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
         deadlineMs: options.deadlineMs,
         allowEmpty: options.allowEmpty,
         tls,
+        tlsFiles: { certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile },
         envNaming: options.envNaming,
         files: options.files,
       },
@@ -189,6 +215,7 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
       return { exitCode: EXIT.OK, message, commit: fetched.commit, files: meta.files };
     }
     const published = await publishFiles({ dir: options.outputDir, files, directories, mode: options.fileMode, now: fetchDeps.now });
+    logPublishWarnings(options, log, published);
     const message = `published ${files.length} file(s) at commit ${fetched.commit} into ${options.outputDir}`;
     log.info(message, {
       app: options.app,
@@ -243,6 +270,7 @@ export async function runExec(options: Options, command: readonly string[], deps
         deadlineMs: options.deadlineMs,
         allowEmpty: options.allowEmpty,
         tls,
+        tlsFiles: { certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile },
         envNaming: options.envNaming,
         envMap: true,
         files: options.files,
@@ -273,6 +301,7 @@ export async function runExec(options: Options, command: readonly string[], deps
     }
     if (set) {
       const published = await publishFiles({ dir: options.outputDir, files: set.files, directories: set.directories, mode: options.fileMode, now: fetchDeps.now });
+      logPublishWarnings(options, log, published);
       log.info(`published ${set.files.length} file(s) at commit ${commit} into ${options.outputDir}`, { app: options.app, commit, files: { ...published.files }, version: published.version });
     }
     log.info(`starting '${command[0] ?? ''}' with ${names.length} configuration variable(s)`, { app: options.app, commit, variables: names, envSha256: fetched.envSha256, attempts: fetched.attempts });
@@ -298,6 +327,8 @@ export interface MainIo {
   stderr: LogSink;
   /** `exec`: signals to forward (the bin passes `process`). */
   signals?: SignalSource;
+  /** Effective user id of the process (the bin passes `process.geteuid()`); 0 logs a warning. */
+  uid?: number | undefined;
 }
 
 /** The termination-log path when the command line could not be parsed. */
@@ -347,10 +378,11 @@ export async function main(
       stderr: io.stderr,
       stdout: io.stdout,
       baseEnv: env,
+      uid: io.uid,
       ...(io.signals ? { signals: io.signals } : {}),
     });
     return result.exitCode;
   }
-  const result = await run(command.options, { stderr: io.stderr, stdout: io.stdout });
+  const result = await run(command.options, { stderr: io.stderr, stdout: io.stdout, uid: io.uid });
   return result.exitCode;
 }

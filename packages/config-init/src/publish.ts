@@ -18,9 +18,21 @@
  * A reader that opens a visible name resolves `..data` once, so it reads a file of the old
  * version or of the new one, complete (files are fsynced before the swap and never
  * written in place), with its final mode (set before the first byte is written).
+ *
+ * Group of the published files (Kubernetes `fsGroup` volumes): when the output directory
+ * has the setgid bit, everything is created in place under it, so the kernel gives the
+ * version folder and its files the directory's group and the folders keep the setgid bit
+ * (a `chmod` with a mode that lacks it would clear it, and files created afterwards would
+ * fall into the writer's own group, unreadable for the application). A folder or file
+ * that still ends up in another group is `chown`ed to the directory's group when the
+ * writer may (root, or a member of that group); otherwise the run warns.
+ *
+ * Only the publication itself can fail a run: once `..data` points at the new version,
+ * removing old versions and stale links is best effort and a failure is a warning (the
+ * folder of another uid's run cannot be removed when it is not group-writable).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PublishError } from './errors.js';
 
@@ -60,6 +72,13 @@ export interface PublishOptions {
 
 /** What was published. */
 export interface PublishResult {
+  /**
+   * Non-fatal problems, one line each, for the log: old versions or links that could not
+   * be removed, files left outside the output folder's group.
+   */
+  readonly warnings: readonly string[];
+  /** The output folder's group id when it has the setgid bit (the published files are in this group). */
+  readonly volumeGid: number | undefined;
   /** Name of the new version folder (target of `..data`). */
   readonly version: string;
   /** File name or path (`files/a/b.xml`) → SHA-256 hex of its content. */
@@ -141,10 +160,65 @@ export function dirModeFor(fileMode: number): number {
   return (fileMode | ((fileMode & 0o444) >> 2) | 0o700) & 0o777;
 }
 
+/** The setgid bit of a directory: entries created in it get its group (and folders the bit). */
+const S_ISGID = 0o2000;
+
+/**
+ * The group every created entry must have: the output directory's, when it is setgid.
+ * Records at most one warning per path kind when an entry cannot be put in that group.
+ */
+interface GroupPolicy {
+  /** Group id of the setgid output directory, or `undefined` (no setgid: nothing to keep). */
+  readonly gid: number | undefined;
+  /** Warnings collected during the run. */
+  readonly warnings: string[];
+}
+
+/**
+ * Puts an entry this run created into `policy.gid` when it is not there (a folder that
+ * lost its setgid bit, or a writer outside the group): `fchown(-1, gid)`, which works for
+ * root and for members of the group; otherwise a warning.
+ */
+async function keepGroup(fh: FileHandle, path: string, policy: GroupPolicy): Promise<void> {
+  if (policy.gid === undefined) return;
+  const st = await step('inspect', path, () => fh.stat());
+  if (st.gid === policy.gid) return;
+  try {
+    await fh.chown(-1, policy.gid);
+  } catch (err) {
+    const w = `'${path}' is in group ${st.gid}, not in the output folder's group ${policy.gid} (chown: ${codeOf(err)}): a reader that relies on that group (Kubernetes fsGroup) cannot read it; run config-init with group ${policy.gid} among its groups (the pod's fsGroup does this)`;
+    if (!policy.warnings.some((x) => x.includes('not in the output folder'))) policy.warnings.push(w);
+  }
+}
+
+/**
+ * Creates folder `path` with mode `dmode` in place, keeping the setgid bit it inherits
+ * from a setgid parent (the umask is defeated by `fchmod`, which is only called when the
+ * mode differs, and then with the setgid bit included).
+ */
+async function makeFolder(path: string, dmode: number, policy: GroupPolicy): Promise<void> {
+  await step('create directory', path, () => mkdir(path, { mode: dmode }));
+  await fixFolder(path, dmode, policy);
+}
+
+/** Gives a folder this run created its group and its exact mode (setgid kept). */
+async function fixFolder(path: string, dmode: number, policy: GroupPolicy): Promise<void> {
+  const fh = await step('open directory', path, () => open(path, 'r'));
+  try {
+    const want = dmode | (policy.gid !== undefined ? S_ISGID : 0);
+    await keepGroup(fh, path, policy);
+    const st = await step('inspect', path, () => fh.stat());
+    if ((st.mode & 0o7777) !== want) await step('chmod', path, () => fh.chmod(want));
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
 /** Creates `path` exclusively with `mode` (umask defeated by fchmod), writes, fsyncs. */
-async function writeDurable(path: string, content: Buffer | string, mode: number): Promise<void> {
+async function writeDurable(path: string, content: Buffer | string, mode: number, policy: GroupPolicy): Promise<void> {
   const fh = await step('create', path, () => open(path, 'wx', mode));
   try {
+    await keepGroup(fh, path, policy);
     // open(2) applies the umask; fchmod sets the exact mode before any byte is written.
     await step('chmod', path, () => fh.chmod(mode));
     await step('write', path, () => fh.writeFile(content));
@@ -201,11 +275,13 @@ async function replaceWithSymlink(dir: string, name: string, target: string, tmp
  * every file fsynced, folder fsynced → links for brand-new names (dangling until the swap)
  * → `..data` swapped by rename → other visible names made links through `..data` (temp
  * link + rename, replacing regular files) → links of names no longer in the set removed
- * → output dir fsynced → old versions and leftover temporaries removed.
+ * → output dir fsynced → old versions and leftover temporaries removed. What cannot be
+ * removed after the swap is returned in `warnings`, never thrown.
  *
  * One writer per directory at a time (an init container runs once per pod start).
  *
- * @throws {@link PublishError} (exit 73) naming the path that could not be written.
+ * @throws {@link PublishError} (exit 73) naming the path that could not be written, only
+ *   for a failure up to and including the swap and the visible links.
  */
 export async function publishFiles(opts: PublishOptions): Promise<PublishResult> {
   const { dir, files, mode } = opts;
@@ -239,6 +315,8 @@ export async function publishFiles(opts: PublishOptions): Promise<PublishResult>
   }
 
   await step('create directory', dir, () => mkdir(dir, { recursive: true }));
+  const dirStat = await step('inspect', dir, () => stat(dir));
+  const policy: GroupPolicy = { gid: (dirStat.mode & S_ISGID) !== 0 ? dirStat.gid : undefined, warnings: [] };
 
   // Preflight: anything that would make the swap or a link fail must fail now, before
   // the old set is touched.
@@ -258,34 +336,19 @@ export async function publishFiles(opts: PublishOptions): Promise<PublishResult>
   const createdLinks: string[] = [];
   await step('create directory', versionPath, () => mkdir(versionPath, { mode: dmode }));
   try {
-    await step('chmod', versionPath, async () => {
-      const fh = await open(versionPath, 'r');
-      try {
-        await fh.chmod(dmode);
-      } finally {
-        await fh.close();
-      }
-    });
+    await fixFolder(versionPath, dmode, policy);
     const made = new Set<string>();
     const makeDir = async (path: string): Promise<void> => {
       if (made.has(path) || path === versionPath) return;
       await makeDir(dirname(path));
-      await step('create directory', path, () => mkdir(path, { mode: dmode }));
-      await step('chmod', path, async () => {
-        const fh = await open(path, 'r');
-        try {
-          await fh.chmod(dmode);
-        } finally {
-          await fh.close();
-        }
-      });
+      await makeFolder(path, dmode, policy);
       made.add(path);
     };
     for (const d of folders) await makeDir(join(versionPath, d));
     for (const f of files) {
       const target = join(versionPath, ...f.name.split('/'));
       await makeDir(dirname(target));
-      await writeDurable(target, f.content, mode);
+      await writeDurable(target, f.content, mode, policy);
       hashes[f.name] = sha256Hex(f.content);
     }
     // Deepest first, so each folder's entries are durable before its parent's.
@@ -316,16 +379,26 @@ export async function publishFiles(opts: PublishOptions): Promise<PublishResult>
     await replaceWithSymlink(dir, name, target, 'link');
   }
 
+  // The new set is published. From here on nothing can fail the run: what cannot be
+  // removed is reported and left for a later run (or an operator).
   const removed: string[] = [];
   const cleaned: string[] = [];
-  const entries = await step('list', dir, () => readdir(dir));
+  const warnings = policy.warnings;
+  const entries = await readdir(dir).catch((err: unknown) => {
+    warnings.push(`cannot list '${dir}' to remove old versions: ${codeOf(err)}`);
+    return [] as string[];
+  });
   for (const entry of entries) {
     if (names.has(entry) || entry.startsWith('..')) continue;
     const path = join(dir, entry);
     // Only links this module made (`name -> ..data/name`); other files are left alone.
     if ((await readlinkOrNull(path)) === `${DATA_LINK}/${entry}`) {
-      await step('remove', path, () => unlink(path));
-      removed.push(entry);
+      try {
+        await unlink(path);
+        removed.push(entry);
+      } catch (err) {
+        warnings.push(`cannot remove the link '${path}' of a name no longer in the set: ${codeOf(err)}`);
+      }
     }
   }
   await fsyncDir(dir);
@@ -333,11 +406,23 @@ export async function publishFiles(opts: PublishOptions): Promise<PublishResult>
   for (const entry of entries) {
     if (entry === version || entry === DATA_LINK) continue;
     if (VERSION_RE.test(entry) || TMP_RE.test(entry)) {
-      await step('remove', join(dir, entry), () => rm(join(dir, entry), { recursive: true, force: true }));
-      cleaned.push(entry);
+      const path = join(dir, entry);
+      try {
+        await rm(path, { recursive: true, force: true });
+        cleaned.push(entry);
+      } catch (err) {
+        warnings.push(await cannotRemove(path, err));
+      }
     }
   }
-  if (cleaned.length > 0) await fsyncDir(dir);
+  if (cleaned.length > 0) await fsyncDir(dir).catch(() => undefined);
 
-  return { version, files: hashes, removed, cleaned };
+  return { version, files: hashes, removed, cleaned, warnings, volumeGid: policy.gid };
+}
+
+/** A warning for an old version that could not be removed, naming its owner when it is another uid. */
+async function cannotRemove(path: string, err: unknown): Promise<string> {
+  const st = await lstat(path).catch(() => null);
+  const owner = st ? ` (owned by uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})` : '';
+  return `cannot remove the old version '${path}': ${codeOf(err)}${owner}; it is no longer used (..data points at the new version); a run as its owner removes it, or remove it by hand`;
 }

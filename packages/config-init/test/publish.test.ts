@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -57,6 +57,50 @@ describe('publishFiles', () => {
     process.umask(0o077);
     await publishFiles({ dir, mode, files: [{ name: 'a', content: 'x' }] });
     expect((await stat(join(dir, 'a'))).mode & 0o777).toBe(mode);
+  });
+
+  describe('in a setgid folder owned by another group (a Kubernetes fsGroup volume)', () => {
+    /** A group other than ours: any gid as root, else one of our supplementary groups. */
+    function otherGroup(): number {
+      if (process.getuid?.() === 0) return 20_000;
+      const other = (process.getgroups?.() ?? []).find((g) => g !== process.getegid?.());
+      if (other === undefined) throw new Error('this test needs root or a supplementary group to own the test folder');
+      return other;
+    }
+
+    it.each([0o022, 0o077])('keeps the group and the setgid bit on every folder and file (umask %o)', async (umask) => {
+      const gid = otherGroup();
+      await mkdir(dir, { recursive: true });
+      await chown(dir, process.getuid?.() ?? 0, gid);
+      await chmod(dir, 0o2770);
+      process.umask(umask);
+      const res = await publishFiles({
+        dir,
+        mode: 0o640,
+        files: [
+          { name: 'application.properties', content: 'v=1\n' },
+          { name: 'files/conf/logback.xml', content: '<x/>' },
+        ],
+      });
+      expect(res.volumeGid).toBe(gid);
+      expect(res.warnings).toEqual([]);
+      for (const folder of [res.version, `${res.version}/files`, `${res.version}/files/conf`]) {
+        const st = await stat(join(dir, folder));
+        expect({ folder, gid: st.gid, mode: (st.mode & 0o7777).toString(8) }).toEqual({ folder, gid, mode: '2750' });
+      }
+      for (const file of ['application.properties', 'files/conf/logback.xml']) {
+        const st = await stat(join(dir, file));
+        expect({ file, gid: st.gid, mode: (st.mode & 0o7777).toString(8) }).toEqual({ file, gid, mode: '640' });
+      }
+      // The output folder itself is left as it was.
+      expect(((await stat(dir)).mode & 0o7777).toString(8)).toBe('2770');
+    });
+
+    it('reports no volume group for a folder without the setgid bit', async () => {
+      const res = await publishFiles({ dir, mode: 0o640, files: [{ name: 'a', content: 'x' }] });
+      expect(res.volumeGid).toBeUndefined();
+      expect(((await stat(join(dir, res.version))).mode & 0o7777).toString(8)).toBe('750');
+    });
   });
 
   it('derives folder modes from file modes', () => {

@@ -19,6 +19,18 @@ export interface SeenRequest {
   accept: string | undefined;
   time: number;
   peerCn: string | undefined;
+  /** SHA-256 fingerprint of the client certificate (`AA:BB:…`). */
+  peerFingerprint256: string | undefined;
+}
+
+/** One TLS connection the server accepted (handshake completed). */
+export interface SeenConnection {
+  /** SHA-256 fingerprint of the client certificate (`AA:BB:…`), or `undefined` without one. */
+  fingerprint256: string | undefined;
+  /** Whether the certificate verified against the test CA (always true: others are destroyed). */
+  authorized: boolean;
+  /** Negotiated protocol, `TLSv1.3` or `TLSv1.2`. */
+  protocol: string | null;
 }
 
 /** A running test server. */
@@ -26,6 +38,8 @@ export interface TestServer {
   url: string;
   port: number;
   requests: SeenRequest[];
+  /** Every TLS connection whose client certificate verified, in accept order. */
+  connections: SeenConnection[];
   handler: (req: SeenRequest, n: number) => Answer;
   close(): Promise<void>;
 }
@@ -62,21 +76,29 @@ export function configAnswer(format: string, body: string | Buffer, commit: stri
   };
 }
 
-/** Starts the server on 127.0.0.1 with an ephemeral port. */
-export async function startServer(certs: TestCerts): Promise<TestServer> {
+/** Starts the server on 127.0.0.1 with an ephemeral port; `tls` pins the TLS versions (default: 1.2 to 1.3). */
+export async function startServer(certs: TestCerts, tls: Pick<import('node:tls').TlsOptions, 'minVersion' | 'maxVersion'> = {}): Promise<TestServer> {
   const state: TestServer = {
     url: '',
     port: 0,
     requests: [],
+    connections: [],
     handler: () => ({ status: 500 }),
     close: async () => undefined,
   };
   const server = https.createServer(
-    { cert: certs.server.certPem, key: certs.server.keyPem, ca: certs.ca.certPem, requestCert: true, rejectUnauthorized: true },
+    { cert: certs.server.certPem, key: certs.server.keyPem, ca: certs.ca.certPem, requestCert: true, rejectUnauthorized: true, ...tls },
     (req: IncomingMessage, res: ServerResponse) => {
       const u = new URL(req.url ?? '/', 'https://x');
       const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-      const seen: SeenRequest = { path: u.pathname, query: u.searchParams, accept: req.headers.accept, time: Date.now(), peerCn: peer?.subject?.CN === undefined ? undefined : String(peer.subject.CN) };
+      const seen: SeenRequest = {
+        path: u.pathname,
+        query: u.searchParams,
+        accept: req.headers.accept,
+        time: Date.now(),
+        peerCn: peer?.subject?.CN === undefined ? undefined : String(peer.subject.CN),
+        peerFingerprint256: peer?.fingerprint256,
+      };
       state.requests.push(seen);
       const answer = state.handler(seen, state.requests.length);
       if (answer === 'destroy') {
@@ -88,6 +110,10 @@ export async function startServer(certs: TestCerts): Promise<TestServer> {
       res.end(answer.body ?? '');
     },
   );
+  server.on('secureConnection', (socket: import('node:tls').TLSSocket) => {
+    const peer = socket.getPeerCertificate();
+    state.connections.push({ fingerprint256: peer?.fingerprint256, authorized: socket.authorized, protocol: socket.getProtocol() });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.port = (server.address() as AddressInfo).port;
   state.url = `https://127.0.0.1:${state.port}`;
