@@ -87,7 +87,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     return503OnClosing: true,
     routerOptions: { maxParamLength: 1024 },
     // Bad percent-encoding and overlong segments: answered and audited like every request.
-    frameworkErrors: frameworkErrorHandler(() => deps.auditStore),
+    frameworkErrors: frameworkErrorHandler(() => deps.auditStore, undefined, settings.audit.commitTimeoutMs),
     clientErrorHandler: clientErrorHandler(),
   });
   // Fastify has no option for it; Node's default is 60 s.
@@ -99,7 +99,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   app.addHook('onClose', async () => reloader.stop());
 
   installProblemHandlers(app);
-  await app.register(auditPlugin, { store: deps.auditStore });
+  await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs });
   await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });
   await app.register(gitStorePlugin, { store: deps.gitStore });
   await app.register(authPlugin, {
