@@ -4,9 +4,11 @@
  *
  * An event waits in the queue until a flush takes it into a transaction (`writing`), then
  * is settled by that transaction's outcome. A caller that stops waiting (`timeoutMs`)
- * withdraws a queued event — it is never written — or, once its transaction is in flight,
- * leaves it in doubt: the database may still commit it (the acknowledgement was lost),
- * and nothing here can take it back. Deferred events (`appendEventually`) have no caller:
+ * withdraws a queued event — it is never written. Once its transaction is in flight, a
+ * store that has not sent `COMMIT` yet rolls the transaction back instead ({@link
+ * CommitQueue.abandoned}, {@link CommitQueue.requeue}); only a timeout during the `COMMIT`
+ * round trip itself leaves the event in doubt: the database may have committed it (the
+ * acknowledgement was lost), and nothing here can take it back. Deferred events (`appendEventually`) have no caller:
  * they are written in transactions of their own and put back after a failure.
  */
 import { CFG_ERR_AUDIT_UNAVAILABLE, withData } from '../errors.js';
@@ -165,6 +167,28 @@ export class CommitQueue {
     }
     this.#deferredReady = false;
     this.#deferred.unshift(...back);
+    this.#stats.deferredPending = this.#deferred.length;
+  }
+
+  /**
+   * True when a caller of `batch` stopped waiting while it was being written: its event
+   * must not be committed (the store rolls the transaction back and calls {@link requeue}).
+   */
+  abandoned(batch: readonly Pending[]): boolean {
+    return batch.some((p) => p.state === 'settled');
+  }
+
+  /**
+   * Puts the events of a rolled-back batch whose callers still wait back at the head of
+   * the queue, in order; the abandoned ones are dropped (never written).
+   */
+  requeue(batch: readonly Pending[]): void {
+    const back = batch.filter((p) => p.state === 'writing');
+    for (const p of back) p.state = 'queued';
+    const requests = back.filter((p) => p.reject);
+    const deferred = back.filter((p) => !p.reject);
+    this.#requests.unshift(...requests);
+    this.#deferred.unshift(...deferred);
     this.#stats.deferredPending = this.#deferred.length;
   }
 

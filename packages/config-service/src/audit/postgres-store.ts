@@ -25,6 +25,10 @@
  * stops answering without an error), and a connection that timed out or broke is
  * destroyed, never returned to the pool. TCP keepalive is on for idle connections.
  *
+ * Abandoned: when a caller stops waiting (`AppendOptions.timeoutMs`) while its event's
+ * transaction runs, the transaction is rolled back before `COMMIT` (the other events of
+ * the batch go again), so a request answered 503 does not get its event committed.
+ *
  * In doubt: a transaction whose `COMMIT` was sent but not acknowledged (timeout, reset)
  * may have committed. It held the chain's advisory lock from before its `COMMIT` was
  * sent, so every later transaction (of any replica) waits for it to commit or roll back
@@ -460,6 +464,11 @@ export class PostgresAuditStore implements AuditStore {
     try {
       events = await this.#transaction((c) => this.#write(c, batch));
     } catch (err) {
+      if (err instanceof AbandonedBatch) {
+        // Rolled back: the events of callers still waiting go again, in order.
+        this.#queue.requeue(batch);
+        return;
+      }
       this.#stats.failedTransactions++;
       const cause = this.#scrub(err);
       this.#health.fail(`write failed: ${this.#describe(cause)}`, 'audit store write failed; failing requests closed', { err: cause, events: batch.length });
@@ -483,7 +492,7 @@ export class PostgresAuditStore implements AuditStore {
     }
     if (code === '57014') return `a statement ran longer than ${this.#queryTimeoutMs} ms (statement_timeout; another replica holding the chain's lock?)`;
     if (code === 'ECONNREFUSED') return 'PostgreSQL refused the connection (ECONNREFUSED)';
-    if (code === 'ECONNRESET' || /Connection terminated unexpectedly/.test(message)) return 'the connection to PostgreSQL was reset or closed';
+    if (code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated unexpectedly/.test(message)) return 'the connection to PostgreSQL was reset or closed';
     return typeof code === 'string' ? `${code}: ${message}` : message;
   }
 
@@ -524,6 +533,9 @@ export class PostgresAuditStore implements AuditStore {
       prevHash = hash;
     }
     await c.query(this.#insertSql, cols);
+    // Last check before COMMIT (no timer can run between it and the COMMIT being sent): an
+    // event whose request was already answered 503 must not be committed.
+    if (this.#queue.abandoned(batch)) throw new AbandonedBatch();
     return out;
   }
 
@@ -575,6 +587,13 @@ export class PostgresAuditStore implements AuditStore {
   /** `err` itself when none of its text holds a credential, else a scrubbed copy. */
   #scrub(err: unknown): Error {
     return scrubError(err, this.#secrets);
+  }
+}
+
+/** Thrown inside a write transaction to roll it back because a caller stopped waiting. */
+class AbandonedBatch extends Error {
+  constructor() {
+    super('a caller stopped waiting; the batch is rolled back');
   }
 }
 

@@ -303,7 +303,7 @@ describe('PostgreSQL audit store', () => {
     expect(logger.lines[0]?.obj).toEqual({ store: 'postgres', table, lastSeq: 0 });
   });
 
-  it('a caller that stops waiting: a queued event is withdrawn, an in-flight one is in doubt and precedes its refusal record', async () => {
+  it('a caller that stops waiting: a queued event is withdrawn, an in-flight one is rolled back before COMMIT', async () => {
     const table = freshTable();
     const store = await open({ table });
     const locker = await db().connect();
@@ -329,22 +329,56 @@ describe('PostgreSQL audit store', () => {
       expect(store.health).toMatchObject({ healthy: false, reason: 'an audit event was not committed within 300 ms' });
       expect(store.stats).toMatchObject({ commitTimeouts: 2, inDoubt: 1 });
       store.appendEventually(makeEvent({ requestId: 'in-doubt', status: 503, outcome: 'error', reason: 'audit_unavailable:commit_timeout' }));
+      // A caller that still waits, queued behind: written once the lock is free.
+      const waiting = store.append(makeEvent({ requestId: 'patient' }));
       await locker.query('COMMIT');
       released = true;
+      expect((await waiting).requestId).toBe('patient');
     } finally {
       if (!released) await locker.query('ROLLBACK');
       locker.release();
     }
-    // The in-doubt transaction committed after all; its refusal record follows it, and the
-    // withdrawn event was never written.
+    // The transaction of the abandoned event got the lock after its caller gave up: it was
+    // rolled back before COMMIT. The withdrawn event was never written either; the refusal
+    // record (deferred) follows the event of the caller that waited.
     await until(async () => Number((await db().query<{ n: string }>(`SELECT count(*) AS n FROM "${table}"`)).rows[0]?.n) === 2);
     const events = (await store.query({})).events;
     expect(events.map((e) => [e.seq, e.requestId, e.status])).toEqual([
       [2, 'in-doubt', 503],
-      [1, 'in-doubt', 200],
+      [1, 'patient', 200],
     ]);
     expect(await store.verify()).toEqual({ ok: true, checked: 2 });
     expect(store.health).toEqual({ healthy: true });
+  });
+
+  it('a caller that stops waiting during COMMIT: the event may be committed, and then precedes its refusal record', async () => {
+    const table = freshTable();
+    const store = await open({ table });
+    await store.append(makeEvent({ requestId: 'first' }));
+    // COMMIT itself takes a while: a deferred constraint trigger sleeps when it fires at COMMIT.
+    await db().query(`CREATE FUNCTION "${table}_slow"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$`);
+    await db().query(
+      `CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON "${table}" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "${table}_slow"()`,
+    );
+    try {
+      const err = await rejection(store.append(makeEvent({ requestId: 'in-doubt' }), { timeoutMs: 300 }));
+      expect(err).toMatchObject({ data: { timedOut: true, inDoubt: true } });
+      store.appendEventually(makeEvent({ requestId: 'in-doubt', status: 503, outcome: 'error', reason: 'audit_unavailable:commit_timeout' }));
+      await until(async () => Number((await db().query<{ n: string }>(`SELECT count(*) AS n FROM "${table}"`)).rows[0]?.n) === 3);
+    } finally {
+      await db().query(`DROP TRIGGER slow_commit ON "${table}"`);
+      await db().query(`DROP FUNCTION "${table}_slow"()`);
+    }
+    // The database committed it although its caller had given up; the refusal record, written
+    // later under the chain's lock, comes after it: the request was not served.
+    const events = (await store.query({})).events;
+    expect(events.map((e) => [e.seq, e.requestId, e.status])).toEqual([
+      [3, 'in-doubt', 503],
+      [2, 'in-doubt', 200],
+      [1, 'first', 200],
+    ]);
+    expect(store.stats).toMatchObject({ commitTimeouts: 1, inDoubt: 1 });
+    expect(await store.verify()).toEqual({ ok: true, checked: 3 });
   });
 
   it('probe: names the failure and recovers when the lock is free again', async () => {
