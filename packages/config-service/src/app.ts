@@ -93,7 +93,10 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   // Fastify has no option for it; Node's default is 60 s.
   app.server.headersTimeout = server.headersTimeoutMs;
 
-  const reloader = new TlsReloader(app.server as unknown as TlsServer, server.tls, material, deps.logger);
+  const reloader = new TlsReloader(app.server as unknown as TlsServer, server.tls, material, deps.logger, {
+    // The handshake timeout set above (Node's default when it is off).
+    handshakeTimeoutMs: server.headersTimeoutMs > 0 ? server.headersTimeoutMs : 120_000,
+  });
   app.decorate('tlsReloader', reloader);
   app.addHook('onListen', async () => reloader.start());
   app.addHook('onClose', async () => reloader.stop());
