@@ -137,16 +137,21 @@ const certActor = (c: () => ClientCert, issuerDn: string, subject?: string) => (
   issuer: issuerDn,
   ...(subject && { subject }),
 });
+/** A certificate that did not verify: what it claims is recorded under `claimed`, never as `subject`. */
+const claimedActor = (c: () => ClientCert, issuerDn: string, subject: string) => () => ({
+  kind: 'certificate',
+  claimed: { subject, fingerprint256: fingerprint(c().cert), issuer: issuerDn },
+});
 const OUR_CA = 'CN=security test CA';
 const readAll = { sub: 'tool', scope: 'config:read', apps: ['*'] };
 
 const MATRIX: Row[] = [
   { name: 'no certificate and no token', path: PAYMENTS, who: async () => ({}), status: 401, detail: /client certificate or a bearer token/, reason: /^no_credentials$/, actor: () => ({ kind: 'anonymous' }) },
-  { name: 'self-signed certificate', path: PAYMENTS, who: async () => ({ cert: certs.selfSigned }), status: 401, detail: /client certificate is self-signed and not trusted/, reason: /^certificate_rejected:DEPTH_ZERO_SELF_SIGNED_CERT$/, actor: certActor(() => certs.selfSigned!, 'CN=orders', 'orders') },
-  { name: 'certificate from another CA', path: PAYMENTS, who: async () => ({ cert: certs.otherCa }), status: 401, detail: /client certificate is not issued by a trusted CA/, reason: /^certificate_rejected:UNABLE_TO_(VERIFY_LEAF_SIGNATURE|GET_ISSUER_CERT(_LOCALLY)?)$/, actor: certActor(() => certs.otherCa!, 'CN=other test CA', 'orders') },
-  { name: 'expired certificate', path: '/v1/apps/orders/config', who: async () => ({ cert: certs.expired }), status: 401, detail: /client certificate expired/, reason: /^certificate_rejected:CERT_HAS_EXPIRED$/, actor: certActor(() => certs.expired!, OUR_CA, 'orders') },
-  { name: 'certificate not yet valid', path: '/v1/apps/orders/config', who: async () => ({ cert: certs.future }), status: 401, detail: /client certificate is not yet valid/, reason: /^certificate_rejected:CERT_NOT_YET_VALID$/, actor: certActor(() => certs.future!, OUR_CA, 'orders') },
-  { name: 'certificate revoked by the CRL', path: '/v1/apps/orders/config', who: async () => ({ cert: certs.revoked }), status: 401, detail: /client certificate revoked/, reason: /^certificate_rejected:CERT_REVOKED$/, actor: certActor(() => certs.revoked!, OUR_CA, 'orders') },
+  { name: 'self-signed certificate', path: PAYMENTS, who: async () => ({ cert: certs.selfSigned }), status: 401, detail: /client certificate is self-signed and not trusted/, reason: /^certificate_rejected:DEPTH_ZERO_SELF_SIGNED_CERT$/, actor: claimedActor(() => certs.selfSigned!, 'CN=orders', 'orders') },
+  { name: 'certificate from another CA', path: PAYMENTS, who: async () => ({ cert: certs.otherCa }), status: 401, detail: /client certificate is not issued by a trusted CA/, reason: /^certificate_rejected:UNABLE_TO_GET_ISSUER_CERT_LOCALLY$/, actor: claimedActor(() => certs.otherCa!, 'CN=other test CA', 'orders') },
+  { name: 'expired certificate', path: '/v1/apps/orders/config', who: async () => ({ cert: certs.expired }), status: 401, detail: /client certificate expired/, reason: /^certificate_rejected:CERT_HAS_EXPIRED$/, actor: claimedActor(() => certs.expired!, OUR_CA, 'orders') },
+  { name: 'certificate not yet valid', path: '/v1/apps/orders/config', who: async () => ({ cert: certs.future }), status: 401, detail: /client certificate is not yet valid/, reason: /^certificate_rejected:CERT_NOT_YET_VALID$/, actor: claimedActor(() => certs.future!, OUR_CA, 'orders') },
+  { name: 'certificate revoked by the CRL', path: '/v1/apps/orders/config', who: async () => ({ cert: certs.revoked }), status: 401, detail: /client certificate revoked/, reason: /^certificate_rejected:CERT_REVOKED$/, actor: claimedActor(() => certs.revoked!, OUR_CA, 'orders') },
   { name: 'valid certificate for another app', path: PAYMENTS, who: async () => ({ cert: certs.orders }), status: 403, detail: /no-grant-for-app/, reason: /^no-grant-for-app$/, actor: certActor(() => certs.orders!, OUR_CA, 'orders') },
   { name: 'profile the policy excludes', path: '/v1/apps/orders/config?profile=dev,prod', who: async () => ({ cert: certs.billing }), status: 403, detail: /profile-not-granted:prod/, reason: /^profile-not-granted:prod$/, actor: certActor(() => certs.billing!, OUR_CA, 'billing') },
   { name: 'JWT with a bad signature', path: PAYMENTS, who: async () => ({ token: await token(readAll, { key: 'other' }) }), status: 401, detail: /bearer token signature is invalid/, reason: /^token_rejected:signature_invalid$/, actor: () => ({ kind: 'jwt' }) },
@@ -185,11 +190,42 @@ describe('identity and access matrix', () => {
       expectNoCanary(res);
 
       const event = await auditEvent(body.instance);
-      expect(event).toMatchObject({ outcome: 'denied', status: row.status, actor: row.actor() });
+      expect(event).toMatchObject({ outcome: 'denied', status: row.status });
+      // Exactly: a certificate that did not verify never names a subject (issue 11).
+      expect(event.actor).toEqual(row.actor());
       expect(String(event.reason)).toMatch(row.reason);
       expect(JSON.stringify(event)).not.toMatch(/OTHER-APP-CANARY-31/);
     });
   }
+
+  it('an audit query by actor never returns attempts with certificates that did not verify (issue 11)', async () => {
+    // A certificate from a foreign CA claiming to be "orders".
+    const forged = await get(PAYMENTS, { cert: certs.otherCa });
+    expect(forged.status).toBe(401);
+    const forgedEvent = await auditEvent(forged.json<{ instance: string }>().instance);
+    expect(forgedEvent.actor).toEqual({ kind: 'certificate', claimed: { subject: 'orders', fingerprint256: fingerprint(certs.otherCa!.cert), issuer: 'CN=other test CA' } });
+    const own = await get('/v1/apps/orders/config?profile=dev', { cert: certs.orders });
+    expect(own.status).toBe(200);
+
+    const token = await issuer.sign({ sub: 'auditor', scope: 'audit:read', apps: ['*'] });
+    const byActor = await get('/v1/audit?actor=orders&limit=1000', { token });
+    expect(byActor.status).toBe(200);
+    const events = byActor.json<{ events: Array<{ requestId: string; reason?: string; actor: { subject?: string } }> }>().events;
+    expect(events.map((e) => e.requestId)).toContain(own.headers['request-id']);
+    expect(events.map((e) => e.requestId)).not.toContain(forged.headers['request-id']);
+    for (const e of events) {
+      expect(e.actor.subject).toBe('orders');
+      expect(String(e.reason)).not.toMatch(/^certificate_rejected:/);
+    }
+    // The CSV export carries the claim in its own columns.
+    const csv = await get(`/v1/audit?format=csv&limit=1000`, { token });
+    const [header, ...rows] = csv.body.trimEnd().split('\r\n');
+    const cols = header!.split(',');
+    const row = rows.find((r) => r.includes(forged.headers['request-id']!))!.split(',');
+    expect(row[cols.indexOf('actorSubject')]).toBe('');
+    expect(row[cols.indexOf('actorClaimedSubject')]).toBe('orders');
+    expect(row[cols.indexOf('actorClaimedFingerprint256')]).toBe(fingerprint(certs.otherCa!.cert));
+  });
 
   it('the allowed counterparts answer 200 and are audited as allowed', async () => {
     const own = await get('/v1/apps/orders/config?profile=dev', { cert: certs.orders });

@@ -1,28 +1,33 @@
 /**
- * A TCP proxy the test controls, standing in for an L4 load balancer (a Kubernetes
- * Service, HAProxy in TCP mode, a cloud NLB) or a network fault between a client and a
- * server. Node built-ins only.
+ * A TCP proxy the test controls, between a client and a real server (PostgreSQL, the
+ * service), standing in for an L4 load balancer (a Kubernetes Service, HAProxy in TCP
+ * mode, a cloud NLB) or a network fault. Node built-ins only.
  *
- * Modes (switch at any time with {@link TcpProxy.setMode}):
+ * Modes (switch at any time with {@link TcpProxy.setMode}; it applies at once to every
+ * open connection):
  *
- * - `forward`: every accepted connection is piped to the target. When the target cannot
- *   be reached (refused, reset, unreachable), the accepted client connection is RESET,
- *   which is what an L4 balancer does while its backend restarts: the client sees a
- *   successful TCP connect followed by `ECONNRESET`.
- * - `reset-on-accept`: every new connection is accepted and reset at once (TCP RST),
- *   without contacting the target. Open connections are left alone.
- * - `drop`: new connections are accepted and then black-holed (nothing is forwarded,
- *   nothing is answered, nothing is closed), and every open connection stops forwarding
- *   in both directions: packets vanish, as when a network path or a peer hangs.
- *   Switching back to `forward` does not revive black-holed connections.
+ * - `forward`: bytes flow both ways; connections held by `drop` are resumed (or connected
+ *   to the target if they were accepted during `drop`). When the target cannot be reached
+ *   (refused, reset, unreachable) the accepted client connection is RESET, which is what
+ *   an L4 balancer does while its backend restarts: the client sees a successful TCP
+ *   connect followed by `ECONNRESET`.
+ * - `drop`: no byte moves any more, in either direction, and nothing is closed: both
+ *   sockets of every connection are paused (a network that silently drops packets); new
+ *   connections are accepted and held without reaching the target.
+ * - `reset`: every open connection is destroyed with a TCP RST on both sides, and each new
+ *   connection is reset as soon as it is accepted.
+ * - `reset-on-accept`: each new connection is accepted and reset at once, without
+ *   contacting the target; open connections keep forwarding.
+ * - `refuse`: the listening socket is closed, so new connections get `ECONNREFUSED`; open
+ *   connections keep forwarding. Leaving `refuse` listens again on the same port.
  *
  * {@link TcpProxy.resetAll} resets every open connection (both sides), e.g. to cut
  * keep-alive connections when a backend "restarts".
  */
 import net from 'node:net';
 
-/** How the proxy treats connections; see the module comment. */
-export type TcpProxyMode = 'forward' | 'reset-on-accept' | 'drop';
+/** What the proxy does with connections; see the module comment. */
+export type TcpProxyMode = 'forward' | 'drop' | 'reset' | 'reset-on-accept' | 'refuse';
 
 /** Counters of what the proxy did (for assertions and messages). */
 export interface TcpProxyStats {
@@ -30,11 +35,11 @@ export interface TcpProxyStats {
   accepted: number;
   /** Client connections piped to the target (the target accepted). */
   forwarded: number;
-  /** Client connections reset by the proxy (reset-on-accept, target unreachable, resetAll). */
+  /** Client connections reset by the proxy (reset modes, target unreachable, resetAll). */
   reset: number;
-  /** Client connections black-holed by `drop`. */
+  /** Client connections accepted during `drop` and held without reaching the target. */
   dropped: number;
-  /** Connections to the target that failed (refused, reset, ...). */
+  /** Connections to the target that failed before connecting (refused, reset, ...). */
   targetFailures: number;
 }
 
@@ -48,10 +53,14 @@ export interface TcpProxy {
   readonly mode: TcpProxyMode;
   /** Live counters. */
   readonly stats: Readonly<TcpProxyStats>;
-  /** Changes the mode (see the module comment for what happens to open connections). */
-  setMode(mode: TcpProxyMode): void;
+  /** Connections open now. */
+  readonly open: number;
+  /** Switches the mode; resolves once it applies (`refuse` closes the listener). */
+  setMode(mode: TcpProxyMode): Promise<void>;
   /** Points new connections at another target port (and host). */
   setTarget(port: number, host?: string): void;
+  /** `url` with its host and port replaced by the proxy's (credentials, path and query kept). */
+  rewrite(url: string): string;
   /** Resets every open connection, client and target side. */
   resetAll(): void;
   /** Resets every connection and stops listening. */
@@ -69,17 +78,13 @@ export interface TcpProxyOptions {
   /** Listen port; default 0 (ephemeral). */
   port?: number;
   /** Initial mode; default `forward`. */
-  mode?: TcpProxyMode;
+  mode?: Exclude<TcpProxyMode, 'refuse'>;
 }
 
-/** Resets a socket (RST), ignoring one that is already gone. */
-function reset(socket: net.Socket): void {
-  if (socket.destroyed) return;
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
+interface Pair {
+  client: net.Socket;
+  /** Absent while the connection is held (accepted during `drop`). */
+  upstream: net.Socket | undefined;
 }
 
 /** Starts a proxy; resolves once it listens. */
@@ -87,93 +92,156 @@ export async function startTcpProxy(opts: TcpProxyOptions): Promise<TcpProxy> {
   let mode: TcpProxyMode = opts.mode ?? 'forward';
   let targetPort = opts.targetPort;
   let targetHost = opts.targetHost ?? '127.0.0.1';
+  const host = opts.host ?? '127.0.0.1';
   const stats: TcpProxyStats = { accepted: 0, forwarded: 0, reset: 0, dropped: 0, targetFailures: 0 };
-  /** Open pairs; `upstream` is undefined while connecting or when black-holed. */
-  const pairs = new Set<{ client: net.Socket; upstream: net.Socket | undefined }>();
+  const pairs = new Set<Pair>();
 
-  const server = net.createServer({ pauseOnConnect: true }, (client) => {
-    stats.accepted += 1;
-    client.on('error', () => undefined);
-    if (mode === 'reset-on-accept') {
-      stats.reset += 1;
-      reset(client);
-      return;
+  const destroy = (pair: Pair, rst: boolean): void => {
+    pairs.delete(pair);
+    for (const s of [pair.client, pair.upstream]) {
+      if (!s || s.destroyed) continue;
+      if (rst) {
+        try {
+          s.resetAndDestroy();
+          continue;
+        } catch {
+          // not connected yet: a plain destroy
+        }
+      }
+      s.destroy();
     }
-    const pair: { client: net.Socket; upstream: net.Socket | undefined } = { client, upstream: undefined };
-    pairs.add(pair);
-    client.on('close', () => {
-      pairs.delete(pair);
-      if (pair.upstream) reset(pair.upstream);
+  };
+
+  /** Copies `from` → `to` with backpressure; `drop` pauses both sides. */
+  const relay = (from: net.Socket, to: net.Socket): void => {
+    from.on('data', (chunk: Buffer) => {
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once('drain', () => {
+          if (mode !== 'drop') from.resume();
+        });
+      }
     });
-    if (mode === 'drop') {
-      stats.dropped += 1;
-      // Read and discard, so the client's writes never fail: a black hole.
-      client.on('data', () => undefined);
-      client.resume();
-      return;
-    }
-    const upstream = net.connect({ port: targetPort, host: targetHost });
+    from.on('end', () => to.end());
+  };
+
+  const connectUpstream = (pair: Pair): void => {
+    const upstream = net.connect(targetPort, targetHost);
     pair.upstream = upstream;
     let connected = false;
-    upstream.on('error', () => {
-      if (!connected) stats.targetFailures += 1;
-      stats.reset += 1;
-      reset(client);
-    });
-    upstream.on('close', () => {
-      if (!client.destroyed) client.end();
-    });
     upstream.on('connect', () => {
       connected = true;
       stats.forwarded += 1;
-      // Forward chunk by chunk so `drop` can stop a live connection.
-      client.on('data', (chunk: Buffer) => {
-        if (mode !== 'drop' && !upstream.destroyed) upstream.write(chunk);
-      });
-      upstream.on('data', (chunk: Buffer) => {
-        if (mode !== 'drop' && !client.destroyed) client.write(chunk);
-      });
-      client.on('end', () => {
-        if (mode !== 'drop') upstream.end();
-      });
-      client.resume();
     });
-  });
-  server.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as net.AddressInfo;
+    upstream.on('error', () => {
+      if (!connected) {
+        stats.targetFailures += 1;
+        stats.reset += 1;
+        destroy(pair, true);
+      } else {
+        destroy(pair, false);
+      }
+    });
+    // A server that closes normally: finish the client's side gracefully (no lost bytes).
+    upstream.on('close', () => {
+      pairs.delete(pair);
+      if (!pair.client.destroyed) pair.client.end();
+    });
+    relay(pair.client, upstream);
+    relay(upstream, pair.client);
+    if (mode === 'drop') upstream.pause();
+    else pair.client.resume();
+  };
+
+  const onConnection = (client: net.Socket): void => {
+    stats.accepted += 1;
+    const pair: Pair = { client, upstream: undefined };
+    pairs.add(pair);
+    client.on('error', () => destroy(pair, false));
+    client.on('close', () => destroy(pair, false));
+    if (mode === 'reset' || mode === 'reset-on-accept') {
+      stats.reset += 1;
+      destroy(pair, true);
+      return;
+    }
+    if (mode === 'drop') {
+      stats.dropped += 1;
+      return;
+    }
+    connectUpstream(pair);
+  };
+
+  const listener = net.createServer({ pauseOnConnect: true }, onConnection);
+  listener.on('error', () => undefined);
+  const listenOn = (port: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(port, host, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+  await listenOn(opts.port ?? 0);
+  const port = (listener.address() as net.AddressInfo).port;
+  let listening = true;
 
   const resetAll = (): void => {
-    for (const p of pairs) {
+    for (const pair of [...pairs]) {
       stats.reset += 1;
-      reset(p.client);
-      if (p.upstream) reset(p.upstream);
+      destroy(pair, true);
     }
-    pairs.clear();
+  };
+  const stopListening = async (): Promise<void> => {
+    if (!listening) return;
+    listening = false;
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
   };
 
   return {
-    host: address.address,
-    port: address.port,
+    host,
+    port,
     get mode() {
       return mode;
     },
     stats,
-    setMode(next) {
-      mode = next;
+    get open() {
+      return pairs.size;
     },
-    setTarget(port, host) {
-      targetPort = port;
-      if (host !== undefined) targetHost = host;
+    async setMode(next) {
+      mode = next;
+      if (next === 'refuse') await stopListening();
+      else if (!listening) {
+        await listenOn(port);
+        listening = true;
+      }
+      for (const pair of [...pairs]) {
+        if (next === 'reset') {
+          stats.reset += 1;
+          destroy(pair, true);
+        } else if (next === 'drop') {
+          pair.client.pause();
+          pair.upstream?.pause();
+        } else {
+          if (!pair.upstream) connectUpstream(pair);
+          pair.client.resume();
+          pair.upstream?.resume();
+        }
+      }
+    },
+    setTarget(nextPort, nextHost) {
+      targetPort = nextPort;
+      if (nextHost !== undefined) targetHost = nextHost;
+    },
+    rewrite(url) {
+      const u = new URL(url);
+      u.hostname = host;
+      u.port = String(port);
+      return u.toString();
     },
     resetAll,
-    close: () =>
-      new Promise<void>((resolve) => {
-        resetAll();
-        server.close(() => resolve());
-      }),
+    async close() {
+      resetAll();
+      await stopListening();
+    },
   };
 }

@@ -87,19 +87,22 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     return503OnClosing: true,
     routerOptions: { maxParamLength: 1024 },
     // Bad percent-encoding and overlong segments: answered and audited like every request.
-    frameworkErrors: frameworkErrorHandler(() => deps.auditStore),
+    frameworkErrors: frameworkErrorHandler(() => deps.auditStore, undefined, settings.audit.commitTimeoutMs),
     clientErrorHandler: clientErrorHandler(),
   });
   // Fastify has no option for it; Node's default is 60 s.
   app.server.headersTimeout = server.headersTimeoutMs;
 
-  const reloader = new TlsReloader(app.server as unknown as TlsServer, server.tls, material, deps.logger);
+  const reloader = new TlsReloader(app.server as unknown as TlsServer, server.tls, material, deps.logger, {
+    // The handshake timeout set above (Node's default when it is off).
+    handshakeTimeoutMs: server.headersTimeoutMs > 0 ? server.headersTimeoutMs : 120_000,
+  });
   app.decorate('tlsReloader', reloader);
   app.addHook('onListen', async () => reloader.start());
   app.addHook('onClose', async () => reloader.stop());
 
   installProblemHandlers(app);
-  await app.register(auditPlugin, { store: deps.auditStore });
+  await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs });
   await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });
   await app.register(gitStorePlugin, { store: deps.gitStore });
   await app.register(authPlugin, {

@@ -16,7 +16,8 @@ export interface BuildInfo {
 
 /**
  * Builds the management app: `/health/live`, `/health/ready` (503 until configuration can
- * be served and while the audit store cannot commit), `/metrics` (Prometheus text format)
+ * be served and while the audit store cannot commit; `checks.audit` is
+ * `{ healthy, reason?, since? }`), `/metrics` (Prometheus text format)
  * and `/info` (version, build commit, uptime in seconds, Node.js version).
  */
 export async function buildManagementApp(deps: { logger: FastifyBaseLogger; gitStore: GitStore; auditStore: AuditStore; metrics: ServiceMetrics; build: BuildInfo }): Promise<FastifyInstance> {
@@ -36,7 +37,7 @@ export async function buildManagementApp(deps: { logger: FastifyBaseLogger; gitS
           lastError: stats.lastError ?? null,
         }),
       },
-      audit: { healthy: auditStore.healthy },
+      audit: auditStore.health,
     };
     const ok = checks.repository.ready && checks.audit.healthy;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks });

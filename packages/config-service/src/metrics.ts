@@ -59,6 +59,12 @@ export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore
   gauge('config_service_audit_healthy', '1 while the audit store commits events', () => (auditStore.healthy ? 1 : 0));
   gauge('config_service_audit_events_total', 'Audit events committed by this process', () => auditStore.stats.events);
   gauge('config_service_audit_transactions_total', 'Audit store transactions (group commits)', () => auditStore.stats.transactions);
+  gauge('config_service_audit_failed_transactions_total', 'Audit store write transactions that failed (their requests were answered 503)', () => auditStore.stats.failedTransactions);
+  gauge('config_service_audit_commit_timeouts_total', 'Requests answered 503 because their audit event was not committed within audit.commitTimeoutMs', () => auditStore.stats.commitTimeouts);
+  gauge('config_service_audit_in_doubt_events_total', 'Of those, events whose transaction was in flight: they may still have been committed (followed by their refusal record)', () => auditStore.stats.inDoubt);
+  gauge('config_service_audit_probe_failures_total', 'Audit store health probes that failed or timed out', () => auditStore.stats.probeFailures);
+  gauge('config_service_audit_deferred_events', 'Refusal records (appendEventually) waiting to be committed', () => auditStore.stats.deferredPending);
+  gauge('config_service_audit_deferred_dropped_total', 'Refusal records dropped (too many waiting, or still failing at shutdown)', () => auditStore.stats.deferredDropped);
   if (deps.tls) {
     const tls = deps.tls;
     gauge('config_service_tls_reloads_total', 'Times new server certificate, client CA or CRL files were installed without a restart', () => tls().reloads);

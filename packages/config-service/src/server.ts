@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { auditStoreSettings, createAuditStore, startAuditRetention } from './audit/index.js';
+import { auditStoreSettings, createAuditStore, startAuditHealthProbe, startAuditRetention } from './audit/index.js';
 import { PgSyncBus } from './git/sync-bus.js';
 import { createGitStore } from './http/plugins/git-store.js';
 import type { TlsReloadStats } from './http/tls.js';
@@ -84,7 +84,14 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     settings.audit.retentionDays === undefined
       ? undefined
       : startAuditRetention(auditStore, { retentionDays: settings.audit.retentionDays, logger });
+  // Readiness recovers by itself: the store is probed while it is unhealthy or idle.
+  const healthProbe = startAuditHealthProbe(auditStore, {
+    intervalMs: settings.audit.healthCheckIntervalMs,
+    timeoutMs: settings.audit.commitTimeoutMs,
+    logger,
+  });
   api.addHook('onClose', async () => {
+    await healthProbe.stop();
     await retention?.stop();
     await auditStore.close();
   });

@@ -2,7 +2,7 @@
  * Checking and copying audit events, shared by every store so they all store and hash
  * exactly the same fields.
  */
-import type { AuditActor, AuditEvent, AuditEventInput } from './types.js';
+import type { AuditActor, AuditClaimedActor, AuditEvent, AuditEventInput } from './types.js';
 
 /** `YYYY-MM-DDTHH:mm:ss.sssZ`: the only `time` spelling stored, so times sort as text. */
 const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -34,6 +34,18 @@ function stringList(v: unknown, field: string): string[] {
   return [...v];
 }
 
+/** A copy of `actor.claimed` with exactly its known fields (absent ones omitted). */
+function claimedActor(v: unknown): AuditClaimedActor {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('actor.claimed', 'an object when present');
+  const c = v as Record<string, unknown>;
+  const out: AuditClaimedActor = {};
+  for (const k of ['subject', 'fingerprint256', 'issuer'] as const) {
+    const s = optString(c[k], `actor.claimed.${k}`);
+    if (s !== undefined) out[k] = s;
+  }
+  return out;
+}
+
 /**
  * Checks an event as given by a caller and returns a copy holding exactly the
  * {@link AuditEventInput} fields, in declaration order, with absent optional fields
@@ -41,7 +53,8 @@ function stringList(v: unknown, field: string): string[] {
  *
  * @throws TypeError naming the first field that is missing or of the wrong shape:
  *   `time` not `YYYY-MM-DDTHH:mm:ss.sssZ`, `status` not an integer 100–599, `durationMs`
- *   not a finite number ≥ 0, an unknown `actor.kind` or `outcome`, ...
+ *   not a finite number ≥ 0, an unknown `actor.kind` or `outcome`, an `actor.claimed`
+ *   that is not an object of optional strings (`subject`, `fingerprint256`, `issuer`), ...
  */
 export function toEventInput(e: AuditEventInput): AuditEventInput {
   if (typeof e !== 'object' || e === null) fail('event', 'an object');
@@ -57,6 +70,7 @@ export function toEventInput(e: AuditEventInput): AuditEventInput {
   if (subject !== undefined) actor.subject = subject;
   if (fingerprint256 !== undefined) actor.fingerprint256 = fingerprint256;
   if (issuer !== undefined) actor.issuer = issuer;
+  if (actorIn.claimed !== undefined) actor.claimed = claimedActor(actorIn.claimed);
 
   if (typeof e.outcome !== 'string' || !OUTCOMES.has(e.outcome)) fail('outcome', "'allowed', 'denied' or 'error'");
   if (!Number.isInteger(e.status) || e.status < 100 || e.status > 599) fail('status', 'an HTTP status code (100-599)');

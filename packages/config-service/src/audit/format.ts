@@ -15,7 +15,7 @@ export const AUDIT_EXPORT_CONTENT_TYPES: Readonly<Record<AuditExportFormat, stri
 
 /**
  * The CSV columns, in order; also the header row. Nested actor fields are flattened
- * (`actor.subject` → `actorSubject`).
+ * (`actor.subject` → `actorSubject`, `actor.claimed.subject` → `actorClaimedSubject`).
  */
 export const AUDIT_CSV_COLUMNS = [
   'seq',
@@ -25,6 +25,9 @@ export const AUDIT_CSV_COLUMNS = [
   'actorSubject',
   'actorFingerprint256',
   'actorIssuer',
+  'actorClaimedSubject',
+  'actorClaimedFingerprint256',
+  'actorClaimedIssuer',
   'clientAddress',
   'action',
   'app',
@@ -72,6 +75,9 @@ function csvRecord(e: AuditEvent): (string | number | undefined)[] {
     actorSubject: e.actor.subject,
     actorFingerprint256: e.actor.fingerprint256,
     actorIssuer: e.actor.issuer,
+    actorClaimedSubject: e.actor.claimed?.subject,
+    actorClaimedFingerprint256: e.actor.claimed?.fingerprint256,
+    actorClaimedIssuer: e.actor.claimed?.issuer,
     clientAddress: e.clientAddress,
     action: e.action,
     app: e.app,

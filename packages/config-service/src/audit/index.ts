@@ -9,13 +9,16 @@ import { openSqliteAuditStore } from './sqlite-store.js';
 import type { AuditLogger, AuditStore } from './types.js';
 
 export type {
+  AppendOptions,
   AuditActor,
+  AuditClaimedActor,
   AuditEvent,
   AuditEventInput,
   AuditLogger,
   AuditPage,
   AuditQuery,
   AuditStore,
+  AuditStoreHealth,
   AuditStoreStats,
   ChainBreakReason,
   VerifyResult,
@@ -43,6 +46,8 @@ export {
   type PostgresAuditStoreOptions,
 } from './postgres-store.js';
 export { startAuditRetention, type AuditRetention, type AuditRetentionOptions } from './retention.js';
+export { startAuditHealthProbe, type AuditHealthProbe, type AuditHealthProbeOptions } from './health-probe.js';
+export { MAX_DEFERRED_EVENTS } from './commit-queue.js';
 export { AUDIT_CSV_COLUMNS, AUDIT_EXPORT_CONTENT_TYPES, formatAuditEvents, type AuditExportFormat } from './format.js';
 
 /** Settings of the SQLite store (the default). */
@@ -50,6 +55,8 @@ export interface SqliteAuditStoreSettings {
   kind: 'sqlite';
   /** Path of the database file; created when missing. */
   path: string;
+  /** How long a write waits for another connection's lock, in ms (the service uses `audit.commitTimeoutMs`). */
+  busyTimeoutMs?: number;
 }
 
 /** Settings of the PostgreSQL store (several replicas share it, SPEC §10). */
@@ -61,10 +68,34 @@ export interface PostgresAuditStoreSettings {
   table: string;
   /** Most connections the store opens. */
   poolSize: number;
+  /** Most milliseconds opening (or waiting for) a connection may take (`audit.postgres.connectTimeoutMs`). */
+  connectTimeoutMs?: number;
+  /** Most milliseconds one statement may run (`audit.postgres.queryTimeoutMs`). */
+  queryTimeoutMs?: number;
 }
 
 /** Which audit store to open, as the service settings give it: a union on `kind`. */
 export type AuditStoreSettings = SqliteAuditStoreSettings | PostgresAuditStoreSettings;
+
+/**
+ * The part of the service settings (`audit.*`) {@link auditStoreSettings} reads; loaded
+ * settings fit, and absent timeouts take their defaults.
+ */
+export interface AuditSettingsInput {
+  store: Settings['audit']['store'];
+  sqlitePath?: string | undefined;
+  /** `audit.commitTimeoutMs`: also how long a SQLite write waits for the file's lock. */
+  commitTimeoutMs?: number | undefined;
+  postgres?:
+    | {
+        connectionStringEnv?: string | undefined;
+        table?: string | undefined;
+        poolSize?: number | undefined;
+        connectTimeoutMs?: number | undefined;
+        queryTimeoutMs?: number | undefined;
+      }
+    | undefined;
+}
 
 /** Default environment variable holding the PostgreSQL connection string. */
 export const DEFAULT_AUDIT_DATABASE_URL_ENV = 'CONFIG_SERVICE_AUDIT_DATABASE_URL';
@@ -82,14 +113,14 @@ export const DEFAULT_AUDIT_DATABASE_URL_ENV = 'CONFIG_SERVICE_AUDIT_DATABASE_URL
  *   empty (the message names the variable, never a value).
  */
 export function auditStoreSettings(
-  settings: { readonly audit: Readonly<Settings['audit']> },
+  settings: { readonly audit: Readonly<AuditSettingsInput> },
   env: Readonly<Record<string, string | undefined>>,
 ): AuditStoreSettings {
   const audit = settings.audit;
   switch (audit.store) {
     case 'sqlite':
       if (!audit.sqlitePath) throw new CFG_ERR_SETTINGS_INVALID('  audit.sqlitePath: not set');
-      return { kind: 'sqlite', path: audit.sqlitePath };
+      return { kind: 'sqlite', path: audit.sqlitePath, ...(audit.commitTimeoutMs !== undefined && { busyTimeoutMs: audit.commitTimeoutMs }) };
     case 'postgres': {
       const envName = audit.postgres?.connectionStringEnv ?? DEFAULT_AUDIT_DATABASE_URL_ENV;
       const connectionString = env[envName];
@@ -103,6 +134,8 @@ export function auditStoreSettings(
         connectionString,
         table: audit.postgres?.table ?? DEFAULT_POSTGRES_AUDIT_TABLE,
         poolSize: audit.postgres?.poolSize ?? 10,
+        connectTimeoutMs: audit.postgres?.connectTimeoutMs ?? 5000,
+        queryTimeoutMs: audit.postgres?.queryTimeoutMs ?? 5000,
       };
     }
     default: {
@@ -123,12 +156,18 @@ export function auditStoreSettings(
 export async function createAuditStore(settings: AuditStoreSettings, logger?: AuditLogger): Promise<AuditStore> {
   switch (settings.kind) {
     case 'sqlite':
-      return openSqliteAuditStore(logger ? { path: settings.path, logger } : { path: settings.path });
+      return openSqliteAuditStore({
+        path: settings.path,
+        ...(settings.busyTimeoutMs !== undefined && { busyTimeoutMs: settings.busyTimeoutMs }),
+        ...(logger && { logger }),
+      });
     case 'postgres':
       return openPostgresAuditStore({
         connectionString: settings.connectionString,
         table: settings.table,
         poolSize: settings.poolSize,
+        ...(settings.connectTimeoutMs !== undefined && { connectTimeoutMs: settings.connectTimeoutMs }),
+        ...(settings.queryTimeoutMs !== undefined && { queryTimeoutMs: settings.queryTimeoutMs }),
         ...(logger && { logger }),
       });
     default: {

@@ -19,6 +19,22 @@
  * however many replicas write; it is released by `COMMIT`/`ROLLBACK` (or when a connection
  * dies), never held between batches. The primary key on `seq` is a second guard.
  *
+ * Hangs fail closed too: opening a connection is bounded (`connectTimeoutMs`), every
+ * statement is bounded on the server (`statement_timeout`) AND on the client
+ * (`query_timeout`, {@link QUERY_TIMEOUT_GRACE_MS} later, for a database or network that
+ * stops answering without an error), and a connection that timed out or broke is
+ * destroyed, never returned to the pool. TCP keepalive is on for idle connections.
+ *
+ * Abandoned: when a caller stops waiting (`AppendOptions.timeoutMs`) while its event's
+ * transaction runs, the transaction is rolled back before `COMMIT` (the other events of
+ * the batch go again), so a request answered 503 does not get its event committed.
+ *
+ * In doubt: a transaction whose `COMMIT` was sent but not acknowledged (timeout, reset)
+ * may have committed. It held the chain's advisory lock from before its `COMMIT` was
+ * sent, so every later transaction (of any replica) waits for it to commit or roll back
+ * and chains after it: the chain stays gap-free either way, and an event written later
+ * about the same request (the 503 refusal record) always comes after it.
+ *
  * The connection string carries a password: it is never logged nor put in an error
  * message; errors from `pg` that would contain it are replaced by scrubbed copies.
  */
@@ -26,16 +42,19 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
+import { closedError, CommitQueue, emptyStats, StoreHealth, withDeadline, type Pending } from './commit-queue.js';
 import { withChainFields } from './event.js';
 import { parseInstant } from './query.js';
-import { checkRow, enqueue, pageQuery, rowToEvent, SILENT, toPage, type EventRow, type Pending } from './rows.js';
+import { checkRow, pageQuery, rowToEvent, SILENT, toPage, type EventRow } from './rows.js';
 import type {
+  AppendOptions,
   AuditEvent,
   AuditEventInput,
   AuditLogger,
   AuditPage,
   AuditQuery,
   AuditStore,
+  AuditStoreHealth,
   AuditStoreStats,
   VerifyResult,
 } from './types.js';
@@ -55,14 +74,23 @@ export interface PostgresAuditStoreOptions {
   logger?: AuditLogger;
   /** Most events committed in one transaction; the rest wait for the next flush. Default 1000. */
   maxBatchSize?: number;
-  /** How long opening a connection may take, in milliseconds. Default 5000. */
+  /**
+   * How long opening a connection (TCP, TLS, authentication) or waiting for a free pooled
+   * one may take, in milliseconds; then the operation fails. Default 5000.
+   */
   connectTimeoutMs?: number;
   /**
-   * Longest a statement may run, in milliseconds, including the wait for another
-   * replica's write lock; then the batch fails (fails closed) instead of hanging. Default 15000.
+   * Longest one statement may run, in milliseconds, including the wait for another
+   * replica's write lock: PostgreSQL cancels it then (`statement_timeout`), and the store
+   * stops waiting for an answer {@link QUERY_TIMEOUT_GRACE_MS} later (`query_timeout`, for
+   * a database or network that does not answer at all) and destroys the connection.
+   * Default 5000.
    */
-  statementTimeoutMs?: number;
+  queryTimeoutMs?: number;
 }
+
+/** How much longer than `queryTimeoutMs` the client waits for an answer before it drops the connection. */
+export const QUERY_TIMEOUT_GRACE_MS = 1000;
 
 /** Default table of the events. */
 export const DEFAULT_POSTGRES_AUDIT_TABLE = 'audit_events';
@@ -107,13 +135,15 @@ export class PostgresAuditStore implements AuditStore {
   /** Advisory lock key of the table (a signed 64-bit integer, as text). */
   readonly #lockKey: string;
   readonly #secrets: string[];
-  readonly #stats: AuditStoreStats = { transactions: 0, failedTransactions: 0, events: 0, maxBatchSize: 0 };
-  readonly #queue: Pending[] = [];
+  readonly #stats: AuditStoreStats = emptyStats();
+  readonly #health: StoreHealth;
+  readonly #queue: CommitQueue;
   readonly #insertSql: string;
+  readonly #connectTimeoutMs: number;
+  readonly #queryTimeoutMs: number;
   /** The flush loop in progress, if any. */
   #flushing: Promise<void> | undefined;
   #immediate: NodeJS.Immediate | undefined;
-  #healthy = true;
   /** False when the anchor table is missing and could not be created (pruning then fails). */
   #hasAnchorTable = true;
   #closing = false;
@@ -136,6 +166,12 @@ export class PostgresAuditStore implements AuditStore {
       throw new CFG_ERR_AUDIT_UNAVAILABLE('no PostgreSQL connection string is set');
     }
     this.#logger = opts.logger ?? SILENT;
+    this.#connectTimeoutMs = positiveMs(opts.connectTimeoutMs ?? 5000, 'connectTimeoutMs');
+    this.#queryTimeoutMs = positiveMs(opts.queryTimeoutMs ?? 5000, 'queryTimeoutMs');
+    this.#health = new StoreHealth(this.#logger, 'postgres');
+    this.#queue = new CommitQueue(this.#stats, this.#logger, (ms, inDoubt) =>
+      this.#health.fail(`an audit event was not committed within ${ms} ms${inDoubt ? ' (its transaction was in flight)' : ''}`, 'audit store commit timed out; failing requests closed', { timeoutMs: ms }),
+    );
     this.#secrets = connectionSecrets(opts.connectionString);
     this.#t = `"${this.#table}"`;
     this.#a = `"${anchorTableName(this.#table)}"`;
@@ -144,15 +180,18 @@ export class PostgresAuditStore implements AuditStore {
         outcome, status, prev_hash, hash, event)
       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
         $8::text[], $9::text[], $10::integer[], $11::text[], $12::text[], $13::text[])`;
-    const statementTimeout = opts.statementTimeoutMs ?? 15_000;
     this.#pool = new pg.Pool({
       connectionString: opts.connectionString,
       max: poolSize,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
-      statement_timeout: statementTimeout,
-      // A replica that stops mid-transaction must not hold the write lock for long.
-      idle_in_transaction_session_timeout: Math.max(statementTimeout, 1000) * 2,
+      connectionTimeoutMillis: this.#connectTimeoutMs,
+      statement_timeout: this.#queryTimeoutMs,
+      // Client side: a database (or network) that does not answer at all.
+      query_timeout: this.#queryTimeoutMs + QUERY_TIMEOUT_GRACE_MS,
+      // A replica that stops mid-transaction (or whose network vanished) must not hold
+      // the write lock for long: its session is ended and its transaction rolled back.
+      idle_in_transaction_session_timeout: Math.max(this.#queryTimeoutMs, 1000) * 2,
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       application_name: 'config-service-audit',
     });
     // An idle connection that breaks emits 'error' on the pool; without a listener the
@@ -204,7 +243,13 @@ export class PostgresAuditStore implements AuditStore {
 
   /** {@inheritDoc AuditStore.healthy} */
   get healthy(): boolean {
-    return this.#healthy && !this.#closed && !this.#closing;
+    return this.#health.healthy && !this.#closed && !this.#closing;
+  }
+
+  /** {@inheritDoc AuditStore.health} */
+  get health(): Readonly<AuditStoreHealth> {
+    if (this.#closed || this.#closing) return { healthy: false, reason: 'the audit store is closed' };
+    return this.#health.snapshot;
   }
 
   /** {@inheritDoc AuditStore.stats} */
@@ -217,9 +262,47 @@ export class PostgresAuditStore implements AuditStore {
    * @throws (rejects) TypeError for a malformed event; CFG_ERR_AUDIT_UNAVAILABLE when the
    *   store is closed or the transaction holding the event fails (`cause` set).
    */
-  append(event: AuditEventInput): Promise<AuditEvent> {
-    if (this.#closed || this.#closing) return Promise.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed'));
-    return enqueue(this.#queue, event, () => this.#schedule());
+  append(event: AuditEventInput, options: AppendOptions = {}): Promise<AuditEvent> {
+    if (this.#closed || this.#closing) return Promise.reject(closedError());
+    return this.#queue.add(event, options.timeoutMs, () => this.#schedule());
+  }
+
+  /** {@inheritDoc AuditStore.appendEventually} */
+  appendEventually(event: AuditEventInput): void {
+    if (this.#closed || this.#closing) return;
+    this.#queue.addDeferred(event, () => this.#schedule());
+  }
+
+  /**
+   * {@inheritDoc AuditStore.probe}
+   *
+   * Each statement is bounded by `queryTimeoutMs` (and the connection by
+   * `connectTimeoutMs`); the probe as a whole by `timeoutMs`. A passing probe also lets
+   * deferred events be tried again.
+   */
+  async probe(timeoutMs: number): Promise<void> {
+    if (this.#closed || this.#closing) return;
+    this.#stats.probes++;
+    try {
+      await withDeadline(
+        this.#transaction(async (c) => {
+          await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
+          const ro = await c.query<{ ro: string }>("SELECT current_setting('transaction_read_only') AS ro");
+          if (ro.rows[0]?.ro === 'on') throw new Error('the database is read-only (a standby?)');
+          await c.query(`SELECT seq FROM ${this.#t} ORDER BY seq DESC LIMIT 1`);
+        }),
+        timeoutMs,
+        `the probe did not finish within ${timeoutMs} ms`,
+      );
+    } catch (err) {
+      this.#stats.probeFailures++;
+      const cause = this.#scrub(err);
+      this.#health.fail(`probe failed: ${this.#describe(cause)}`, 'audit store probe failed; failing requests closed', { err: cause });
+      return;
+    }
+    this.#health.recover('probe');
+    this.#queue.retryDeferred();
+    if (this.#queue.ready) this.#schedule();
   }
 
   /**
@@ -331,8 +414,10 @@ export class PostgresAuditStore implements AuditStore {
     this.#closing = true;
     if (this.#immediate) clearImmediate(this.#immediate);
     this.#immediate = undefined;
-    // Commit what is queued (including what a running flush has not taken yet).
-    while (this.#flushing || this.#queue.length > 0) {
+    // Commit what is queued (including what a running flush has not taken yet); deferred
+    // events get one more try, then are dropped.
+    this.#queue.retryDeferred();
+    while (this.#flushing || this.#queue.ready) {
       if (!this.#flushing) this.#startFlush();
       await this.#flushing;
     }
@@ -345,7 +430,7 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed || this.#closing) throw new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed');
+    if (this.#closed || this.#closing) throw closedError();
   }
 
   #schedule(): void {
@@ -361,7 +446,7 @@ export class PostgresAuditStore implements AuditStore {
   #startFlush(): void {
     this.#flushing = (async () => {
       try {
-        while (this.#queue.length > 0) await this.#flushOnce();
+        while (this.#queue.ready) await this.#flushOnce();
       } catch (err) {
         // #flushOnce settles every event itself; this is a bug guard, not a path.
         this.#logger.error({ err: this.#scrub(err) }, 'audit store flush failed unexpectedly');
@@ -373,29 +458,42 @@ export class PostgresAuditStore implements AuditStore {
 
   /** Commits up to maxBatchSize queued events in one transaction and settles them. */
   async #flushOnce(): Promise<void> {
-    const batch = this.#queue.splice(0, this.#maxBatch);
+    const batch = this.#queue.take(this.#maxBatch);
     if (batch.length === 0) return;
     let events: AuditEvent[];
     try {
       events = await this.#transaction((c) => this.#write(c, batch));
     } catch (err) {
+      if (err instanceof AbandonedBatch) {
+        // Rolled back: the events of callers still waiting go again, in order.
+        this.#queue.requeue(batch);
+        return;
+      }
       this.#stats.failedTransactions++;
       const cause = this.#scrub(err);
-      if (this.#healthy) this.#logger.error({ err: cause, events: batch.length }, 'audit store write failed; failing requests closed');
-      this.#healthy = false;
-      for (const p of batch) {
-        p.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the PostgreSQL audit store could not commit the event', { cause }));
-      }
+      this.#health.fail(`write failed: ${this.#describe(cause)}`, 'audit store write failed; failing requests closed', { err: cause, events: batch.length });
+      this.#queue.failed(batch, () => new CFG_ERR_AUDIT_UNAVAILABLE('the PostgreSQL audit store could not commit the event', { cause }), this.#closing);
       return;
     }
     this.#stats.transactions++;
     this.#stats.events += events.length;
     this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, events.length);
-    if (!this.#healthy) {
-      this.#healthy = true;
-      this.#logger.info({ events: events.length }, 'audit store writes recovered');
+    this.#health.recover('commit', { events: events.length });
+    this.#queue.committed(batch, events);
+  }
+
+  /** Why an operation failed, for readiness: the timeout that expired, or the error's own text. */
+  #describe(err: Error): string {
+    const code = (err as { code?: unknown }).code;
+    const message = err.message;
+    if (message === 'Query read timeout') return `PostgreSQL did not answer within ${this.#queryTimeoutMs + QUERY_TIMEOUT_GRACE_MS} ms`;
+    if (/timeout exceeded when trying to connect|due to connection timeout/.test(message)) {
+      return `no connection to PostgreSQL within ${this.#connectTimeoutMs} ms`;
     }
-    batch.forEach((p, i) => p.resolve(events[i] as AuditEvent));
+    if (code === '57014') return `a statement ran longer than ${this.#queryTimeoutMs} ms (statement_timeout; another replica holding the chain's lock?)`;
+    if (code === 'ECONNREFUSED') return 'PostgreSQL refused the connection (ECONNREFUSED)';
+    if (code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated unexpectedly/.test(message)) return 'the connection to PostgreSQL was reset or closed';
+    return typeof code === 'string' ? `${code}: ${message}` : message;
   }
 
   /** Body of the write transaction: locks the table's chain, reads the tail, inserts the batch after it. */
@@ -435,10 +533,17 @@ export class PostgresAuditStore implements AuditStore {
       prevHash = hash;
     }
     await c.query(this.#insertSql, cols);
+    // Last check before COMMIT (no timer can run between it and the COMMIT being sent): an
+    // event whose request was already answered 503 must not be committed.
+    if (this.#queue.abandoned(batch)) throw new AbandonedBatch();
     return out;
   }
 
-  /** Runs `fn` in one transaction on one pooled connection; rolls back on failure. */
+  /**
+   * Runs `fn` in one transaction on one pooled connection; rolls back on failure. A
+   * connection that broke or timed out is not rolled back (that would wait again) but
+   * destroyed: the server rolls back when it sees the connection end.
+   */
   async #transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.#pool.connect();
     let broken: Error | undefined;
@@ -455,11 +560,13 @@ export class PostgresAuditStore implements AuditStore {
         await c.query('COMMIT');
         return result;
       } catch (err) {
-        try {
-          await c.query('ROLLBACK');
-        } catch (rollbackErr) {
-          // The connection is unusable: drop it instead of returning it to the pool.
-          broken = rollbackErr as Error;
+        if (broken === undefined && !isConnectionError(err)) {
+          try {
+            await c.query('ROLLBACK');
+          } catch (rollbackErr) {
+            // The connection is unusable: drop it instead of returning it to the pool.
+            broken = rollbackErr as Error;
+          }
         }
         throw err;
       }
@@ -480,6 +587,13 @@ export class PostgresAuditStore implements AuditStore {
   /** `err` itself when none of its text holds a credential, else a scrubbed copy. */
   #scrub(err: unknown): Error {
     return scrubError(err, this.#secrets);
+  }
+}
+
+/** Thrown inside a write transaction to roll it back because a caller stopped waiting. */
+class AbandonedBatch extends Error {
+  constructor() {
+    super('a caller stopped waiting; the batch is rolled back');
   }
 }
 
@@ -566,11 +680,18 @@ function nullableColumn(s: string | undefined): string | null {
 }
 
 
-/** Errors after which a connection must not go back to the pool. */
+/** Errors after which a connection must not go back to the pool (nor be sent a ROLLBACK). */
 function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  // pg's client-side timeout and its "connection gone" errors carry no code.
+  if (typeof message === 'string' && /^(Query read timeout|Connection terminated|Client has encountered a connection error)/.test(message)) return true;
   // Class 08 (connection exception), 57P01-03 (shutdown), or a socket error.
   return typeof code === 'string' && (/^08/.test(code) || /^57P0[123]$/.test(code) || /^E[A-Z]+$/.test(code));
+}
+
+function positiveMs(v: number, name: string): number {
+  if (!Number.isInteger(v) || v < 1) throw new TypeError(`openPostgresAuditStore: ${name} must be an integer >= 1 (milliseconds)`);
+  return v;
 }
 
 /**

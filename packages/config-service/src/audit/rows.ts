@@ -1,10 +1,10 @@
 /**
  * The row model both audit stores share: the indexed columns beside the canonical event
- * JSON, the queue entry of a group commit, the exact-match filters, and the check that a
- * row's columns agree with its hashed event (so filters never give wrong results).
+ * JSON, the exact-match filters, and the check that a row's columns agree with its hashed
+ * event (so filters never give wrong results). The group-commit queue is in `commit-queue.ts`.
  */
 import { eventBodyJson } from './chain.js';
-import { toEventInput, toStoredEvent } from './event.js';
+import { toStoredEvent } from './event.js';
 import { decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
 import type { AuditEvent, AuditEventInput, AuditLogger, AuditPage, AuditQuery, ChainBreakReason } from './types.js';
 
@@ -24,13 +24,6 @@ export interface EventRow<Seq extends number | string = number> {
   hash: string;
   /** The exact canonical JSON that was hashed. */
   event: string;
-}
-
-/** An event waiting for the next group commit, with the settlers of its `append` promise. */
-export interface Pending {
-  input: AuditEventInput;
-  resolve: (event: AuditEvent) => void;
-  reject: (err: Error) => void;
 }
 
 /** The logger used when none is given. */
@@ -68,24 +61,6 @@ export function checkRow(row: EventRow<number | string>, e: AuditEvent, column: 
     row.outcome === e.outcome &&
     row.status === e.status;
   return same ? undefined : 'column mismatch';
-}
-
-/**
- * Validates `event` and queues it for the next group commit; the promise settles when that
- * transaction commits or fails.
- * @throws (rejects) TypeError for a malformed event (the queue is left untouched)
- */
-export function enqueue(queue: Pending[], event: AuditEventInput, schedule: () => void): Promise<AuditEvent> {
-  let input: AuditEventInput;
-  try {
-    input = toEventInput(event);
-  } catch (err) {
-    return Promise.reject(err as Error);
-  }
-  return new Promise<AuditEvent>((resolve, reject) => {
-    queue.push({ input, resolve, reject });
-    schedule();
-  });
 }
 
 /** The SQL of one page of an audit query, for a store's placeholder syntax. */

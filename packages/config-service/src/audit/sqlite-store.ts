@@ -20,16 +20,19 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
+import { closedError, CommitQueue, emptyStats, StoreHealth, type Pending } from './commit-queue.js';
 import { withChainFields } from './event.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, parseInstant } from './query.js';
-import { checkRow, enqueue, pageQuery, rowToEvent, SILENT, toPage, type EventRow, type Pending } from './rows.js';
+import { checkRow, pageQuery, rowToEvent, SILENT, toPage, type EventRow } from './rows.js';
 import type {
+  AppendOptions,
   AuditEvent,
   AuditEventInput,
   AuditLogger,
   AuditPage,
   AuditQuery,
   AuditStore,
+  AuditStoreHealth,
   AuditStoreStats,
   VerifyResult,
 } from './types.js';
@@ -43,8 +46,10 @@ export interface SqliteAuditStoreOptions {
   /** Where operational messages go (write failures, recovery); pino fits. Default: none. */
   logger?: AuditLogger;
   /**
-   * How long a write waits for another connection's lock before failing, in
-   * milliseconds. Default 5000.
+   * How long a write (or a probe) waits for another connection's lock before failing, in
+   * milliseconds. better-sqlite3 waits synchronously: the event loop waits too, so keep it
+   * within the commit wait of requests (`audit.commitTimeoutMs`, which the service passes).
+   * Default 5000.
    */
   busyTimeoutMs?: number;
   /** Most events committed in one transaction; the rest wait for the next flush. Default 1000. */
@@ -131,8 +136,9 @@ export class SqliteAuditStore implements AuditStore {
   readonly #db: Database.Database;
   readonly #logger: AuditLogger;
   readonly #maxBatch: number;
-  readonly #stats: AuditStoreStats = { transactions: 0, failedTransactions: 0, events: 0, maxBatchSize: 0 };
-  readonly #queue: Pending[] = [];
+  readonly #stats: AuditStoreStats = emptyStats();
+  readonly #health: StoreHealth;
+  readonly #queue: CommitQueue;
   readonly #queryStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
   readonly #tail: Database.Statement<[], { seq: number; hash: string }>;
   readonly #anchor: Database.Statement<[], { seq: number; prev_hash: string }>;
@@ -140,12 +146,17 @@ export class SqliteAuditStore implements AuditStore {
   readonly #writeBatch: Database.Transaction<(batch: readonly Pending[]) => AuditEvent[]>;
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   readonly #windowMs: number;
-  #healthy = true;
   #closed = false;
+  /** True while close() commits what is queued (a failed deferred batch is then dropped). */
+  #closing = false;
 
   /** Use {@link openSqliteAuditStore}. */
   constructor(opts: SqliteAuditStoreOptions) {
     this.#logger = opts.logger ?? SILENT;
+    this.#health = new StoreHealth(this.#logger, 'sqlite');
+    this.#queue = new CommitQueue(this.#stats, this.#logger, (ms) =>
+      this.#health.fail(`an audit event was not committed within ${ms} ms`, 'audit store commit timed out; failing requests closed', { timeoutMs: ms }),
+    );
     this.#maxBatch = opts.maxBatchSize ?? 1000;
     this.#windowMs = opts.commitWindowMs ?? 2;
     if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) {
@@ -179,7 +190,12 @@ export class SqliteAuditStore implements AuditStore {
 
   /** {@inheritDoc AuditStore.healthy} */
   get healthy(): boolean {
-    return this.#healthy && !this.#closed;
+    return this.#health.healthy && !this.#closed;
+  }
+
+  /** {@inheritDoc AuditStore.health} */
+  get health(): Readonly<AuditStoreHealth> {
+    return this.#closed ? { healthy: false, reason: 'the audit store is closed' } : this.#health.snapshot;
   }
 
   /** {@inheritDoc AuditStore.stats} */
@@ -192,9 +208,37 @@ export class SqliteAuditStore implements AuditStore {
    * @throws (rejects) TypeError for a malformed event; CFG_ERR_AUDIT_UNAVAILABLE when the
    *   store is closed or the transaction holding the event fails (`cause` set).
    */
-  append(event: AuditEventInput): Promise<AuditEvent> {
-    if (this.#closed) return Promise.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed'));
-    return enqueue(this.#queue, event, () => this.#schedule());
+  append(event: AuditEventInput, options: AppendOptions = {}): Promise<AuditEvent> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.#queue.add(event, options.timeoutMs, () => this.#schedule());
+  }
+
+  /** {@inheritDoc AuditStore.appendEventually} */
+  appendEventually(event: AuditEventInput): void {
+    if (this.#closed) return;
+    this.#queue.addDeferred(event, () => this.#schedule());
+  }
+
+  /**
+   * {@inheritDoc AuditStore.probe}
+   *
+   * Synchronous underneath: it waits at most `busyTimeoutMs` for the write lock, so
+   * `timeoutMs` is not enforced separately. A passing probe also lets deferred events be
+   * tried again.
+   */
+  async probe(_timeoutMs: number): Promise<void> {
+    if (this.#closed) return;
+    this.#stats.probes++;
+    try {
+      this.#db.transaction(() => this.#tail.get()).immediate();
+    } catch (err) {
+      this.#stats.probeFailures++;
+      this.#health.fail(`probe failed: ${(err as Error).message}`, 'audit store probe failed; failing requests closed', { err });
+      return;
+    }
+    this.#health.recover('probe');
+    this.#queue.retryDeferred();
+    if (this.#queue.ready) this.#schedule();
   }
 
   /**
@@ -296,7 +340,9 @@ export class SqliteAuditStore implements AuditStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#cancelTimer();
-    while (this.#queue.length > 0) this.#flushOnce();
+    this.#closing = true;
+    this.#queue.retryDeferred();
+    while (this.#queue.ready) this.#flushOnce();
     this.#closed = true;
     try {
       this.#db.close();
@@ -306,7 +352,7 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new CFG_ERR_AUDIT_UNAVAILABLE('the audit store is closed');
+    if (this.#closed) throw closedError();
   }
 
   #schedule(): void {
@@ -316,10 +362,10 @@ export class SqliteAuditStore implements AuditStore {
       this.#flushOnce();
       // Whatever exceeded maxBatchSize (or arrived meanwhile) goes in a later turn, so
       // other I/O runs in between.
-      if (this.#queue.length > 0) this.#schedule();
+      if (this.#queue.ready) this.#schedule();
     };
     // A full batch is not held back by the window.
-    this.#timer = this.#windowMs > 0 && this.#queue.length < this.#maxBatch ? setTimeout(run, this.#windowMs) : setImmediate(run);
+    this.#timer = this.#windowMs > 0 && this.#queue.size < this.#maxBatch ? setTimeout(run, this.#windowMs) : setImmediate(run);
   }
 
   #cancelTimer(): void {
@@ -332,28 +378,22 @@ export class SqliteAuditStore implements AuditStore {
 
   /** Commits up to maxBatchSize queued events in one transaction and settles them. */
   #flushOnce(): void {
-    const batch = this.#queue.splice(0, this.#maxBatch);
+    const batch = this.#queue.take(this.#maxBatch);
     if (batch.length === 0) return;
     let events: AuditEvent[];
     try {
       events = this.#writeBatch.immediate(batch);
     } catch (err) {
       this.#stats.failedTransactions++;
-      if (this.#healthy) this.#logger.error({ err, events: batch.length }, 'audit store write failed; failing requests closed');
-      this.#healthy = false;
-      for (const p of batch) {
-        p.reject(new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not commit the event', { cause: err }));
-      }
+      this.#health.fail(`write failed: ${(err as Error).message}`, 'audit store write failed; failing requests closed', { err, events: batch.length });
+      this.#queue.failed(batch, () => new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not commit the event', { cause: err }), this.#closing);
       return;
     }
     this.#stats.transactions++;
     this.#stats.events += events.length;
     this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, events.length);
-    if (!this.#healthy) {
-      this.#healthy = true;
-      this.#logger.info({ events: events.length }, 'audit store writes recovered');
-    }
-    batch.forEach((p, i) => p.resolve(events[i] as AuditEvent));
+    this.#health.recover('commit', { events: events.length });
+    this.#queue.committed(batch, events);
   }
 
   /** Body of the write transaction: chains and inserts the batch after the stored tail. */

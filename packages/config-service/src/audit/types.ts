@@ -9,16 +9,38 @@
  * by key name, and the body served only by its SHA-256.
  */
 
+/**
+ * What an UNVERIFIED client certificate claims (it was untrusted, revoked, expired...):
+ * recorded for the investigation, never as the identity. Every field is optional.
+ */
+export interface AuditClaimedActor {
+  /** The subject the certificate would map to (identity patterns), had it verified. */
+  subject?: string;
+  /** Lower-case hex SHA-256 of the presented certificate (DER). */
+  fingerprint256?: string;
+  /** The issuer DN the certificate names (not checked). */
+  issuer?: string;
+}
+
 /** Who made the request. */
 export interface AuditActor {
   /** How the caller authenticated; `anonymous` when it did not (the request was denied). */
   kind: 'certificate' | 'jwt' | 'anonymous';
-  /** The identity: the application/subject derived from the certificate, or the JWT `sub`. */
+  /**
+   * The VERIFIED identity: the application/subject derived from a certificate that
+   * verified, or the `sub` of a token that verified. Absent when the credential did not
+   * verify; `audit query --actor` and `GET /v1/audit?actor=` match this field only.
+   */
   subject?: string;
-  /** Lower-case hex SHA-256 of the client certificate (DER); certificates only. */
+  /** Lower-case hex SHA-256 of the client certificate (DER); verified certificates only. */
   fingerprint256?: string;
-  /** The certificate issuer DN, or the JWT `iss`. */
+  /** The certificate issuer DN (verified certificates), or the JWT `iss`. */
   issuer?: string;
+  /**
+   * A client certificate that did NOT verify (untrusted CA, revoked, expired, ...): what it
+   * claims, kept apart from `subject` so forged attempts never count as that subject.
+   */
+  claimed?: AuditClaimedActor;
 }
 
 /** One API request, as the HTTP layer reports it. The store adds `seq` and the hashes. */
@@ -128,6 +150,45 @@ export interface AuditStoreStats {
   events: number;
   /** Events in the largest committed transaction. */
   maxBatchSize: number;
+  /**
+   * Appends whose caller stopped waiting (`timeoutMs` of {@link AppendOptions} passed)
+   * before their transaction committed; the request was refused with 503.
+   */
+  commitTimeouts: number;
+  /**
+   * Of {@link AuditStoreStats.commitTimeouts}, those whose transaction was already sent to
+   * the database: the event may still have been committed (its acknowledgement was lost).
+   */
+  inDoubt: number;
+  /** Health probes run ({@link AuditStore.probe}), and how many of them failed. */
+  probes: number;
+  probeFailures: number;
+  /** Events queued with {@link AuditStore.appendEventually} and not committed yet. */
+  deferredPending: number;
+  /** Deferred events dropped (queue full, or still failing when the store closed). */
+  deferredDropped: number;
+}
+
+/** Options of {@link AuditStore.append}. */
+export interface AppendOptions {
+  /**
+   * Most milliseconds the caller waits for the commit. Then the promise rejects with
+   * CFG_ERR_AUDIT_UNAVAILABLE (`data.timedOut: true`): an event no transaction has taken
+   * yet is withdrawn (never written); an event whose transaction is already in flight
+   * may still be committed (`data.inDoubt: true`). Either way the store turns unhealthy
+   * until a commit or a probe succeeds. Absent: wait as long as the store's own timeouts.
+   */
+  timeoutMs?: number;
+}
+
+/** The state readiness and metrics show. */
+export interface AuditStoreHealth {
+  /** False after a write, a probe or a commit wait failed, until a commit or probe succeeds; false once closed. */
+  healthy: boolean;
+  /** Why the store is unhealthy, naming the store and the failure (never a credential). */
+  reason?: string;
+  /** ISO 8601 UTC time since when it is unhealthy. */
+  since?: string;
 }
 
 /**
@@ -154,7 +215,25 @@ export interface AuditStore {
    * (fsynced), so a response may be sent; events appended concurrently are committed
    * together (group commit) and get consecutive `seq` in call order.
    */
-  append(event: AuditEventInput): Promise<AuditEvent>;
+  append(event: AuditEventInput, options?: AppendOptions): Promise<AuditEvent>;
+  /**
+   * Queues an event to be committed as soon as the store can, without a caller waiting:
+   * it is retried after a failed transaction (in transactions of its own, after the next
+   * successful commit or probe) and never rejects. Used for the record of a request
+   * refused with 503 `audit_unavailable`. At most 10 000 such events wait in memory; more
+   * are dropped (logged, counted in `deferredDropped`), as are those still failing at
+   * {@link AuditStore.close}. Ignored once the store is closed.
+   * @throws TypeError for a malformed event.
+   */
+  appendEventually(event: AuditEventInput): void;
+  /**
+   * Checks that a write transaction could commit now, without writing an event: the store
+   * turns healthy when it passes and unhealthy (naming why) when it fails or does not
+   * finish within `timeoutMs`. Never rejects. PostgreSQL: a transaction that takes the
+   * chain's advisory lock, checks the database is not read-only and reads the chain tail;
+   * SQLite: a `BEGIN IMMEDIATE` transaction (the write lock) that reads the tail.
+   */
+  probe(timeoutMs: number): Promise<void>;
   /** One page of events matching `q`, newest first. */
   query(q: AuditQuery): Promise<AuditPage>;
   /**
@@ -185,10 +264,12 @@ export interface AuditStore {
   /** Commits every pending event, then releases the storage. Idempotent. */
   close(): Promise<void>;
   /**
-   * False after a write failed, until a later write succeeds; false once closed. Drives
-   * readiness and metrics (SPEC §6: fails closed).
+   * False after a write, a probe or a commit wait failed, until a later commit or probe
+   * succeeds; false once closed. Drives readiness and metrics (SPEC §6: fails closed).
    */
   readonly healthy: boolean;
+  /** {@link AuditStore.healthy} with the reason and since when. */
+  readonly health: Readonly<AuditStoreHealth>;
   /** Counters for metrics. */
   readonly stats: Readonly<AuditStoreStats>;
 }

@@ -17,19 +17,27 @@
  * Node (OpenSSL) checks the client certificate against the CRLs on every full handshake
  * (`X509_V_FLAG_CRL_CHECK`: leaf certificates; a CA without a CRL makes every certificate
  * it issued fail with `UNABLE_TO_GET_CRL`). A new context also gets new session-ticket
- * keys, so a session resumed from before a revocation is not possible either. The
- * revocation list is kept parsed here too, so the auth plugin can refuse a revoked
- * certificate on a keep-alive connection that was opened before the CRL changed.
+ * keys, so a session resumed from before a revocation is not possible either.
+ *
+ * Open connections: every change of the CA bundle or the CRLs starts a new trust
+ * generation ({@link TlsReloader.trustGeneration}); each connection is stamped with the
+ * generation its handshake was verified under, and the auth plugin re-verifies the peer
+ * ({@link TlsReloader.verifyPeer}, `peer-trust.ts`) on its next request when the
+ * generation changed, refusing it (401) when it no longer verifies or is revoked.
  */
 import { createHash, createPrivateKey, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createSecureContext, type SecureContextOptions, type Server as TlsServer } from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import { createSecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import { CFG_ERR_SETTINGS_INVALID, withData } from '../errors.js';
 import { serialOf } from '../pki/pki.js';
 import { x509 } from '../pki/x509.js';
+import { RevocationList, verifyPeerChain } from './peer-trust.js';
+
+export { RevocationList } from './peer-trust.js';
 
 /** The file settings of `server.tls`. */
 export interface TlsFileSettings {
@@ -41,38 +49,6 @@ export interface TlsFileSettings {
   clientCa: string;
   /** CRL files, PEM, one or more CRLs each (`server.tls.crl`). */
   crl: readonly string[];
-}
-
-/**
- * Revoked certificates of the loaded CRLs, by issuer DN (as `@peculiar/x509` prints it,
- * the form the identity module uses) and lower-case hex serial.
- */
-export class RevocationList {
-  readonly #byIssuer = new Map<string, Set<string>>();
-  #size = 0;
-
-  /** Adds one revoked serial of `issuer`. */
-  add(issuer: string, serial: string): void {
-    let set = this.#byIssuer.get(issuer);
-    if (!set) {
-      set = new Set();
-      this.#byIssuer.set(issuer, set);
-    }
-    if (!set.has(serial)) {
-      set.add(serial);
-      this.#size += 1;
-    }
-  }
-
-  /** True when the certificate `serial` (lower-case hex, no leading zero octets) of `issuer` is revoked. */
-  has(issuer: string, serial: string): boolean {
-    return this.#byIssuer.get(issuer)?.has(serial) ?? false;
-  }
-
-  /** Number of revoked certificates listed. */
-  get size(): number {
-    return this.#size;
-  }
 }
 
 /** Validated TLS material, ready for `tls.createSecureContext` / `server.setSecureContext`. */
@@ -91,6 +67,8 @@ export interface TlsMaterial {
   caCertificates: NodeX509Certificate[];
   /** SHA-256 over every file's bytes: equal digests mean nothing changed. */
   digest: string;
+  /** SHA-256 over the CA bundle's and the CRL files' bytes: equal digests mean the client trust did not change. */
+  trustDigest: string;
   /** Problems that do not stop the material from being used (stale CRL, CRL issuer not in the bundle). */
   warnings: string[];
 }
@@ -145,6 +123,8 @@ export async function loadTlsMaterial(files: Readonly<TlsFileSettings>, now: Dat
   const crlBufs: Buffer[] = [];
   for (const [i, f] of files.crl.entries()) crlBufs.push(await readSetting(`server.tls.crl[${i}]`, f));
   for (const b of [certBuf, keyBuf, caBuf, ...crlBufs]) hash.update(createHash('sha256').update(b).digest());
+  const trustHash = createHash('sha256');
+  for (const b of [caBuf, ...crlBufs]) trustHash.update(createHash('sha256').update(b).digest());
   const warnings: string[] = [];
 
   const chain = certificatesOf('server.tls.cert', certBuf.toString('utf8'));
@@ -171,6 +151,7 @@ export async function loadTlsMaterial(files: Readonly<TlsFileSettings>, now: Dat
       let parsed: x509.X509Crl;
       try {
         parsed = new x509.X509Crl(block);
+        revoked.addCrl(parsed.issuer, parsed.nextUpdate);
         for (const entry of parsed.entries) revoked.add(parsed.issuer, normalizeSerial(entry.serialNumber));
       } catch {
         throw invalid(setting, `CRL #${j + 1} is not a valid X.509 CRL`);
@@ -204,6 +185,7 @@ export async function loadTlsMaterial(files: Readonly<TlsFileSettings>, now: Dat
     revoked,
     caCertificates: cas.map((c) => new NodeX509Certificate(Buffer.from(c.rawData))),
     digest: hash.digest('hex'),
+    trustDigest: trustHash.digest('hex'),
     warnings,
   };
   try {
@@ -254,6 +236,12 @@ export interface TlsReloaderOptions {
   debounceMs?: number;
   /** Watch the folders with `fs.watch` (default true); false leaves only the periodic stat. */
   watchFolders?: boolean;
+  /**
+   * The listener's TLS handshake timeout, in ms (Node's default 120000). A connection
+   * accepted before a trust change may finish its handshake (under the old trust) up to
+   * this long after it, so such connections are stamped with the previous generation.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 type StatSignature = string;
@@ -279,6 +267,18 @@ export class TlsReloader {
   #again = false;
   #stopped = false;
   readonly #stats: TlsReloadStats;
+  readonly #handshakeTimeoutMs: number;
+  #generation = 0;
+  /** `performance.now()` of the last trust change. */
+  #trustChangedAt = Number.NEGATIVE_INFINITY;
+  /** Trust generation each connection's handshake was verified under. */
+  readonly #stamps = new WeakMap<TLSSocket, number>();
+  readonly #onSecureConnection = (socket: TLSSocket): void => {
+    // The context of a connection is chosen when it is accepted; the handshake may end up
+    // to handshakeTimeoutMs later. Within that window of a change, assume the old trust.
+    const recent = performance.now() - this.#trustChangedAt < this.#handshakeTimeoutMs;
+    this.#stamps.set(socket, recent ? this.#generation - 1 : this.#generation);
+  };
 
   /**
    * @param server - the listener whose context is replaced
@@ -294,6 +294,32 @@ export class TlsReloader {
     this.#debounceMs = opts.debounceMs ?? 200;
     this.#watchFolders = opts.watchFolders ?? true;
     this.#stats = { reloads: 0, failures: 0, changesSeen: 0, lastReloadAt: undefined, lastError: undefined, serverSerial: material.serverSerial };
+    this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 120_000;
+    this.#server.on('secureConnection', this.#onSecureConnection);
+  }
+
+  /** Increments each time new material with a different CA bundle or CRL set is installed; 0 at start. */
+  get trustGeneration(): number {
+    return this.#generation;
+  }
+
+  /**
+   * The trust generation `socket`'s handshake was verified under (conservatively the
+   * previous one when it completed shortly after a change); undefined for a socket this
+   * listener did not see complete a handshake.
+   */
+  handshakeGeneration(socket: TLSSocket): number | undefined {
+    return this.#stamps.get(socket);
+  }
+
+  /**
+   * Verifies a client certificate chain (DER, leaf first, presented intermediates after)
+   * against the CURRENT client CA bundle and CRLs; see `verifyPeerChain` in `peer-trust.ts`.
+   * @returns undefined when it verifies, else the OpenSSL error name (`CERT_REVOKED`, ...).
+   */
+  verifyPeer(chain: readonly Uint8Array[], now: Date = new Date()): string | undefined {
+    const m = this.#material;
+    return verifyPeerChain(chain, { caCertificates: m.caCertificates, revoked: m.revoked, crlCheck: m.crl.length > 0 }, now);
   }
 
   /** The material in use. */
@@ -309,28 +335,6 @@ export class TlsReloader {
   /** True when the current CRLs list certificate `serial` of `issuer` as revoked. */
   isRevoked(issuer: string, serial: string): boolean {
     return this.#material.revoked.has(issuer, serial);
-  }
-
-  /**
-   * True when a certificate of the current client CA bundle issued `der` (name chaining and
-   * signature, RFC 5280 §6.1.3 (a)(1), (a)(4)); validity and revocation are not checked.
-   * Used to explain a rejection: with CRLs configured, OpenSSL reports an untrusted
-   * certificate as `UNABLE_TO_GET_CRL` (its last error) rather than as untrusted.
-   */
-  isIssuedByTrustedCa(der: Uint8Array): boolean {
-    let cert: NodeX509Certificate;
-    try {
-      cert = new NodeX509Certificate(Buffer.from(der));
-    } catch {
-      return false;
-    }
-    return this.#material.caCertificates.some((ca) => {
-      try {
-        return cert.checkIssued(ca) && cert.verify(ca.publicKey);
-      } catch {
-        return false;
-      }
-    });
   }
 
   #paths(): string[] {
@@ -376,6 +380,7 @@ export class TlsReloader {
   /** Stops watching and polling. */
   stop(): void {
     this.#stopped = true;
+    this.#server.off('secureConnection', this.#onSecureConnection);
     for (const w of this.#watchers) w.close();
     this.#watchers = [];
     if (this.#pollTimer) clearInterval(this.#pollTimer);
@@ -442,6 +447,11 @@ export class TlsReloader {
     }
     const previous = this.#material;
     this.#material = next;
+    const trustChanged = previous.trustDigest !== next.trustDigest;
+    if (trustChanged) {
+      this.#generation += 1;
+      this.#trustChangedAt = performance.now();
+    }
     this.#stats.reloads += 1;
     this.#stats.lastReloadAt = new Date();
     this.#stats.lastError = undefined;
@@ -454,8 +464,12 @@ export class TlsReloader {
         serverCertChanged: previous.serverSerial !== next.serverSerial,
         revokedCertificates: next.revoked.size,
         crlFiles: this.#files.crl.length,
+        trustChanged,
+        trustGeneration: this.#generation,
       },
-      'TLS material reloaded; new connections use it',
+      trustChanged
+        ? 'TLS material reloaded; new connections use it, open connections are re-verified on their next request'
+        : 'TLS material reloaded; new connections use it',
     );
     return true;
   }

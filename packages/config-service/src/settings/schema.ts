@@ -144,12 +144,37 @@ export const SettingsSchema = Type.Object(
             description: 'Delete audit events older than this many days (checked hourly; the chain stays verifiable). Absent: keep forever',
           }),
         ),
+        commitTimeoutMs: Type.Integer({
+          minimum: 100,
+          maximum: 60_000,
+          default: 5000,
+          description: "Most milliseconds a response waits for its audit event's commit; then it is answered 503 audit_unavailable and the store reported not ready",
+        }),
+        healthCheckIntervalMs: Type.Integer({
+          minimum: 100,
+          maximum: 300_000,
+          default: 5000,
+          description: 'How often the audit store is probed (a write transaction that writes nothing) when no event was committed since the last check, so readiness recovers without traffic',
+        }),
         postgres: Type.Optional(
           Type.Object(
             {
               connectionStringEnv: Type.String({ default: 'CONFIG_SERVICE_AUDIT_DATABASE_URL', description: 'Environment variable holding the PostgreSQL connection string (it carries a password, so it is never a setting value)' }),
               table: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'audit_events' }),
               poolSize: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+              connectTimeoutMs: Type.Integer({
+                minimum: 100,
+                maximum: 60_000,
+                default: 5000,
+                description: 'Most milliseconds opening a PostgreSQL connection (TCP, TLS, authentication) or waiting for a pooled one may take',
+              }),
+              queryTimeoutMs: Type.Integer({
+                minimum: 100,
+                maximum: 300_000,
+                default: 5000,
+                description:
+                  "Most milliseconds one statement may run, waiting for the chain's lock included: PostgreSQL cancels it (statement_timeout), and the service drops a connection that has not answered 1000 ms later",
+              }),
             },
             { additionalProperties: false },
           ),

@@ -4,7 +4,8 @@ import type { AuditEvent } from '../../src/audit/types.js';
 import { makeEvent } from './helpers.js';
 
 const HEADER =
-  'seq,time,requestId,actorKind,actorSubject,actorFingerprint256,actorIssuer,clientAddress,action,app,profiles,ref,' +
+  'seq,time,requestId,actorKind,actorSubject,actorFingerprint256,actorIssuer,' +
+  'actorClaimedSubject,actorClaimedFingerprint256,actorClaimedIssuer,clientAddress,action,app,profiles,ref,' +
   'commit,format,outcome,status,reason,secretKeys,bodySha256,durationMs,prevHash,hash';
 
 function stored(overrides: Partial<AuditEvent> = {}): AuditEvent {
@@ -17,7 +18,7 @@ describe('formatAuditEvents', () => {
     expect(AUDIT_CSV_COLUMNS.join(',')).toBe(HEADER);
     expect(text).toBe(
       `${HEADER}\r\n` +
-        `1,2025-01-02T03:04:05.678Z,req-1,certificate,orders,${'ab'.repeat(32)},"CN=Test CA,O=Example",10.0.0.1,` +
+        `1,2025-01-02T03:04:05.678Z,req-1,certificate,orders,${'ab'.repeat(32)},"CN=Test CA,O=Example",,,,10.0.0.1,` +
         `config.read,orders,prod;eu,main,${'c0ffee'.padEnd(40, '0')},json,allowed,200,,spring.datasource.password,` +
         `${'cd'.repeat(32)},12.5,${'0'.repeat(64)},${'e'.repeat(64)}\r\n`,
     );
@@ -38,9 +39,22 @@ describe('formatAuditEvents', () => {
     const text = formatAuditEvents([e], 'csv');
     expect(text).toBe(
       `${HEADER}\r\n` +
-        `2,2025-01-02T03:04:05.678Z,req-1,jwt,"he said ""hi"", then left",,,,config.read,,,"a\rb",` +
+        `2,2025-01-02T03:04:05.678Z,req-1,jwt,"he said ""hi"", then left",,,,,,,config.read,,,"a\rb",` +
         `${'c0ffee'.padEnd(40, '0')},json,allowed,200,"line1\nline2","a,b;c",,12.5,${'0'.repeat(64)},${'e'.repeat(64)}\r\n`,
     );
+  });
+
+  it('csv: an unverified certificate fills the actorClaimed* columns and leaves actorSubject empty', () => {
+    const e = stored({
+      actor: { kind: 'certificate', claimed: { subject: 'billing', fingerprint256: 'ef'.repeat(32), issuer: 'CN=Forged CA' } },
+      outcome: 'denied',
+      status: 401,
+      reason: 'certificate_rejected:UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+      secretKeys: [],
+    });
+    delete e.bodySha256;
+    const [, record] = formatAuditEvents([e], 'csv').split('\r\n');
+    expect(record?.split(',').slice(3, 10)).toEqual(['certificate', '', '', '', 'billing', 'ef'.repeat(32), 'CN=Forged CA']);
   });
 
   it('csv: no events is the header alone', () => {

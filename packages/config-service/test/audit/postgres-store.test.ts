@@ -278,7 +278,7 @@ describe('PostgreSQL audit store', () => {
   it('fails closed when the lock is held past the statement timeout, then recovers', async () => {
     const table = freshTable();
     const logger = recordingLogger();
-    const store = await open({ table, statementTimeoutMs: 200, logger });
+    const store = await open({ table, queryTimeoutMs: 200, logger });
     const locker = await db().connect();
     try {
       await locker.query('BEGIN');
@@ -301,6 +301,111 @@ describe('PostgreSQL audit store', () => {
       ['info', 'audit store writes recovered'],
     ]);
     expect(logger.lines[0]?.obj).toEqual({ store: 'postgres', table, lastSeq: 0 });
+  });
+
+  it('a caller that stops waiting: a queued event is withdrawn, an in-flight one is rolled back before COMMIT', async () => {
+    const table = freshTable();
+    const store = await open({ table });
+    const locker = await db().connect();
+    let released = false;
+    try {
+      // Another session holds the chain's lock: the first batch waits in its transaction.
+      await locker.query('BEGIN');
+      await locker.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(table)]);
+      const inFlight = rejection(store.append(makeEvent({ requestId: 'in-doubt' }), { timeoutMs: 300 }));
+      await new Promise((r) => setTimeout(r, 50)); // the flush has taken it
+      const queued = rejection(store.append(makeEvent({ requestId: 'withdrawn' }), { timeoutMs: 300 }));
+      const [a, b] = await Promise.all([inFlight, queued]);
+      expect(a).toMatchObject({
+        code: 'CFG_ERR_AUDIT_UNAVAILABLE',
+        statusCode: 503,
+        message: 'The audit log cannot record this request: the audit event was not committed within 300 ms (its transaction was in flight and may still commit)',
+        data: { timedOut: true, inDoubt: true },
+      });
+      expect(b).toMatchObject({
+        message: 'The audit log cannot record this request: the audit event was not committed within 300 ms (it was withdrawn, never written)',
+        data: { timedOut: true, inDoubt: false },
+      });
+      expect(store.health).toMatchObject({ healthy: false, reason: 'an audit event was not committed within 300 ms' });
+      expect(store.stats).toMatchObject({ commitTimeouts: 2, inDoubt: 1 });
+      store.appendEventually(makeEvent({ requestId: 'in-doubt', status: 503, outcome: 'error', reason: 'audit_unavailable:commit_timeout' }));
+      // A caller that still waits, queued behind: written once the lock is free.
+      const waiting = store.append(makeEvent({ requestId: 'patient' }));
+      await locker.query('COMMIT');
+      released = true;
+      expect((await waiting).requestId).toBe('patient');
+    } finally {
+      if (!released) await locker.query('ROLLBACK');
+      locker.release();
+    }
+    // The transaction of the abandoned event got the lock after its caller gave up: it was
+    // rolled back before COMMIT. The withdrawn event was never written either; the refusal
+    // record (deferred) follows the event of the caller that waited.
+    await until(async () => Number((await db().query<{ n: string }>(`SELECT count(*) AS n FROM "${table}"`)).rows[0]?.n) === 2);
+    const events = (await store.query({})).events;
+    expect(events.map((e) => [e.seq, e.requestId, e.status])).toEqual([
+      [2, 'in-doubt', 503],
+      [1, 'patient', 200],
+    ]);
+    expect(await store.verify()).toEqual({ ok: true, checked: 2 });
+    expect(store.health).toEqual({ healthy: true });
+  });
+
+  it('a caller that stops waiting during COMMIT: the event may be committed, and then precedes its refusal record', async () => {
+    const table = freshTable();
+    const store = await open({ table });
+    await store.append(makeEvent({ requestId: 'first' }));
+    // COMMIT itself takes a while: a deferred constraint trigger sleeps when it fires at COMMIT.
+    await db().query(`CREATE FUNCTION "${table}_slow"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$`);
+    await db().query(
+      `CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON "${table}" DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "${table}_slow"()`,
+    );
+    try {
+      const err = await rejection(store.append(makeEvent({ requestId: 'in-doubt' }), { timeoutMs: 300 }));
+      expect(err).toMatchObject({ data: { timedOut: true, inDoubt: true } });
+      store.appendEventually(makeEvent({ requestId: 'in-doubt', status: 503, outcome: 'error', reason: 'audit_unavailable:commit_timeout' }));
+      await until(async () => Number((await db().query<{ n: string }>(`SELECT count(*) AS n FROM "${table}"`)).rows[0]?.n) === 3);
+    } finally {
+      await db().query(`DROP TRIGGER slow_commit ON "${table}"`);
+      await db().query(`DROP FUNCTION "${table}_slow"()`);
+    }
+    // The database committed it although its caller had given up; the refusal record, written
+    // later under the chain's lock, comes after it: the request was not served.
+    const events = (await store.query({})).events;
+    expect(events.map((e) => [e.seq, e.requestId, e.status])).toEqual([
+      [3, 'in-doubt', 503],
+      [2, 'in-doubt', 200],
+      [1, 'first', 200],
+    ]);
+    expect(store.stats).toMatchObject({ commitTimeouts: 1, inDoubt: 1 });
+    expect(await store.verify()).toEqual({ ok: true, checked: 3 });
+  });
+
+  it('probe: names the failure and recovers when the lock is free again', async () => {
+    const table = freshTable();
+    const store = await open({ table, queryTimeoutMs: 200 });
+    const locker = await db().connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey(table)]);
+      await store.probe(5000);
+      expect(store.health).toMatchObject({
+        healthy: false,
+        reason: "probe failed: a statement ran longer than 200 ms (statement_timeout; another replica holding the chain's lock?)",
+      });
+      // A probe that does not finish in its own time fails too.
+      await store.probe(50);
+      expect(store.health.reason).toBe('probe failed: the probe did not finish within 50 ms');
+      expect(store.stats).toMatchObject({ probes: 2, probeFailures: 2 });
+      await locker.query('COMMIT');
+    } finally {
+      locker.release();
+    }
+    await until(async () => {
+      await store.probe(5000);
+      return store.healthy;
+    });
+    expect(store.health).toEqual({ healthy: true });
   });
 
   it('reconnects after the server drops its connections', async () => {
@@ -391,7 +496,7 @@ describe('PostgreSQL audit store', () => {
       audit: { store: 'postgres' as const, postgres: { connectionStringEnv: 'MY_AUDIT_DB', table, poolSize: 2 } },
     };
     const built = auditStoreSettings(settings, { MY_AUDIT_DB: url });
-    expect(built).toEqual({ kind: 'postgres', connectionString: url, table, poolSize: 2 });
+    expect(built).toEqual({ kind: 'postgres', connectionString: url, table, poolSize: 2, connectTimeoutMs: 5000, queryTimeoutMs: 5000 });
     const store = await createAuditStore(built, pino({ enabled: false }));
     try {
       expect((await store.append(makeEvent())).seq).toBe(1);
@@ -405,6 +510,8 @@ describe('PostgreSQL audit store', () => {
       connectionString: url,
       table: 'audit_events',
       poolSize: 10,
+      connectTimeoutMs: 5000,
+      queryTimeoutMs: 5000,
     });
     expect(() => auditStoreSettings(settings, {})).toThrow(
       expect.objectContaining({ code: 'CFG_ERR_SETTINGS_INVALID', message: expect.stringContaining('MY_AUDIT_DB') }),
@@ -413,5 +520,20 @@ describe('PostgreSQL audit store', () => {
       kind: 'sqlite',
       path: '/x/audit.sqlite',
     });
+    // audit.commitTimeoutMs bounds how long a SQLite write waits for the file's lock.
+    expect(auditStoreSettings({ audit: { store: 'sqlite', sqlitePath: '/x/audit.sqlite', commitTimeoutMs: 1500 } }, {})).toEqual({
+      kind: 'sqlite',
+      path: '/x/audit.sqlite',
+      busyTimeoutMs: 1500,
+    });
   });
 });
+
+/** Polls `check` every 20 ms until it holds (10 s at most). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met within 10 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAuditStore, openSqliteAuditStore, type SqliteAuditStore } from '../../src/audit/index.js';
 import type { AuditLogger } from '../../src/audit/types.js';
-import { makeEvent } from './helpers.js';
+import { ids, makeEvent } from './helpers.js';
 import { describeAuditStoreContract, type AuditStoreHarness, type RawColumn } from './store-contract.js';
 
 const COLUMNS: Record<RawColumn, string> = { event: 'event', hash: 'hash', prevHash: 'prev_hash', app: 'app' };
@@ -104,13 +104,13 @@ describe('SQLite audit store', () => {
   it('commits 1000 concurrent appends in one transaction', async () => {
     const store = open();
     await Promise.all(Array.from({ length: 1000 }, (_, i) => store.append(makeEvent({ requestId: `r${i}` }))));
-    expect(store.stats).toEqual({ transactions: 1, failedTransactions: 0, events: 1000, maxBatchSize: 1000 });
+    expect(store.stats).toMatchObject({ transactions: 1, failedTransactions: 0, events: 1000, maxBatchSize: 1000 });
   });
 
   it('splits a queue longer than maxBatchSize over several transactions', async () => {
     const store = open({ maxBatchSize: 300 });
     const events = await Promise.all(Array.from({ length: 1000 }, (_, i) => store.append(makeEvent({ requestId: `r${i}` }))));
-    expect(store.stats).toEqual({ transactions: 4, failedTransactions: 0, events: 1000, maxBatchSize: 300 });
+    expect(store.stats).toMatchObject({ transactions: 4, failedTransactions: 0, events: 1000, maxBatchSize: 300 });
     expect(events[999]?.seq).toBe(1000);
     expect(await store.verify()).toEqual({ ok: true, checked: 1000 });
   });
@@ -120,7 +120,7 @@ describe('SQLite audit store', () => {
     await store.append(makeEvent({ requestId: 'a' }));
     await store.append(makeEvent({ requestId: 'b' }));
     await Promise.all([store.append(makeEvent({ requestId: 'c' })), store.append(makeEvent({ requestId: 'd' }))]);
-    expect(store.stats).toEqual({ transactions: 3, failedTransactions: 0, events: 4, maxBatchSize: 2 });
+    expect(store.stats).toMatchObject({ transactions: 3, failedTransactions: 0, events: 4, maxBatchSize: 2 });
   });
 
   it('fails closed while another connection holds the write lock', async () => {
@@ -151,6 +151,41 @@ describe('SQLite audit store', () => {
       ['info', 'audit store writes recovered'],
     ]);
     expect(logger.lines[0]?.obj).toEqual({ path: h.path, lastSeq: 0 });
+  });
+
+  it('a caller that stops waiting before the commit withdraws its event; the next commit makes the store healthy', async () => {
+    const store = open({ commitWindowMs: 300 });
+    const err = await store.append(makeEvent({ requestId: 'late' }), { timeoutMs: 20 }).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code: string; data: unknown },
+    );
+    expect(err).toMatchObject({
+      code: 'CFG_ERR_AUDIT_UNAVAILABLE',
+      message: 'The audit log cannot record this request: the audit event was not committed within 20 ms (it was withdrawn, never written)',
+      data: { timedOut: true, inDoubt: false },
+    });
+    expect(store.health).toMatchObject({ healthy: false, reason: 'an audit event was not committed within 20 ms' });
+    expect(store.stats).toMatchObject({ commitTimeouts: 1, inDoubt: 0 });
+    const next = await store.append(makeEvent({ requestId: 'next' }));
+    expect(next.seq).toBe(1);
+    expect(store.health).toEqual({ healthy: true });
+    expect(ids((await store.query({})).events)).toEqual(['next']);
+  });
+
+  it('probe fails while another connection holds the write lock, naming it, and passes once it is free', async () => {
+    const store = open({ busyTimeoutMs: 50 });
+    const locker = new Database(h.path);
+    try {
+      locker.exec('BEGIN IMMEDIATE');
+      await store.probe(5000);
+      expect(store.health).toMatchObject({ healthy: false, reason: 'probe failed: database is locked' });
+      locker.exec('COMMIT');
+    } finally {
+      locker.close();
+    }
+    await store.probe(5000);
+    expect(store.health).toEqual({ healthy: true });
+    expect(store.stats).toMatchObject({ probes: 2, probeFailures: 1, transactions: 0 });
   });
 
   it('refuses to open a directory', () => {

@@ -472,5 +472,71 @@ export function describeAuditStoreContract(name: string, createHarness: () => Pr
       expect(ids((await store.query({})).events)).toEqual(['ok2', 'ok1']);
       expect(await store.verify()).toEqual({ ok: true, checked: 2 });
     });
+
+    it('health names why it failed and since when; a probe restores it without an append', async () => {
+      const store = await open();
+      expect(store.health).toEqual({ healthy: true });
+      await store.probe(5000);
+      expect(store.health).toEqual({ healthy: true });
+      expect(store.stats).toMatchObject({ probes: 1, probeFailures: 0 });
+      await h.breakWrites();
+      const before = Date.now();
+      await expect(store.append(makeEvent({ requestId: 'f1' }))).rejects.toMatchObject({ code: 'CFG_ERR_AUDIT_UNAVAILABLE' });
+      const health = store.health;
+      expect(health.healthy).toBe(false);
+      expect(health.reason).toMatch(/^write failed: .*injected write failure|^write failed: .*test_fail_writes/);
+      expect(Date.parse(health.since ?? '')).toBeGreaterThanOrEqual(before - 1000);
+      await h.restoreWrites();
+      // No append: the probe alone makes the store healthy again, and writes nothing.
+      await store.probe(5000);
+      expect(store.health).toEqual({ healthy: true });
+      expect(await h.countRows()).toBe(0);
+    });
+
+    it('appendEventually commits without a caller, and retries after a failure once a probe passes', async () => {
+      const store = await open();
+      store.appendEventually(makeEvent({ requestId: 'later-1', status: 503, outcome: 'error', reason: 'audit_unavailable:commit_timeout' }));
+      await until(async () => (await h.countRows()) === 1);
+      expect(store.stats.deferredPending).toBe(0);
+
+      await h.breakWrites();
+      await expect(store.append(makeEvent({ requestId: 'f1' }))).rejects.toMatchObject({ code: 'CFG_ERR_AUDIT_UNAVAILABLE' });
+      store.appendEventually(makeEvent({ requestId: 'later-2' }));
+      // Its own transaction fails: it waits in memory for the next success.
+      await until(async () => store.stats.failedTransactions >= 2);
+      expect(store.stats.deferredPending).toBe(1);
+      expect(await h.countRows()).toBe(1);
+      // A malformed event is refused at once (a bug in the caller), nothing is queued.
+      expect(() => store.appendEventually({ ...makeEvent(), status: 42 })).toThrow(TypeError);
+
+      await h.restoreWrites();
+      await store.probe(5000);
+      await until(async () => (await h.countRows()) === 2);
+      expect(store.stats.deferredPending).toBe(0);
+      expect(ids((await store.query({})).events)).toEqual(['later-2', 'later-1']);
+      expect(await store.verify()).toEqual({ ok: true, checked: 2 });
+      expect(store.healthy).toBe(true);
+    });
+
+    it('close tries deferred events once more, then drops (and counts) those that still fail', async () => {
+      const store = await open();
+      await h.breakWrites();
+      store.appendEventually(makeEvent({ requestId: 'doomed' }));
+      await until(async () => store.stats.failedTransactions >= 1);
+      await store.close();
+      expect(store.stats).toMatchObject({ deferredPending: 0, deferredDropped: 1 });
+      await h.restoreWrites();
+      expect(await h.countRows()).toBe(0);
+      expect(store.health).toEqual({ healthy: false, reason: 'the audit store is closed' });
+    });
   });
+}
+
+/** Polls `check` every 20 ms until it holds (10 s at most). */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met within 10 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

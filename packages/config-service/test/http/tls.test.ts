@@ -5,7 +5,7 @@ import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { connect, createServer, type Server } from 'node:tls';
+import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyBaseLogger } from 'fastify';
@@ -156,6 +156,8 @@ describe('TlsReloader', () => {
     await until(async () => (await peerSerial(port)) === certificateSerial(server2.certPem));
     expect(reloader.stats.reloads).toBe(1);
     expect(reloader.stats.serverSerial).toBe(certificateSerial(server2.certPem));
+    // A new server certificate is not a trust change: open connections keep their verdict.
+    expect(reloader.trustGeneration).toBe(0);
 
     writeAtomic(f.crl[0]!, 'broken');
     await until(() => reloader!.stats.failures >= 1);
@@ -169,6 +171,40 @@ describe('TlsReloader', () => {
     writeAtomic(f.crl[0]!, await createCrl(ca, [{ serialNumber: certificateSerial(victim.certPem) }]));
     await until(() => reloader!.isRevoked('CN=Reload CA', certificateSerial(victim.certPem)));
     expect(reloader.stats.reloads).toBe(2);
+    // A new CRL is: the generation moves, and the revoked chain no longer verifies.
+    expect(reloader.trustGeneration).toBe(1);
+    const der = (pem: string) => new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64'));
+    expect(reloader.verifyPeer([der(victim.certPem)])).toBe('CERT_REVOKED');
+    const fine = await issueCertificate(ca, { kind: 'client', commonName: 'fine' });
+    expect(reloader.verifyPeer([der(fine.certPem)])).toBeUndefined();
+    writeAtomic(f.clientCa, otherCa.certPem);
+    await until(() => reloader!.trustGeneration === 2);
+    expect(reloader.verifyPeer([der(fine.certPem)])).toBe('UNABLE_TO_GET_ISSUER_CERT_LOCALLY');
+  });
+
+  it('stamps each connection with the trust generation its handshake was verified under', async () => {
+    const f = await files();
+    const logger = pino({ level: 'silent' }) as unknown as FastifyBaseLogger;
+    const material = await loadTlsMaterial(f);
+    const sockets: TLSSocket[] = [];
+    server = createServer({ ...secureContextOptions(material) }, (s) => {
+      sockets.push(s);
+      s.end();
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    reloader = new TlsReloader(server, f, material, logger, { pollIntervalMs: 100, debounceMs: 20, handshakeTimeoutMs: 60_000 });
+    await reloader.start();
+    await peerSerial(port);
+    await until(() => sockets.length === 1); // the server sees the handshake end after the client
+    expect(reloader.handshakeGeneration(sockets[0]!)).toBe(0);
+    writeAtomic(f.crl[0]!, await createCrl(ca, [], { crlNumber: 99n }));
+    await until(() => reloader!.trustGeneration === 1);
+    // Within a handshake timeout of the change a connection may have been accepted under
+    // the old trust: it is stamped with the previous generation (re-verified on first use).
+    await peerSerial(port);
+    await until(() => sockets.length === 2);
+    expect(reloader.handshakeGeneration(sockets[1]!)).toBe(0);
   });
 
   it('reloads from the periodic stat alone (no folder watch), and ignores unchanged files', async () => {

@@ -1,15 +1,23 @@
 /**
  * Audit plugin (SPEC §6): one event per API request, allowed or denied, committed to the
  * audit store BEFORE the response leaves (an `onSend` hook awaits the store's group
- * commit). When the store cannot commit, the response is replaced by 503
- * `audit_unavailable` and nothing is served: an unlogged read of a secret is worse than
- * a failed one. Each committed event is also written to the pino log stream (`msg: "audit
- * event"`), for log shippers.
+ * commit, at most `commitTimeoutMs`). When the store cannot commit in that time, the
+ * response is replaced by 503 `audit_unavailable` and nothing is served: an unlogged read
+ * of a secret is worse than a failed one. Each committed event is also written to the
+ * pino log stream (`msg: "audit event"`), for log shippers.
+ *
+ * A refused request gets a second event, its refusal record: same `requestId`, status
+ * 503, outcome `error`, reason `audit_unavailable:commit_timeout` or
+ * `audit_unavailable:commit_failed`, nothing served (no commit, body hash nor secret
+ * keys). It is queued with `appendEventually` (committed once the store can). The first
+ * event may still have been committed when its transaction was in doubt; it then always
+ * precedes the refusal record in the chain, which is how a reader tells that the request
+ * was not served (docs/running.md, "When the audit store hangs").
  */
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuditActor, AuditStore } from '../../audit/types.js';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditActor, AuditEvent, AuditEventInput, AuditStore } from '../../audit/types.js';
 import { problem } from '../problem.js';
 
 /** What a route tells the audit plugin about the request it served. */
@@ -39,6 +47,65 @@ declare module 'fastify' {
 /** Options of the audit plugin. */
 export interface AuditPluginOptions {
   store: AuditStore;
+  /**
+   * Most milliseconds a response waits for its event's commit (`audit.commitTimeoutMs`);
+   * then it is answered 503 `audit_unavailable`. Absent: as long as the store's own
+   * timeouts allow.
+   */
+  commitTimeoutMs?: number;
+}
+
+/** The refusal-record reason for an append that timed out or failed. */
+function refusalReason(err: unknown): string {
+  const data = (err as { data?: { timedOut?: unknown } }).data;
+  return data?.timedOut === true ? 'audit_unavailable:commit_timeout' : 'audit_unavailable:commit_failed';
+}
+
+/**
+ * Commits the event of a request, waiting at most `commitTimeoutMs`. When it cannot be
+ * committed in that time, logs why (error level, the request's logger) and queues the
+ * refusal record (`store.appendEventually`): `event` with status 503, outcome `error`, the
+ * reason `audit_unavailable:commit_timeout` or `audit_unavailable:commit_failed`, and
+ * nothing served: only the fields that identify the request (time, request id, actor,
+ * client address, action, app, profiles, ref, format, duration) are copied.
+ *
+ * @returns the stored event, or undefined when the caller must answer 503
+ *   `audit_unavailable` instead of the response it prepared.
+ */
+export async function commitOrRefuse(
+  store: AuditStore,
+  event: AuditEventInput,
+  commitTimeoutMs: number | undefined,
+  log: FastifyBaseLogger,
+): Promise<AuditEvent | undefined> {
+  try {
+    return await store.append(event, commitTimeoutMs === undefined ? {} : { timeoutMs: commitTimeoutMs });
+  } catch (err) {
+    const reason = refusalReason(err);
+    log.error(
+      { err: { code: (err as { code?: string }).code, message: (err as Error).message }, reason, status: event.status },
+      'audit event could not be committed; response withheld',
+    );
+    // Only what identifies the request (an allow-list: nothing about what would have been served).
+    const { time, requestId, actor, clientAddress, action, app, profiles, ref, format, durationMs } = event;
+    store.appendEventually({
+      time,
+      requestId,
+      actor,
+      ...(clientAddress !== undefined && { clientAddress }),
+      action,
+      ...(app !== undefined && { app }),
+      profiles,
+      ...(ref !== undefined && { ref }),
+      ...(format !== undefined && { format }),
+      outcome: 'error',
+      status: 503,
+      reason,
+      secretKeys: [],
+      durationMs,
+    });
+    return undefined;
+  }
 }
 
 function outcomeOf(status: number): 'allowed' | 'denied' | 'error' {
@@ -62,8 +129,9 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
     const status = reply.statusCode;
     const a = request.audit;
     const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : undefined;
-    try {
-      const event = await opts.store.append({
+    const event = await commitOrRefuse(
+      opts.store,
+      {
         time: new Date().toISOString(),
         requestId: request.id,
         actor: request.auditActor,
@@ -80,11 +148,14 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
         secretKeys: a.secretKeys,
         ...(status === 200 && body !== undefined && { bodySha256: createHash('sha256').update(body).digest('hex') }),
         durationMs: Math.round(reply.elapsedTime),
-      });
+      },
+      opts.commitTimeoutMs,
+      request.log,
+    );
+    if (event) {
       // SPEC §6: also on the log stream, for log shippers (names and hashes only, never values).
       request.log.info({ audit: event }, 'audit event');
-    } catch (err) {
-      request.log.error({ err: { code: (err as { code?: string }).code, message: (err as Error).message } }, 'audit event could not be committed; response withheld');
+    } else {
       const p = problem(503, 'audit_unavailable', 'The audit log cannot record this request; nothing was served', request.id);
       reply.code(503).type('application/problem+json').header('cache-control', 'no-store');
       reply.removeHeader('etag');

@@ -14,10 +14,21 @@
  * nothing else; 403 `forbidden` for a valid identity the policy does not allow, naming the
  * policy rule (`auth/policy.ts`). The audit event records the certificate's SHA-256
  * fingerprint and issuer (or the token's `sub`/`iss`) and the reason, e.g.
- * `certificate_rejected:CERT_REVOKED` or `token_rejected:audience_mismatch`.
+ * `certificate_rejected:CERT_REVOKED` or `token_rejected:audience_mismatch`. A
+ * certificate that did not verify is recorded as `actor.claimed` (subject, fingerprint,
+ * issuer it claims), never as `actor.subject`.
+ *
+ * Open connections: the verdict on a connection's certificate is cached per connection
+ * with the trust generation it holds for. When the client CA bundle or the CRLs change
+ * (`TlsReloader`), the next request on an older connection re-verifies the presented
+ * chain against the current ones; a certificate that no longer verifies (or is now
+ * revoked, or has expired meanwhile) is refused 401 like at the handshake, audited, and
+ * its connection closed (`Connection: close`).
  */
 import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import { x509 } from '../../pki/x509.js';
+import { presentedChain } from '../peer-trust.js';
 import fp from 'fastify-plugin';
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -27,6 +38,7 @@ import {
   principalFromCertificate,
   principalFromJwtClaims,
   type CertificatePrincipal,
+  type CompiledIdentityPatterns,
   type IdentityPatterns,
   type JwtIdentityClaims,
 } from '../../auth/identity.js';
@@ -55,10 +67,17 @@ declare module 'fastify' {
 
 /** The live trust state of the TLS listener, e.g. a {@link import('../tls.js').TlsReloader}. */
 export interface TlsTrust {
-  /** True when certificate `serial` (lower-case hex) of `issuer` (DN as `@peculiar/x509` prints it) is revoked now. */
-  isRevoked(issuer: string, serial: string): boolean;
-  /** True when a CA of the current client CA bundle issued the certificate (DER). */
-  isIssuedByTrustedCa(der: Uint8Array): boolean;
+  /** Changes (increments) whenever the client CA bundle or the CRLs change. */
+  readonly trustGeneration: number;
+  /** The generation a connection's handshake was verified under; undefined when unknown (then it is re-verified). */
+  handshakeGeneration(socket: TLSSocket): number | undefined;
+  /**
+   * Verifies a chain (DER, leaf first, then presented intermediates) against the CURRENT
+   * client CA bundle and CRLs: undefined when it verifies, else the OpenSSL error name.
+   */
+  verifyPeer(chain: readonly Uint8Array[]): string | undefined;
+  /** The certificates of the current client CA bundle. */
+  readonly material: { readonly caCertificates: readonly NodeX509Certificate[] };
 }
 
 /** Options of the auth plugin. */
@@ -67,8 +86,9 @@ export interface AuthPluginOptions {
   policy: PolicySettings;
   jwt?: Settings['jwt'];
   /**
-   * Revocation is checked on every request, so a certificate revoked after its connection
-   * was opened is refused on that keep-alive connection too (the handshake covers new ones).
+   * The listener's live trust: a connection verified under an older client CA bundle or
+   * CRL set is re-verified on its next request, so a certificate that no longer verifies
+   * (or was revoked since) is refused on its keep-alive connection too.
    */
   trust?: TlsTrust;
 }
@@ -173,33 +193,74 @@ function tokenReason(err: unknown): string {
 interface PeerIdentity {
   principal: CertificatePrincipal | null;
   fingerprint256: string;
+  /** Issuer DN the certificate names (as `@peculiar/x509` prints it); '' when unreadable. */
+  issuer: string;
   notAfter: number;
-  /** Why the handshake's verification failed, when it did (an X509_V_ERR name). */
+  /** Why verification failed, when it did (an X509_V_ERR name); once set it stays. */
   failure: string | undefined;
+  /** The presented chain (DER, leaf first), kept to re-verify after a trust change. */
+  chain: Uint8Array[];
+  /** The trust generation `failure` was decided under. */
+  generation: number;
 }
-
-const CRL_ERRORS = new Set(['UNABLE_TO_GET_CRL', 'CRL_HAS_EXPIRED', 'CRL_NOT_YET_VALID', 'CRL_SIGNATURE_FAILURE', 'UNABLE_TO_DECRYPT_CRL_SIGNATURE']);
 
 /**
- * The verification error to report. OpenSSL keeps the LAST error of the chain walk: with
- * CRL checking on, a self-signed or foreign certificate ends with `UNABLE_TO_GET_CRL`
- * (no CRL of its unknown issuer), which would send the caller looking at CRLs. The
- * certificate is then checked against the CA bundle to report the first rule it broke.
+ * The verification failure to report for a handshake that did not verify. Node gives
+ * OpenSSL's LAST error of the chain walk: with CRL checking on, a self-signed or foreign
+ * certificate ends with `UNABLE_TO_GET_CRL` (no CRL of its unknown issuer), which would
+ * send the caller looking at CRLs. The chain is therefore verified again against the
+ * bundle (`verifyPeerChain`, which names the FIRST rule broken, as it does for an open
+ * connection after a trust change); OpenSSL's code is kept when that finds nothing.
  */
-function verificationFailure(socket: TLSSocket, der: Buffer, trust: TlsTrust | undefined): string | undefined {
+function verificationFailure(socket: TLSSocket, chain: readonly Uint8Array[], trust: TlsTrust | undefined): string | undefined {
   if (socket.authorized) return undefined;
   const code = String(socket.authorizationError ?? 'UNVERIFIED').replace(/[^A-Z0-9_]/gi, '');
-  if (!CRL_ERRORS.has(code) || !trust || trust.isIssuedByTrustedCa(der)) return code;
-  try {
-    const cert = new NodeX509Certificate(der);
-    return cert.checkIssued(cert) ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY';
-  } catch {
-    return code;
-  }
+  return (trust && chain.length > 0 ? trust.verifyPeer(chain) : undefined) ?? code;
 }
 
-/** Parsed peer certificate per connection: keep-alive requests parse it once. */
+/** Parsed peer certificate per connection: keep-alive requests parse it once per trust generation. */
 const peerCache = new WeakMap<TLSSocket, PeerIdentity>();
+
+/** The verdict on the connection's certificate as of now: parsed once, re-verified only when the trust changed. */
+function peerOf(socket: TLSSocket, patterns: CompiledIdentityPatterns, trust: TlsTrust | undefined): PeerIdentity | undefined {
+  let peer = peerCache.get(socket);
+  if (!peer) {
+    const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+    if (!cert || !cert.raw) return undefined;
+    let principal: CertificatePrincipal | null;
+    try {
+      principal = principalFromCertificate(cert.raw, patterns);
+    } catch {
+      principal = null;
+    }
+    let issuer = principal?.issuer;
+    if (issuer === undefined) {
+      try {
+        issuer = new x509.X509Certificate(Uint8Array.from(cert.raw)).issuer;
+      } catch {
+        issuer = '';
+      }
+    }
+    const chain = trust ? presentedChain(socket, trust.material.caCertificates) : [];
+    const failure = verificationFailure(socket, chain, trust);
+    peer = {
+      principal,
+      fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+      issuer,
+      notAfter: Date.parse(cert.valid_to),
+      failure,
+      chain,
+      // Unknown: re-verify at once (a generation that never exists).
+      generation: trust ? (trust.handshakeGeneration(socket) ?? -1) : 0,
+    };
+    peerCache.set(socket, peer);
+  }
+  if (trust && peer.failure === undefined && peer.generation !== trust.trustGeneration) {
+    peer.generation = trust.trustGeneration;
+    peer.failure = trust.verifyPeer(peer.chain);
+  }
+  return peer;
+}
 
 async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promise<void> {
   const patterns = compileIdentityPatterns(opts.identity);
@@ -226,48 +287,36 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
     });
   }
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     // Routes that authenticate by their own means (webhook HMAC) skip certificates and tokens.
     if (request.routeOptions.config?.auth === 'webhook') {
       request.auditActor = { kind: 'anonymous', subject: 'webhook' };
       return;
     }
     const socket = request.raw.socket as TLSSocket;
-    let peer: PeerIdentity | undefined = peerCache.get(socket);
-    if (!peer) {
-      const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
-      if (cert && cert.raw) {
-        let principal: CertificatePrincipal | null;
-        try {
-          principal = principalFromCertificate(cert.raw, patterns);
-        } catch {
-          principal = null;
-        }
-        peer = {
-          principal,
-          fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
-          notAfter: Date.parse(cert.valid_to),
-          failure: verificationFailure(socket, cert.raw, opts.trust),
-        };
-        peerCache.set(socket, peer);
-      }
-    }
+    const peer = peerOf(socket, patterns, opts.trust);
     if (peer) {
       const { principal } = peer;
+      let failure = peer.failure;
+      // Re-checked per request: a keep-alive connection can outlive the certificate.
+      if (failure === undefined && Number.isFinite(peer.notAfter) && Date.now() > peer.notAfter) failure = peer.failure = 'CERT_HAS_EXPIRED';
+      if (failure !== undefined) {
+        // Not an identity: what the certificate claims is recorded apart from `subject`.
+        request.auditActor = {
+          kind: 'certificate',
+          claimed: { ...(principal && { subject: principal.subject }), fingerprint256: peer.fingerprint256, issuer: peer.issuer },
+        };
+        request.auditReason = `certificate_rejected:${failure}`;
+        // The connection has no use any more: close it after this answer.
+        reply.header('connection', 'close');
+        throw new CFG_ERR_UNAUTHENTICATED(CERTIFICATE_ERRORS[failure] ?? 'client certificate rejected');
+      }
       request.auditActor = {
         kind: 'certificate',
         ...(principal && { subject: principal.subject }),
         fingerprint256: peer.fingerprint256,
-        issuer: principal?.issuer ?? '',
+        issuer: peer.issuer,
       };
-      let failure = peer.failure;
-      // Re-checked per request: a keep-alive connection can outlive the certificate or its revocation.
-      if (failure === undefined && principal && opts.trust?.isRevoked(principal.issuer, principal.serialNumber)) failure = 'CERT_REVOKED';
-      else if (failure === undefined && Number.isFinite(peer.notAfter) && Date.now() > peer.notAfter) failure = 'CERT_HAS_EXPIRED';
-      if (failure !== undefined) {
-        request.auditReason = `certificate_rejected:${failure}`;
-        throw new CFG_ERR_UNAUTHENTICATED(CERTIFICATE_ERRORS[failure] ?? 'client certificate rejected');
-      }
       if (!principal) {
         request.auditReason = 'identity_unmatched';
         throw new CFG_ERR_FORBIDDEN('the client certificate matches no identity pattern');

@@ -28,6 +28,7 @@ import type { AuditActor, AuditStore } from '../../audit/types.js';
 import { CFG_ERR_RATE_LIMITED } from '../../errors.js';
 import { x509 } from '../../pki/x509.js';
 import { problem, type Problem } from '../problem.js';
+import { commitOrRefuse } from './audit.js';
 
 /** Options of the hardening plugin (from `server.rateLimit`). */
 export interface HardeningPluginOptions {
@@ -64,8 +65,13 @@ function titled(p: Problem): Problem {
  * cannot commit it).
  *
  * @param auditStore - called per request, so the store may be decorated after construction.
+ * @param commitTimeoutMs - most milliseconds to wait for the event's commit (`audit.commitTimeoutMs`).
  */
-export function frameworkErrorHandler(auditStore: () => AuditStore, hstsMaxAgeSeconds?: number): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
+export function frameworkErrorHandler(
+  auditStore: () => AuditStore,
+  hstsMaxAgeSeconds?: number,
+  commitTimeoutMs?: number,
+): (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
   const headers = securityHeaders(hstsMaxAgeSeconds);
   return (error, request, reply) => {
     const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
@@ -83,32 +89,29 @@ export function frameworkErrorHandler(auditStore: () => AuditStore, hstsMaxAgeSe
       } catch {
         issuer = '';
       }
-      actor = { kind: 'certificate', fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase(), issuer };
+      const fingerprint256 = cert.fingerprint256.replaceAll(':', '').toLowerCase();
+      // A certificate the handshake did not verify is only what the caller claims.
+      actor = socket.authorized ? { kind: 'certificate', fingerprint256, issuer } : { kind: 'certificate', claimed: { fingerprint256, issuer } };
     }
     const send = (body: Problem): void => {
       void reply.code(body.status).headers(headers).header('request-id', request.id).header('cache-control', 'no-store').type('application/problem+json').send(JSON.stringify(body));
     };
-    auditStore()
-      .append({
-        time: new Date().toISOString(),
-        requestId: request.id,
-        actor,
-        clientAddress: request.ip,
-        action: 'unknown',
-        profiles: [],
-        outcome: 'error',
-        status,
-        reason: p.code,
-        secretKeys: [],
-        durationMs: 0,
-      })
-      .then(
-        () => send(p),
-        (err: unknown) => {
-          request.log.error({ err: { code: (err as { code?: string }).code } }, 'audit event could not be committed; response withheld');
-          send(problem(503, 'audit_unavailable', 'The audit log cannot record this request; nothing was served', request.id));
-        },
-      );
+    const event = {
+      time: new Date().toISOString(),
+      requestId: request.id,
+      actor,
+      clientAddress: request.ip,
+      action: 'unknown',
+      profiles: [],
+      outcome: 'error' as const,
+      status,
+      reason: p.code,
+      secretKeys: [],
+      durationMs: 0,
+    };
+    void commitOrRefuse(auditStore(), event, commitTimeoutMs, request.log).then((stored) =>
+      send(stored ? p : problem(503, 'audit_unavailable', 'The audit log cannot record this request; nothing was served', request.id)),
+    );
   };
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent, AuditEventInput, AuditStore } from '../../../src/audit/types.js';
+import { emptyStats } from '../../../src/audit/commit-queue.js';
 import type { GitMirror, SyncResult } from '../../../src/git/mirror.js';
 import auditPlugin from '../../../src/http/plugins/audit.js';
 import authPlugin from '../../../src/http/plugins/auth.js';
@@ -164,11 +165,16 @@ describe('SyncTrigger', () => {
 class MemoryAuditStore implements AuditStore {
   readonly events: AuditEventInput[] = [];
   healthy = true;
-  stats = { transactions: 0, failedTransactions: 0, events: 0, maxBatchSize: 1 };
+  health = { healthy: true };
+  stats = { ...emptyStats(), maxBatchSize: 1 };
   async append(event: AuditEventInput): Promise<AuditEvent> {
     this.events.push(event);
     return { ...event, seq: this.events.length, prevHash: '', hash: '' };
   }
+  appendEventually(event: AuditEventInput): void {
+    this.events.push(event);
+  }
+  async probe(): Promise<void> {}
   async query(): Promise<never> {
     throw new Error('not used');
   }
