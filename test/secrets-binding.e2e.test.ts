@@ -176,8 +176,8 @@ describe('config-service encrypt --app / --shared (built CLI)', () => {
     expect(c.sharedTok).toMatch(/^\{cipher\}\{key:k2\}\{shared\}[A-Za-z0-9+/]+={0,2}$/);
     expect(c.legacyPw).toMatch(/^\{cipher\}\{key:k1\}[A-Za-z0-9+/]+={0,2}$/);
     // Version byte 2 inside a bound payload, 1 inside an unbound one.
-    expect(Buffer.from(c.ordersPw.replace(/^(\{[^}]*\})+/, ''), 'base64')[0]).toBe(2);
-    expect(Buffer.from(c.legacyPw.replace(/^(\{[^}]*\})+/, ''), 'base64')[0]).toBe(1);
+    expect(Buffer.from(c.ordersPw!.replace(/^(\{[^}]*\})+/, ''), 'base64')[0]).toBe(2);
+    expect(Buffer.from(c.legacyPw!.replace(/^(\{[^}]*\})+/, ''), 'base64')[0]).toBe(1);
   });
 
   it('usage errors exit 64 and never echo the value', () => {
@@ -301,6 +301,30 @@ describe('decrypt failures name file, key and key id; bindings', () => {
     );
     expect(res.body).not.toContain('broken-pw');
     expect((await eventOf(res.headers['request-id']!)).secretKeyIds).toEqual(['k2']);
+  });
+
+  it('secrets.requireBinding (CONFIG_SERVICE_SECRETS_REQUIRE_BINDING=true) refuses unbound values when serving', async () => {
+    const strict = await startTestService({
+      pki,
+      repository: { path: repo.dir, branch: 'main', refCacheMs: 0 },
+      env: { CONFIG_SERVICE_SECRETS_REQUIRE_BINDING: 'true' },
+      settings: { secrets: { keys: [{ id: 'k1', privateKeyFile: keyFile('k1', 'private') }, { id: 'k2', privateKeyFile: keyFile('k2', 'private') }] } },
+    });
+    try {
+      const res = await httpsGet(strict.apiUrl, `/v1/apps/legacy/config?ref=${repo.commit}`, { ca: pki.ca.certPem, cert: certs.legacy!.cert, key: certs.legacy!.key });
+      expect(res.status).toBe(422);
+      expect(res.json()).toEqual(
+        problem(
+          422,
+          'Unprocessable Content',
+          'secret_decrypt_failed',
+          "Cannot decrypt the secret at key 'db.password' in legacy/application.yml:2:3 (key id 'k1'): the value is not bound to an application (secrets.requireBinding is on)",
+          res.headers['request-id']!,
+        ),
+      );
+    } finally {
+      await strict.close();
+    }
   });
 
   it('the Spring Environment keeps placeholders for the client, decrypts each source checked against its own document', async () => {

@@ -298,9 +298,9 @@ function contextName(app: string, profiles: readonly string[]): string {
  *   {@link ValidateOptions.unresolved}; a cycle: error), the schema holds (error; only
  *   checked when every placeholder resolved), environment names do not collide and every
  *   value can be an environment variable (`render(..., 'env')`, error);
- * - every `{cipher}` value (`validate-secrets.ts`): a malformed envelope or a value bound
- *   to another application (error), an unbound version-1 value (see
- *   {@link ValidateOptions.unboundSecrets});
+ * - every `{cipher}` value (`validate-secrets.ts`): a value bound to another application
+ *   (error), an envelope this service cannot read (warning), an unbound version-1 value
+ *   (see {@link ValidateOptions.unboundSecrets});
  * - `spring` layout only: a root `.json` file whose top level is not an object is a
  *   warning (Spring Cloud Config serves such files as plain-text resources; requests for
  *   its application's configuration fail with 422).
@@ -400,7 +400,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       const parsed = parseDocument({ path, bytes: file.bytes });
       parsedDocuments.set(path, parsed);
       for (const f of secretFindings(path, parsed, layout)) {
-        findings.add({ file: path, line: f.line, column: f.column, severity: f.severity === 'unbound' ? unboundSecrets : 'error', check: 'secret', message: f.message });
+        findings.add({ file: path, line: f.line, column: f.column, severity: f.severity === 'unbound' ? unboundSecrets : f.severity, check: 'secret', message: f.message });
       }
       for (const s of parsed.sources) if (s.activation !== undefined) for (const p of expressionProfiles(s.activation)) profileNames.add(p);
     } catch (err) {

@@ -3,7 +3,10 @@
  * "Binding"): every `{cipher}` value of a document is read (never decrypted: validate
  * has no keys) and reported when
  *
- * - its envelope is malformed (error: it fails to decrypt for every caller);
+ * - its envelope cannot be read (warning: it fails to decrypt for every caller allowed
+ *   `secrets:read`; a warning, not an error, because repositories moved over from Spring
+ *   Cloud Config may hold values in Spring's own `{cipher}` format, which their Spring
+ *   clients decrypt themselves);
  * - it is bound to another application than the document's (error: it fails with
  *   "bound to another application" when served);
  * - it is unbound, version 1 (warning by default; `--unbound-secrets error`): a copy of it
@@ -19,7 +22,7 @@ import { isNumberLiteral } from './values.js';
 export interface SecretFinding {
   readonly line: number;
   readonly column: number;
-  readonly severity: 'error' | 'unbound';
+  readonly severity: 'error' | 'warning' | 'unbound';
   readonly message: string;
 }
 
@@ -51,7 +54,7 @@ export function secretFindings(path: string, parsed: ParsedDocument, layout: Lay
       info = inspectValue(text, key);
     } catch (err) {
       const reason = ((err as { data?: { reason?: string } }).data?.reason) ?? 'not a valid {cipher} envelope';
-      out.push({ line, column, severity: 'error', message: `the secret at key '${key}' cannot be decrypted: ${reason}` });
+      out.push({ line, column, severity: 'warning', message: `the secret at key '${key}' cannot be decrypted by this service: ${reason}` });
       return;
     }
     if (info.binding === undefined) {
