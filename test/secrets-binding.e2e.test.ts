@@ -505,3 +505,12 @@ describe('validate and encrypt rebind (built CLI on the working tree)', () => {
     expect(readFileSync(path.join(repo.dir, 'inventory/files/secret.yml'), 'utf8')).toBe(`token: '${c.invRaw}'\n`);
   });
 });
+
+describe('nothing secret in the service log', () => {
+  it('no plaintext and no ciphertext of this file reaches a log line', () => {
+    const logs = service.logs.join('\n');
+    for (const v of [ORDERS_PW, 'shared-tok', 'legacy-shared', 'broken-pw', 'legacy-pw', 'inv-pw', 'inv-other', 'inv-item', 'inv-prod', 'api-key-1']) expect(logs).not.toContain(v);
+    for (const text of Object.values(c)) expect(logs).not.toContain(text.replace(/^(\{[^}]*\})+/, '').slice(0, 40));
+    expect(logs).toContain('"binding":"app:inventory"');
+  });
+});
