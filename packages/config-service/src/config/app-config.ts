@@ -9,7 +9,7 @@ import { CFG_ERR_APP_NOT_FOUND, CFG_ERR_DOCUMENT_INVALID, withData } from '../er
 import type { GitRepository, TreeEntry } from '../git/repository.js';
 import { parseSchemaFile, resolveAndCheckSecrets, type AppSchema } from './schema.js';
 import { documentBinding, type SecretsStep } from './secrets-step.js';
-import type { SecretBinding } from '../secrets/envelope.js';
+import type { SecretBinding } from '../secrets/binding.js';
 import { EXTENSIONS_LOWEST_FIRST, layerOrder, mergeSources, selectSources } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
 import { explainConfig } from './explain.js';

@@ -8,7 +8,7 @@
  * when it is read from that application's own documents; a value bound to `shared` only
  * from the shared `application*` documents at the repository root.
  */
-import type { SecretBinding } from '../secrets/envelope.js';
+import type { SecretBinding } from '../secrets/binding.js';
 import type { SecretSource } from './placeholders.js';
 import type { MergedConfig } from './types.js';
 
