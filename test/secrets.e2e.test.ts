@@ -275,7 +275,10 @@ describe('GET /v1/apps/{app}/config with {cipher} values', () => {
     const broken = await pki.client('broken');
     const res = await config('broken', { cert: broken });
     expect(res.status).toBe(422);
-    expect(res.json()).toMatchObject({ code: 'secret_decrypt_failed', detail: expect.stringContaining("key 'db.password' (key id 'k1')") });
+    expect(res.json()).toMatchObject({
+      code: 'secret_decrypt_failed',
+      detail: "Cannot decrypt the secret at key 'db.password' in broken/application.yml:2:3 (key id 'k1'): authentication failed (wrong key, or the value was altered)",
+    });
     expect(res.body).not.toContain('lower-layer-default');
     expect(res.body).not.toContain('{cipher}');
   });

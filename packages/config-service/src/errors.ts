@@ -43,12 +43,20 @@ export const CFG_ERR_AUDIT_UNAVAILABLE = createError('CFG_ERR_AUDIT_UNAVAILABLE'
 
 // --- secrets (400, 422) ---
 /**
- * A `{cipher}` value could not be decrypted (SPEC §2.5): `%s` = flattened key path, key
- * id (`?` when unknown), fixed reason. Never names the ciphertext or the plaintext.
- * 422: the configuration in the repository is unusable for this request, like a broken
- * document; the request fails closed and nothing is served.
+ * A `{cipher}` value could not be decrypted (SPEC §2.5): `%s` = the quoted flattened key
+ * path, followed by ` in <document>:<line>:<column>` when the document is known; key id
+ * (`?` when unknown); fixed reason. Never names the ciphertext or the plaintext. 422: the
+ * configuration in the repository is unusable for this request, like a broken document;
+ * the request fails closed and nothing is served. Built by `secretDecryptError`.
  */
-export const CFG_ERR_SECRET_DECRYPT_FAILED = createError('CFG_ERR_SECRET_DECRYPT_FAILED', "Cannot decrypt the secret at key '%s' (key id '%s'): %s", 422);
+export const CFG_ERR_SECRET_DECRYPT_FAILED = createError('CFG_ERR_SECRET_DECRYPT_FAILED', "Cannot decrypt the secret at key %s (key id '%s'): %s", 422);
+/**
+ * A value composes a secret through a placeholder (`url: jdbc:...?password=${db.password}`)
+ * for a caller not allowed `secrets:read`, or a secret names a placeholder's key. `%s`
+ * names the document, line, column, the key and the secret key it references, never a
+ * value. The value is never served as ciphertext or in part.
+ */
+export const CFG_ERR_SECRET_REFERENCE = createError('CFG_ERR_SECRET_REFERENCE', '%s', 422);
 /** `POST /v1/encrypt` names a key id that is not configured with a public key, or none is configured. */
 export const CFG_ERR_SECRET_KEY_UNKNOWN = createError('CFG_ERR_SECRET_KEY_UNKNOWN', 'No encryption key: %s', 400);
 
@@ -109,6 +117,7 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_AUDIT_UNAVAILABLE,
   CFG_ERR_SECRET_DECRYPT_FAILED,
   CFG_ERR_SECRET_KEY_UNKNOWN,
+  CFG_ERR_SECRET_REFERENCE,
   CFG_ERR_PLACEHOLDER,
   CFG_ERR_SCHEMA_VIOLATION,
   CFG_ERR_SCHEMA_INVALID,

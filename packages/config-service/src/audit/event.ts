@@ -94,6 +94,7 @@ export function toEventInput(e: AuditEventInput): AuditEventInput {
     const v = optString(e[k], k);
     if (v !== undefined) out[k] = v;
   }
+  if (e.secretKeyIds !== undefined) out.secretKeyIds = stringList(e.secretKeyIds, 'secretKeyIds');
   return orderEvent(out);
 }
 
@@ -101,7 +102,7 @@ export function toEventInput(e: AuditEventInput): AuditEventInput {
 function orderEvent<T extends AuditEventInput>(e: T): T {
   const keys: (keyof AuditEvent)[] = [
     'seq', 'time', 'requestId', 'actor', 'clientAddress', 'action', 'app', 'profiles', 'ref', 'commit', 'format',
-    'outcome', 'status', 'reason', 'secretKeys', 'bodySha256', 'durationMs', 'prevHash', 'hash',
+    'outcome', 'status', 'reason', 'secretKeys', 'secretKeyIds', 'bodySha256', 'durationMs', 'prevHash', 'hash',
   ];
   const out: Record<string, unknown> = {};
   const src = e as unknown as Record<string, unknown>;

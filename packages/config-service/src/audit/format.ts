@@ -39,6 +39,7 @@ export const AUDIT_CSV_COLUMNS = [
   'status',
   'reason',
   'secretKeys',
+  'secretKeyIds',
   'bodySha256',
   'durationMs',
   'prevHash',
@@ -52,8 +53,8 @@ export const AUDIT_CSV_COLUMNS = [
  *   the empty string.
  * - `csv` (RFC 4180): the {@link AUDIT_CSV_COLUMNS} header row, then one record per event,
  *   every line ending in CRLF. A field is quoted when it holds `,`, `"`, CR or LF, with `"`
- *   doubled inside. Absent fields are empty; numbers as `String(n)`; `profiles` and
- *   `secretKeys` are joined with `;` (profile names cannot contain `;`; a secret key name
+ *   doubled inside. Absent fields are empty; numbers as `String(n)`; `profiles`,
+ *   `secretKeys` and `secretKeyIds` are joined with `;` (profile names cannot contain `;`; a secret key name
  *   that does makes that field ambiguous — use ndjson for exact key lists). Values are
  *   written as stored, not guarded against spreadsheet formula evaluation.
  *
@@ -89,6 +90,7 @@ function csvRecord(e: AuditEvent): (string | number | undefined)[] {
     status: e.status,
     reason: e.reason,
     secretKeys: e.secretKeys.join(';'),
+    secretKeyIds: e.secretKeyIds?.join(';'),
     bodySha256: e.bodySha256,
     durationMs: e.durationMs,
     prevHash: e.prevHash,

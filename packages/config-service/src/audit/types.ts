@@ -71,6 +71,11 @@ export interface AuditEventInput {
   reason?: string;
   /** Names of the secret keys in the body served (`spring.datasource.password`), never values. */
   secretKeys: string[];
+  /**
+   * Ids of the keys (`secrets.keys[].id`) that decrypted the secrets served, sorted; for a
+   * failed decryption, the key id it named. Absent when no key was used.
+   */
+  secretKeyIds?: string[];
   /** Lower-case hex SHA-256 of the exact response body bytes served. */
   bodySha256?: string;
   /** Time spent serving the request, in milliseconds (may be fractional). */

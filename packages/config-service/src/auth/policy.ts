@@ -211,6 +211,28 @@ export function authorize(policy: PolicySettings, principal: Principal, request:
 }
 
 /**
+ * Whether the principal may hold `scope` for at least one application (a grant or token
+ * with that scope and any app at all). For a gate that must decide before the request
+ * names its app (`POST /v1/encrypt` reads the app from the body); the real check with the
+ * app follows through {@link authorize}.
+ *
+ * @returns `allowed` true when some application could be allowed; otherwise the decision
+ *   {@link authorize} gives for the scope without an app (its `rule` says why). Never throws.
+ */
+export function mayHoldScope(policy: PolicySettings, principal: Principal, scope: Scope): Decision {
+  const all = authorize(policy, principal, { scope });
+  if (all.allowed) return all;
+  const applies = (grant: Grant): boolean => grant.scopes.includes(scope) && grant.apps.length > 0 && grant.subjects.some((g) => matchesGlob(g, principal.subject));
+  if (principal.kind === 'certificate') {
+    return grantsFor(policy, 'certificate').some(({ grant }) => applies(grant)) ? { allowed: true, rule: 'some-app' } : all;
+  }
+  if (!(principal.scopes ?? []).includes(scope) || (principal.apps ?? []).length === 0) return all;
+  const jwtGrants = grantsFor(policy, 'jwt');
+  if (jwtGrants.length > 0 && !jwtGrants.some(({ grant }) => applies(grant))) return all;
+  return { allowed: true, rule: 'some-app' };
+}
+
+/**
  * The apps of `apps` the principal may read with `scope` (default `config:read`), in the
  * given order. Profile restrictions are not considered here; each actual read is still
  * checked with {@link authorize}.

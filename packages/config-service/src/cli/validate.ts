@@ -16,6 +16,8 @@ export interface ValidateCommandOptions {
   readonly format: 'text' | 'json';
   /** Severity of a placeholder without value and default; absent: by layout. */
   readonly unresolved?: Severity;
+  /** Severity of an unbound (version-1) secret; absent: warning. */
+  readonly unboundSecrets?: Severity;
 }
 
 /**
@@ -30,13 +32,14 @@ export async function runValidate(dir: string, opts: ValidateCommandOptions): Pr
     layout: opts.layout,
     ...(profiles !== undefined && profiles.length > 0 && { profiles }),
     ...(opts.unresolved !== undefined && { unresolved: opts.unresolved }),
+    ...(opts.unboundSecrets !== undefined && { unboundSecrets: opts.unboundSecrets }),
   });
   return { output: formatReport(report, opts.format), exitCode: report.errors > 0 ? 1 : 0 };
 }
 
 /**
  * Adds `validate <repo-dir> [--layout folders|spring] [--profiles p1,p2] [--format text|json]
- * [--unresolved error|warning]` to the program.
+ * [--unresolved error|warning] [--unbound-secrets error|warning]` to the program.
  */
 export function registerValidateCommand(program: Command): void {
   program
@@ -47,6 +50,7 @@ export function registerValidateCommand(program: Command): void {
     .option('--profiles <list>', 'comma-separated profiles to check (each alone, then all together); default: every profile the repository names')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--unresolved <severity>', 'severity of a placeholder without value and default (default: error for folders, warning for spring)').choices(['error', 'warning']))
+    .addOption(new Option('--unbound-secrets <severity>', 'severity of a {cipher} value not bound to an application (default: warning)').choices(['error', 'warning']))
     .action(async (dir: string, opts: ValidateCommandOptions) => {
       const { output, exitCode } = await runValidate(dir, opts);
       process.stdout.write(output);

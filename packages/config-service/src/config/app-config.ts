@@ -7,7 +7,9 @@
 import { LRUCache } from 'lru-cache';
 import { CFG_ERR_APP_NOT_FOUND, CFG_ERR_DOCUMENT_INVALID, withData } from '../errors.js';
 import type { GitRepository, TreeEntry } from '../git/repository.js';
-import { parseSchemaFile, resolveAndCheck, type AppSchema } from './schema.js';
+import { parseSchemaFile, resolveAndCheckSecrets, type AppSchema } from './schema.js';
+import { documentBinding, type SecretsStep } from './secrets-step.js';
+import type { SecretBinding } from '../secrets/binding.js';
 import { EXTENSIONS_LOWEST_FIRST, layerOrder, mergeSources, selectSources } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
 import { explainConfig } from './explain.js';
@@ -171,19 +173,38 @@ export class AppConfigReader {
   }
 
   /**
+   * The binding that `document` gives the secrets written in it when read for `app`
+   * (`shared` for the root `application*` documents, else `app:<app>`; see
+   * `documentBinding`). Used by the Spring Environment, which applies secrets per source.
+   */
+  bindingOf(app: string, document: string): SecretBinding {
+    return documentBinding(app, document);
+  }
+
+  /**
    * The whole serving pipeline for one request: read and merge ({@link read}), resolve
-   * placeholders and check the schema (`resolveAndCheck`, unless `resolve` is false),
-   * decrypt or redact secrets (`secrets`), then render.
+   * placeholders and check the schema (unless `resolve` is false), decrypt or redact
+   * secrets (`secrets`), then render.
+   *
+   * Secrets and placeholders (SPEC §2.2, §2.5): with `secrets`, placeholders are resolved
+   * secrets-aware (`placeholders.ts`): a placeholder that puts a secret inside a longer
+   * value gets the secret's plaintext from `secrets.compose` (decrypt), or the request is
+   * refused (redact); whole copies of a secret stay secrets. The schema sees the values
+   * so resolved. Then `secrets.apply` decrypts or redacts every secret, each checked
+   * against the binding of the document it is written in.
    *
    * @param options.resolve resolve `${...}` placeholders and check `<app>/schema.json`
-   * @param options.secrets the secrets step (decrypt for callers allowed `secrets:read`, redact otherwise)
+   * @param options.secrets the secrets step (made by `secrets/` `secretsStep`: decrypt for
+   *   callers allowed `secrets:read`, redact otherwise, mask for explain)
    * @param options.envNaming environment-name rule for `env`/`dotenv` and `envMap`
    * @param options.envMap render the environment variables as a JSON object instead of `format`
    *   (what `config-init exec` asks for)
    * @param options.explain render the `explain=true` JSON ({@link explainConfig}) instead of `format`
-   * @returns the merge result, the rendered UTF-8 text and the names of the secret keys served
-   * @throws everything {@link read} throws, CFG_ERR_PLACEHOLDER, CFG_ERR_SCHEMA_VIOLATION,
-   *   CFG_ERR_SCHEMA_INVALID, CFG_ERR_SECRET_DECRYPT_FAILED, CFG_ERR_UNRENDERABLE (all 422)
+   * @returns the merge result, the rendered UTF-8 text, the names of the secret keys served
+   *   and the ids of the keys that decrypted them
+   * @throws everything {@link read} throws, CFG_ERR_PLACEHOLDER, CFG_ERR_SECRET_REFERENCE,
+   *   CFG_ERR_SCHEMA_VIOLATION, CFG_ERR_SCHEMA_INVALID, CFG_ERR_SECRET_DECRYPT_FAILED,
+   *   CFG_ERR_UNRENDERABLE (all 422)
    */
   async readRendered(
     commit: string,
@@ -192,24 +213,37 @@ export class AppConfigReader {
     format: Format,
     options: {
       readonly resolve: boolean;
-      readonly secrets?: (merged: MergedConfig) => { config: MergedConfig; secretKeys: string[] };
+      readonly secrets?: SecretsStep;
       readonly envNaming?: EnvNaming;
       readonly envMap?: boolean;
       /** Answer the `explain=true` JSON (origins and overridden values) instead of `format`. */
       readonly explain?: boolean;
     },
-  ): Promise<{ config: AppConfig; text: string; secretKeys: string[] }> {
+  ): Promise<{ config: AppConfig; text: string; secretKeys: string[]; secretKeyIds: string[] }> {
     const config = await this.read(commit, app, profiles);
-    let merged = await resolveAndCheck(this, commit, app, config.merged, { resolve: options.resolve });
+    const step = options.secrets;
+    const bindingOf = (document: string): SecretBinding => documentBinding(app, document);
+    const compose = step?.compose;
+    const resolved = await resolveAndCheckSecrets(this, commit, app, config.merged, {
+      resolve: options.resolve,
+      ...(step !== undefined && {
+        secrets: {
+          isSecret: (text: string) => step.isSecret(text),
+          ...(compose !== undefined && { compose: (secret, key) => compose(secret, key, bindingOf(secret.origin.document)) }),
+        },
+      }),
+    });
+    let merged = resolved.config;
     let secretKeys: string[] = [];
-    if (options.secrets) ({ config: merged, secretKeys } = options.secrets(merged));
+    let secretKeyIds: string[] = [];
+    if (step) ({ config: merged, secretKeys, secretKeyIds } = step.apply(merged, { bindingOf, copies: resolved.copies, composed: resolved.composed }));
     const naming = options.envNaming ?? 'standard';
     const text = options.explain
       ? explainConfig(merged, config.sources, commit)
       : options.envMap
         ? `${JSON.stringify(Object.fromEntries(envVariables(merged, naming)), null, 2)}\n`
         : render(merged, format, { envNaming: naming });
-    return { config, text, secretKeys };
+    return { config, text, secretKeys, secretKeyIds };
   }
 
 

@@ -18,7 +18,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { LRUCache } from 'lru-cache';
 import { CFG_ERR_SCHEMA_INVALID, CFG_ERR_SCHEMA_VIOLATION, withData } from '../errors.js';
 import { decodeDocument } from './parse.js';
-import { resolvePlaceholders } from './placeholders.js';
+import { resolvePlaceholdersWithSecrets, type PlaceholderSecrets, type ResolvedPlaceholders } from './placeholders.js';
 import { toTree } from './tree.js';
 import type { MergedConfig, Origin, TreeValue } from './types.js';
 import { isNumberLiteral } from './values.js';
@@ -237,20 +237,41 @@ export interface SchemaReader {
  * the caller resolves placeholders itself (as Spring clients do), and a schema written
  * for resolved values (`port: {type: integer}`) cannot judge `${port}`.
  *
+ * With `secrets`, placeholders are resolved secrets-aware (`placeholders.ts` header): the
+ * schema then sees composed values as they will be served (a secret's plaintext inside,
+ * for a caller allowed `secrets:read`), and secrets and their whole copies as their
+ * `{cipher}` text. Messages never quote a value.
+ *
  * @param reader - reads the schema (`AppConfigReader`).
  * @param commit - the commit the configuration was read at.
  * @param app - the application.
  * @param merged - the merge result.
  * @param options.resolve - resolve placeholders and check the schema.
- * @returns the configuration to render.
- * @throws CFG_ERR_PLACEHOLDER (422) from `resolvePlaceholders`
+ * @param options.secrets - secrets-aware resolution.
+ * @returns the configuration to render, and which values copy or compose a secret.
+ * @throws CFG_ERR_PLACEHOLDER, CFG_ERR_SECRET_REFERENCE (422) from `resolvePlaceholders`,
+ *   and what `secrets.compose` throws (CFG_ERR_SECRET_DECRYPT_FAILED)
  * @throws CFG_ERR_SCHEMA_VIOLATION (422), CFG_ERR_SCHEMA_INVALID (422) from {@link checkSchema}
  * @throws CFG_ERR_UNSUPPORTED_ENTRY (422) when the schema file is a symlink, submodule or LFS pointer
  */
-export async function resolveAndCheck(reader: SchemaReader, commit: string, app: string, merged: MergedConfig, options: { readonly resolve: boolean }): Promise<MergedConfig> {
-  if (!options.resolve) return merged;
-  const resolved = resolvePlaceholders(merged);
+export async function resolveAndCheckSecrets(
+  reader: SchemaReader,
+  commit: string,
+  app: string,
+  merged: MergedConfig,
+  options: { readonly resolve: boolean; readonly secrets?: PlaceholderSecrets },
+): Promise<ResolvedPlaceholders> {
+  if (!options.resolve) return { config: merged, copies: new Map(), composed: new Map() };
+  const resolved = resolvePlaceholdersWithSecrets(merged, options.secrets === undefined ? {} : { secrets: options.secrets });
   const schema = await reader.readSchema(commit, app);
-  if (schema !== null) checkSchema(resolved, schema);
+  if (schema !== null) checkSchema(resolved.config, schema);
   return resolved;
+}
+
+/**
+ * {@link resolveAndCheckSecrets} without secrets, returning the configuration only
+ * (`{cipher}` texts are ordinary strings here). Same errors.
+ */
+export async function resolveAndCheck(reader: SchemaReader, commit: string, app: string, merged: MergedConfig, options: { readonly resolve: boolean }): Promise<MergedConfig> {
+  return (await resolveAndCheckSecrets(reader, commit, app, merged, options)).config;
 }

@@ -21,6 +21,7 @@ import { resolvePlaceholders, type PlaceholderError } from './placeholders.js';
 import { render } from './render.js';
 import { findSchemaViolation, type AppSchema } from './schema.js';
 import { flatten } from './tree.js';
+import { secretFindings } from './validate-secrets.js';
 import type { MergedConfig, Origin } from './types.js';
 
 // ---------------------------------------------------------------- working tree access
@@ -174,9 +175,10 @@ export interface Finding {
   /**
    * What was checked: `document` (parse, duplicate keys, conflicting spellings),
    * `layer` (several extensions), `placeholder`, `schema`, `env-name`, `entry`
-   * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`).
+   * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`), `secret`
+   * (`{cipher}` values: malformed, unbound, bound to another application).
    */
-  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource';
+  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'secret';
   readonly message: string;
   /** The requests this was found for (`orders`, `orders/dev`), sorted; empty for per-file checks. */
   readonly contexts: readonly string[];
@@ -201,6 +203,11 @@ export interface ValidateOptions {
    * serves them unresolved. Cycles are always errors.
    */
   readonly unresolved?: Severity;
+  /**
+   * Severity of an unbound (version-1) `{cipher}` value. Default `warning`; `error` for a
+   * repository served with `secrets.requireBinding: true`.
+   */
+  readonly unboundSecrets?: Severity;
 }
 
 /** The result of {@link validateRepository}. */
@@ -291,6 +298,9 @@ function contextName(app: string, profiles: readonly string[]): string {
  *   {@link ValidateOptions.unresolved}; a cycle: error), the schema holds (error; only
  *   checked when every placeholder resolved), environment names do not collide and every
  *   value can be an environment variable (`render(..., 'env')`, error);
+ * - every `{cipher}` value (`validate-secrets.ts`): a value bound to another application
+ *   (error), an envelope this service cannot read (warning), an unbound version-1 value
+ *   (see {@link ValidateOptions.unboundSecrets});
  * - `spring` layout only: a root `.json` file whose top level is not an object is a
  *   warning (Spring Cloud Config serves such files as plain-text resources; requests for
  *   its application's configuration fail with 422).
@@ -303,6 +313,7 @@ function contextName(app: string, profiles: readonly string[]): string {
 export async function validateRepository(dir: string, options: ValidateOptions = {}): Promise<ValidationReport> {
   const layout = options.layout ?? 'folders';
   const unresolved: Severity = options.unresolved ?? (layout === 'spring' ? 'warning' : 'error');
+  const unboundSecrets: Severity = options.unboundSecrets ?? 'warning';
   const source = await DirectorySource.open(dir);
   const reader = new AppConfigReader(source, layout);
   const findings = new Findings();
@@ -388,6 +399,9 @@ export async function validateRepository(dir: string, options: ValidateOptions =
     try {
       const parsed = parseDocument({ path, bytes: file.bytes });
       parsedDocuments.set(path, parsed);
+      for (const f of secretFindings(path, parsed, layout)) {
+        findings.add({ file: path, line: f.line, column: f.column, severity: f.severity === 'unbound' ? unboundSecrets : f.severity, check: 'secret', message: f.message });
+      }
       for (const s of parsed.sources) if (s.activation !== undefined) for (const p of expressionProfiles(s.activation)) profileNames.add(p);
     } catch (err) {
       const e = err as ErrorWithData;

@@ -3,6 +3,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { problemCode } from '../errors.js';
+import { KEY_ID_PATTERN } from '../secrets/envelope.js';
 
 /** The body of every error response (`application/problem+json`, RFC 9457). */
 export interface Problem {
@@ -62,6 +63,11 @@ export function installProblemHandlers(app: FastifyInstance): void {
     // 401/403 keep the precise rule the auth layer recorded; every other error records its code.
     if (p.status !== 401 && p.status !== 403) request.auditReason = p.code;
     else request.auditReason ??= p.code;
+    // A failed decryption names its key id; the audit event records it (never a value).
+    const keyId = (err as { data?: { keyId?: unknown } }).data?.keyId;
+    if (err.code === 'CFG_ERR_SECRET_DECRYPT_FAILED' && typeof keyId === 'string' && KEY_ID_PATTERN.test(keyId) && request.audit) {
+      request.audit.secretKeyIds = [keyId];
+    }
     return sendProblem(reply, p);
   });
   app.setNotFoundHandler((request, reply) => {

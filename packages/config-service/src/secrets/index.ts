@@ -7,8 +7,10 @@ export {
   ENVELOPE_VERSION,
   KEY_ID_PATTERN,
   DECRYPT_REASONS,
+  ENVELOPE_VERSION_BOUND,
   encryptValue,
   decryptValue,
+  openValue,
   inspectValue,
   isCipherText,
   secretDecryptError,
@@ -16,16 +18,22 @@ export {
   type DecryptionKeys,
   type EncryptionKey,
   type EnvelopeInfo,
+  type DecryptContext,
+  type OpenedValue,
 } from './envelope.js';
+export { appBinding, describeBinding, isBinding, SHARED_BINDING, MAX_BINDING_BYTES, type SecretBinding } from './binding.js';
 export { loadKeyring, createKeyring, rsaProblem, MIN_RSA_BITS, type Keyring, type KeyringEntry, type SecretsSettings } from './keyring.js';
 export {
   applySecrets,
   applySecretsToSource,
   applySecretsToFlatMap,
   secretKeysOf,
+  secretsStep,
   REDACTED,
   type SecretsMode,
+  type SecretsStepMode,
   type AppliedSecrets,
   type AppliedSourceSecrets,
 } from './apply.js';
-export { generateKeyFiles, readPublicKeyFile, encryptWithKeyFile, KEYGEN_BITS, type KeyFiles } from './keygen.js';
+export { generateKeyFiles, readPublicKeyFile, readPrivateKeyFile, encryptWithKeyFile, KEYGEN_BITS, type KeyFiles } from './keygen.js';
+export { rebindSecrets, formatRebindReport, type RebindOptions, type RebindReport, type RebindEntry } from './rebind.js';

@@ -3,13 +3,13 @@
  * §9). Production keys come from the operator's own key management; these helpers only
  * write PEM files in the formats {@link loadKeyring} reads.
  */
-import { generateKeyPair, createPublicKey, type KeyObject } from 'node:crypto';
+import { generateKeyPair, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CFG_ERR_INVALID_REQUEST } from '../errors.js';
-import { KEY_ID_PATTERN, encryptValue } from './envelope.js';
+import { KEY_ID_PATTERN, encryptValue, type SecretBinding } from './envelope.js';
 import { rsaProblem } from './keyring.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -90,14 +90,40 @@ export async function readPublicKeyFile(file: string): Promise<KeyObject> {
 }
 
 /**
- * Encrypts one value offline (no service needed): `{cipher}{key:<id>}<base64>`.
+ * Reads an RSA private key (PEM, PKCS#8 or PKCS#1, unencrypted) for `encrypt rebind`.
+ *
+ * @throws CFG_ERR_INVALID_REQUEST (400) naming the file when it cannot be read, is not an
+ *   unencrypted PEM private key, or is not RSA ≥ 2048 bits. Never quotes the file's content.
+ */
+export async function readPrivateKeyFile(file: string): Promise<KeyObject> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(file);
+  } catch (err) {
+    throw new CFG_ERR_INVALID_REQUEST(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: pem, format: 'pem' });
+  } catch {
+    throw new CFG_ERR_INVALID_REQUEST(`${file} is not an unencrypted PEM private key`);
+  }
+  const problem = rsaProblem(key);
+  if (problem) throw new CFG_ERR_INVALID_REQUEST(`${file}: ${problem}`);
+  return key;
+}
+
+/**
+ * Encrypts one value offline (no service needed): `{cipher}{key:<id>}<base64>`, or with a
+ * binding `{cipher}{key:<id>}{app:<name>}<base64>` / `{cipher}{key:<id>}{shared}<base64>`.
  *
  * @param plaintext - the value.
  * @param publicKeyFile - PEM public key (or private key) of key `keyId`.
  * @param keyId - the key id the service knows this key by.
+ * @param binding - where the value belongs (`app:<name>` or `shared`); absent: unbound.
  * @throws CFG_ERR_INVALID_REQUEST (400) on a malformed id or an unusable key file.
  */
-export async function encryptWithKeyFile(plaintext: string, publicKeyFile: string, keyId: string): Promise<string> {
+export async function encryptWithKeyFile(plaintext: string, publicKeyFile: string, keyId: string, binding?: SecretBinding): Promise<string> {
   if (!KEY_ID_PATTERN.test(keyId)) throw new CFG_ERR_INVALID_REQUEST('the key id must match ^[A-Za-z0-9._-]{1,64}$');
-  return encryptValue(plaintext, { id: keyId, publicKey: await readPublicKeyFile(publicKeyFile) });
+  return encryptValue(plaintext, { id: keyId, publicKey: await readPublicKeyFile(publicKeyFile) }, binding);
 }

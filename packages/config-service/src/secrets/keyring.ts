@@ -33,6 +33,11 @@ export interface Keyring extends DecryptionKeys {
   readonly keys: readonly KeyringEntry[];
   /** The id `POST /v1/encrypt` uses when the caller names none; absent when there are no keys. */
   readonly encryptKeyId: string | undefined;
+  /**
+   * Setting `secrets.requireBinding`: unbound (version-1) values fail to decrypt when
+   * served (default false: they decrypt, and `validate` warns about them).
+   */
+  readonly requireBinding: boolean;
   /** The key with `id`, if configured. */
   get(id: string): KeyringEntry | undefined;
   /**
@@ -43,18 +48,23 @@ export interface Keyring extends DecryptionKeys {
   encryptionKey(id?: string): EncryptionKey;
 }
 
-/** The `secrets` section of the settings. */
-export type SecretsSettings = Settings['secrets'];
+/** The `secrets` section of the settings (`requireBinding` may be left out: default false). */
+export type SecretsSettings = Omit<Settings['secrets'], 'requireBinding'> & { readonly requireBinding?: boolean };
 
 /**
  * Builds a keyring from keys already in memory (tests, tooling).
  *
  * @param keys - the keys in order; ids must be unique and match `KEY_ID_PATTERN`.
  * @param encryptKeyId - the default encryption key; default: the first key.
+ * @param options.requireBinding - see {@link Keyring.requireBinding}; default false.
  * @throws TypeError on a duplicate or malformed id, an unknown `encryptKeyId`, or a key
  *   that is not RSA ≥ 2048 bits.
  */
-export function createKeyring(keys: ReadonlyArray<{ id: string; publicKey?: KeyObject; privateKey?: KeyObject }>, encryptKeyId?: string): Keyring {
+export function createKeyring(
+  keys: ReadonlyArray<{ id: string; publicKey?: KeyObject; privateKey?: KeyObject }>,
+  encryptKeyId?: string,
+  options: { readonly requireBinding?: boolean } = {},
+): Keyring {
   const entries: KeyringEntry[] = keys.map((k) => {
     if (!KEY_ID_PATTERN.test(k.id)) throw new TypeError(`createKeyring: malformed key id '${k.id}'`);
     const publicKey = k.publicKey ?? (k.privateKey ? createPublicKey(k.privateKey) : undefined);
@@ -73,6 +83,7 @@ export function createKeyring(keys: ReadonlyArray<{ id: string; publicKey?: KeyO
   return Object.freeze({
     keys: Object.freeze(entries),
     encryptKeyId: defaultId,
+    requireBinding: options.requireBinding === true,
     get: (id: string) => byId.get(id),
     has: (id: string) => byId.has(id),
     privateKeyFor: (id: string) => byId.get(id)?.privateKey,
@@ -118,6 +129,7 @@ function readKeyFile(setting: string, file: string): Buffer {
  * - RSA only (not RSA-PSS keys), modulus ≥ 2048 bits; ids unique.
  * - `encryptKey`: must name a configured key; default the first key (every key has a
  *   public key, given or derived).
+ * - `requireBinding`: copied to {@link Keyring.requireBinding}.
  *
  * @param settings - the `secrets` section (file paths already absolute).
  * @returns the keyring (empty when no key is configured; every `{cipher}` value then
@@ -172,5 +184,5 @@ export function loadKeyring(settings: SecretsSettings | undefined): Keyring {
   if (encryptKey !== undefined && !seen.has(encryptKey)) {
     throw settingError('secrets.encryptKey', KEY_ID_PATTERN.test(encryptKey) ? `names no key of secrets.keys ('${encryptKey}')` : 'names no key of secrets.keys');
   }
-  return createKeyring(loaded, encryptKey);
+  return createKeyring(loaded, encryptKey, { requireBinding: settings?.requireBinding === true });
 }

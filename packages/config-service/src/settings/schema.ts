@@ -131,6 +131,10 @@ export const SettingsSchema = Type.Object(
           { default: [] },
         ),
         encryptKey: Type.Optional(Type.String({ description: 'Key id used by POST /v1/encrypt; default: the first key' })),
+        requireBinding: Type.Boolean({
+          default: false,
+          description: 'Refuse unbound (version-1) {cipher} values when serving (422 secret_decrypt_failed); default false: they decrypt and validate warns',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -6,7 +6,7 @@ import { makeEvent } from './helpers.js';
 const HEADER =
   'seq,time,requestId,actorKind,actorSubject,actorFingerprint256,actorIssuer,' +
   'actorClaimedSubject,actorClaimedFingerprint256,actorClaimedIssuer,clientAddress,action,app,profiles,ref,' +
-  'commit,format,outcome,status,reason,secretKeys,bodySha256,durationMs,prevHash,hash';
+  'commit,format,outcome,status,reason,secretKeys,secretKeyIds,bodySha256,durationMs,prevHash,hash';
 
 function stored(overrides: Partial<AuditEvent> = {}): AuditEvent {
   return { seq: 1, ...makeEvent(), prevHash: '0'.repeat(64), hash: 'e'.repeat(64), ...overrides };
@@ -14,12 +14,12 @@ function stored(overrides: Partial<AuditEvent> = {}): AuditEvent {
 
 describe('formatAuditEvents', () => {
   it('csv: header row, one CRLF-terminated record per event, arrays joined with ;', () => {
-    const text = formatAuditEvents([stored()], 'csv');
+    const text = formatAuditEvents([stored({ secretKeyIds: ['k1', 'k2'] })], 'csv');
     expect(AUDIT_CSV_COLUMNS.join(',')).toBe(HEADER);
     expect(text).toBe(
       `${HEADER}\r\n` +
         `1,2025-01-02T03:04:05.678Z,req-1,certificate,orders,${'ab'.repeat(32)},"CN=Test CA,O=Example",,,,10.0.0.1,` +
-        `config.read,orders,prod;eu,main,${'c0ffee'.padEnd(40, '0')},json,allowed,200,,spring.datasource.password,` +
+        `config.read,orders,prod;eu,main,${'c0ffee'.padEnd(40, '0')},json,allowed,200,,spring.datasource.password,k1;k2,` +
         `${'cd'.repeat(32)},12.5,${'0'.repeat(64)},${'e'.repeat(64)}\r\n`,
     );
   });
@@ -40,7 +40,7 @@ describe('formatAuditEvents', () => {
     expect(text).toBe(
       `${HEADER}\r\n` +
         `2,2025-01-02T03:04:05.678Z,req-1,jwt,"he said ""hi"", then left",,,,,,,config.read,,,"a\rb",` +
-        `${'c0ffee'.padEnd(40, '0')},json,allowed,200,"line1\nline2","a,b;c",,12.5,${'0'.repeat(64)},${'e'.repeat(64)}\r\n`,
+        `${'c0ffee'.padEnd(40, '0')},json,allowed,200,"line1\nline2","a,b;c",,,12.5,${'0'.repeat(64)},${'e'.repeat(64)}\r\n`,
     );
   });
 

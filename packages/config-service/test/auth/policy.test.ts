@@ -3,6 +3,7 @@ import {
   authorize,
   checkPolicySettings,
   matchesGlob,
+  mayHoldScope,
   readableApps,
   type AccessRequest,
   type Decision,
@@ -132,5 +133,23 @@ describe('checkPolicySettings', () => {
     expect(() => checkPolicySettings(policy)).toThrow(
       expect.objectContaining({ code: 'CFG_ERR_SETTINGS_INVALID', message: `Invalid service settings:\n${problem}` }),
     );
+  });
+});
+
+describe('mayHoldScope (the POST /v1/encrypt gate before the body names the app)', () => {
+  const ENCRYPT_ONE: PolicySettings = {
+    defaultOwnApp: true,
+    grants: [{ subjects: ['team-ci'], apps: ['orders'], scopes: ['encrypt'] }],
+  };
+  it.each<[string, PolicySettings, Principal, Decision]>([
+    ['all apps: the full decision', RULES, jwt('ci', ['encrypt'], ['*']), { allowed: true, rule: 'jwt:claims+grant[4]' }],
+    ['a certificate with a grant on one app', ENCRYPT_ONE, cert('team-ci'), { allowed: true, rule: 'some-app' }],
+    ['a certificate without any encrypt grant', ENCRYPT_ONE, cert('orders'), { allowed: false, rule: 'no-grant-for-scope:encrypt' }],
+    ['a token with the scope and some apps', OWN_ONLY, jwt('ci', ['encrypt'], ['inv*']), { allowed: true, rule: 'some-app' }],
+    ['a token without the scope', OWN_ONLY, jwt('ci', ['config:read'], ['*']), { allowed: false, rule: 'token-scope-missing:encrypt' }],
+    ['a token with no apps claim', OWN_ONLY, jwt('ci', ['encrypt']), { allowed: false, rule: 'token-apps-not-all-apps' }],
+    ['a token whose JWT grants give no encrypt to it', RULES, jwt('other', ['encrypt'], ['orders']), { allowed: false, rule: 'token-apps-not-all-apps' }],
+  ])('%s', (_name, policy, principal, want) => {
+    expect(mayHoldScope(policy, principal, 'encrypt')).toEqual(want);
   });
 });

@@ -186,6 +186,51 @@ describe('validateRepository', () => {
   });
 });
 
+describe('validateRepository: secrets', () => {
+  // Payloads written by hand in the documented layouts (no keys needed: validate never decrypts).
+  const v1 = (id: string): string => `{cipher}{key:${id}}${Buffer.concat([Buffer.from([1, id.length]), Buffer.from(id), Buffer.from([0, 1, 7]), Buffer.alloc(28)]).toString('base64')}`;
+  const v2 = (id: string, binding: string): string =>
+    `{cipher}${Buffer.concat([Buffer.from([2, id.length]), Buffer.from(id), Buffer.from([binding.length]), Buffer.from(binding), Buffer.from([0, 1, 7]), Buffer.alloc(28)]).toString('base64')}`;
+
+  it('folders: unbound values warn (or fail with unboundSecrets: error), values bound elsewhere fail, unreadable ones warn', async () => {
+    const dir = repo({
+      'application.yml': `shared:\n  a: '${v2('k1', 'shared')}'\n  b: '${v2('k1', 'app:orders')}'\n`,
+      'orders/application.yml': `ok: '${v2('k1', 'app:orders')}'\nold: '${v1('k1')}'\nlist: [x, '${v1('k2')}']\nbad: '{cipher}not base64'\n`,
+      'billing/application.properties': `copied=${v2('k1', 'app:orders')}\nshared=${v2('k1', 'shared')}\n`,
+    });
+    expect(await text(dir)).toBe(
+      [
+        "application.yml:3:3: error: the secret at key 'shared.b' (key id 'k1') is bound to another application (the value is bound to application 'orders'); it fails to decrypt here",
+        "billing/application.properties:1:1: error: the secret at key 'copied' (key id 'k1') is bound to another application (the value is bound to application 'orders'); it fails to decrypt here",
+        "billing/application.properties:2:1: error: the secret at key 'shared' (key id 'k1') is bound to another application (the value is bound to the shared documents); it fails to decrypt here",
+        "orders/application.yml:2:1: warning: the secret at key 'old' (key id 'k1') is not bound to an application (envelope version 1), so a copy of it decrypts in any application's documents; bind it with 'config-service encrypt rebind'",
+        "orders/application.yml:3:1: warning: the secret at key 'list[1]' (key id 'k2') is not bound to an application (envelope version 1), so a copy of it decrypts in any application's documents; bind it with 'config-service encrypt rebind'",
+        "orders/application.yml:4:1: warning: the secret at key 'bad' cannot be decrypted by this service: the value is not a valid {cipher} envelope",
+        '3 errors, 3 warnings; checked 3 documents, 2 applications, 1 profile set',
+        '',
+      ].join('\n'),
+    );
+    const strict = await validateRepository(dir, { unboundSecrets: 'error' });
+    expect(strict.errors).toBe(5);
+    expect(strict.findings.filter((f) => f.check === 'secret')).toHaveLength(6);
+  });
+
+  it('spring layout: <app>.yml and <app>-<profile>.yml take values bound to any application the name may mean', async () => {
+    const dir = repo({
+      'application.yml': `a: '${v2('k1', 'shared')}'\n`,
+      'my-app.yml': `a: '${v2('k1', 'app:my-app')}'\n`,
+      'my-app-dev.yml': `a: '${v2('k1', 'app:my-app')}'\nb: '${v2('k1', 'app:my')}'\nc: '${v2('k1', 'app:other')}'\n`,
+    });
+    expect(await text(dir, 'spring')).toBe(
+      [
+        "my-app-dev.yml:3:1: error: the secret at key 'c' (key id 'k1') is bound to another application (the value is bound to application 'other'); it fails to decrypt here",
+        '1 error, 0 warnings; checked 3 documents, 1 application, 3 profile sets',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
 describe('DirectorySource', () => {
   it('reads like Git: blob ids, no .git, no way out of the root', async () => {
     const dir = repo({ 'a/b.yml': 'x: 1\n', '.git/config': '[core]\n', 'top.txt': 'hello\n' });

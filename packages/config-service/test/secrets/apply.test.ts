@@ -123,8 +123,9 @@ describe('applySecrets', () => {
     const err = thrown(() => applySecrets(config, 'decrypt', ring));
     expect(err.code).toBe('CFG_ERR_SECRET_DECRYPT_FAILED');
     expect(err.statusCode).toBe(422);
-    expect(err.message).toBe(`Cannot decrypt the secret at key 'list[2].token' (key id 'k2'): ${DECRYPT_REASONS.authentication}`);
-    expect(err.data).toEqual({ key: 'list[2].token', keyId: 'k2', reason: DECRYPT_REASONS.authentication });
+    // The file and line are those of the property (the list `list`), from its origin.
+    expect(err.message).toBe(`Cannot decrypt the secret at key 'list[2].token' in orders/application.yml:4:1 (key id 'k2'): ${DECRYPT_REASONS.authentication}`);
+    expect(err.data).toEqual({ key: 'list[2].token', keyId: 'k2', reason: DECRYPT_REASONS.authentication, document: 'orders/application.yml', line: 4, column: 1 });
     expect(leakedIn(err, ['tok-123', 'db-pass-ü', payloadOf(tampered), payloadOf(c.password!)])).toEqual([]);
     // redact mode does not decrypt, so it does not fail
     expect(applySecrets(config, 'redact', ring).secretKeys).toEqual(SECRET_KEYS);
@@ -135,7 +136,7 @@ describe('applySecrets', () => {
     const other = encryptValue('unreachable', k3);
     const config = configOf(`db:\n  password: '${other}'\n`);
     const err = thrown(() => applySecrets(config, 'decrypt', ring));
-    expect(err.data).toEqual({ key: 'db.password', keyId: 'k3', reason: DECRYPT_REASONS.unknownKey });
+    expect(err.data).toEqual({ key: 'db.password', keyId: 'k3', reason: DECRYPT_REASONS.unknownKey, document: 'orders/application.yml', line: 2, column: 3 });
   });
 });
 

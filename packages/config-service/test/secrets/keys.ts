@@ -40,9 +40,9 @@ export function leakedIn(err: unknown, needles: readonly string[]): string[] {
   return needles.filter((n) => n.length > 0 && hay.includes(n));
 }
 
-/** The base64 payload of a `{cipher}` text (after the optional `{key:}` prefix). */
+/** The base64 payload of a `{cipher}` text (after the optional `{key:}` and `{app:}`/`{shared}` prefixes). */
 export function payloadOf(cipher: string): string {
-  return cipher.replace(/^\{cipher\}(\{key:[^}]*\})?/, '');
+  return cipher.replace(/^\{cipher\}(\{key:[^}]*\})?(\{(?:shared|app:[^}]*)\})?/, '');
 }
 
 /** Catches what `fn` throws (fails when it returns). */

@@ -30,6 +30,8 @@ export interface AuditContext {
   format?: string;
   /** Names of secret keys in the body served (never values). */
   secretKeys: string[];
+  /** Ids of the keys that decrypted the secrets served, or of the key a failed decryption named. */
+  secretKeyIds?: string[];
 }
 
 declare module 'fastify' {
@@ -146,6 +148,7 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
         status,
         ...(request.auditReason !== undefined && { reason: request.auditReason }),
         secretKeys: a.secretKeys,
+        ...(a.secretKeyIds !== undefined && a.secretKeyIds.length > 0 && { secretKeyIds: a.secretKeyIds }),
         ...(status === 200 && body !== undefined && { bodySha256: createHash('sha256').update(body).digest('hex') }),
         durationMs: Math.round(reply.elapsedTime),
       },

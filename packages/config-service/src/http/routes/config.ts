@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { FORMATS, MEDIA_TYPES, type Format } from '../../config/types.js';
 import { CFG_ERR_INVALID_REQUEST } from '../../errors.js';
 import { readableApps } from '../../auth/policy.js';
-import { applySecrets } from '../../secrets/apply.js';
+import { secretsStep } from '../../secrets/apply.js';
 import { readTarget } from '../target.js';
 import { secretsModeFor } from '../secrets-mode.js';
 
@@ -35,6 +35,8 @@ interface Rendered {
   mediaType: string;
   propertyCount: number;
   secretKeys: string[];
+  /** Ids of the keys that decrypted the secrets served. */
+  secretKeyIds: string[];
 }
 
 /** Options of the config routes. */
@@ -68,12 +70,13 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
       const key = [commit, appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', explain ? 'explain' : '', mode].join('\0');
       let rendered = cache?.get(key);
       if (!rendered) {
-        const { config, text, secretKeys } = await app.gitStore.reader.readRendered(commit, appName, profiles, format, {
+        const { config, text, secretKeys, secretKeyIds } = await app.gitStore.reader.readRendered(commit, appName, profiles, format, {
           resolve,
           envNaming,
           envMap,
           explain,
-          secrets: (merged) => applySecrets(merged, mode, app.secretsKeyring),
+          // Placeholders over secrets: composed with the plaintext (decrypt), refused (redact), masked (explain).
+          secrets: secretsStep(explain ? 'explain' : mode, app.secretsKeyring),
         });
         rendered = {
           body: Buffer.from(text, 'utf8'),
@@ -81,10 +84,12 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
           mediaType: envMap ? 'application/json; charset=utf-8' : MEDIA_TYPES[format],
           propertyCount: config.merged.size,
           secretKeys,
+          secretKeyIds,
         };
         cache?.set(key, rendered);
       }
       request.audit.secretKeys = rendered.secretKeys;
+      request.audit.secretKeyIds = rendered.secretKeyIds;
       reply
         .header('config-commit', commit)
         .header('etag', rendered.etag)

@@ -12,9 +12,13 @@
  *   then secrets, then the v1 renderer).
  *
  * Secrets (SPEC §2.5) on both: every `{cipher}` value is decrypted for a caller allowed
- * `secrets:read` on the application and profiles and `"<redacted>"` for anyone else; one
- * value that cannot be decrypted fails the request (422). The Environment never resolves
- * placeholders (Spring clients do).
+ * `secrets:read` on the application and profiles and `"<redacted>"` for anyone else,
+ * checked against the binding of the document it is written in; one value that cannot be
+ * decrypted fails the request (422). The Environment never resolves placeholders (Spring
+ * clients do, against the same sources, so `${db.password}` gets the plaintext the
+ * client was allowed); the document forms resolve them as the config route does (a
+ * secret inside a longer value: plaintext for `secrets:read`, 422 `secret_reference`
+ * for anyone else).
  *
  * Sources of the rules: Spring Cloud Config reference, "Quick Start" (the HTTP resources
  * and the Environment JSON) and "Git Backend" ("if the git branch or tag name contains a
@@ -34,7 +38,7 @@ import { formatPropertyName, type NameToken } from '../../config/paths.js';
 import { renderJsonValue } from '../../config/render.js';
 import { MEDIA_TYPES, type Format, type PropertySource, type PropertyValue, type Scalar, type TreeValue } from '../../config/types.js';
 import { isScalar } from '../../config/values.js';
-import { applySecrets, applySecretsToSource } from '../../secrets/apply.js';
+import { applySecretsToSource, secretsStep } from '../../secrets/apply.js';
 import { secretsModeFor } from '../secrets-mode.js';
 import { requireAccess } from '../plugins/auth.js';
 import { assertName, checkRef, parseProfiles } from '../names.js';
@@ -205,6 +209,8 @@ interface Rendered {
   etag: string;
   /** Names of the secret keys in the body (never values), for the audit event. */
   secretKeys: string[];
+  /** Ids of the keys that decrypted them, for the audit event. */
+  secretKeyIds: string[];
 }
 
 type Params1 = { a: string };
@@ -244,18 +250,25 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
     const key = `env\0${commit}\0${appName}\0${profiles.join(',')}\0${label}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {
-      const config = await app.gitStore.reader.read(commit, appName, profiles);
+      const reader = app.gitStore.reader;
+      const config = await reader.read(commit, appName, profiles);
       const names = new Set<string>();
+      const ids = new Set<string>();
+      // Each source as written: placeholders stay for the client to resolve (a Spring
+      // client resolves `${db.password}` against the decrypted source it also gets);
+      // every secret is checked against the binding of its own document.
       const sources = config.sources.map((s) => {
-        const applied = applySecretsToSource(s, mode, app.secretsKeyring);
+        const applied = applySecretsToSource(s, mode, app.secretsKeyring, (document) => reader.bindingOf(appName, document));
         for (const n of applied.secretKeys) names.add(n);
+        for (const id of applied.secretKeyIds) ids.add(id);
         return applied.source;
       });
       const env = toSpringEnvironment({ app: appName, profiles, label, commit, sources });
-      rendered = { body: Buffer.from(renderSpringEnvironment(env), 'utf8'), etag: etagOf(key), secretKeys: [...names].sort() };
+      rendered = { body: Buffer.from(renderSpringEnvironment(env), 'utf8'), etag: etagOf(key), secretKeys: [...names].sort(), secretKeyIds: [...ids].sort() };
       cache.set(key, rendered);
     }
     audit.secretKeys = [...rendered.secretKeys];
+    audit.secretKeyIds = [...rendered.secretKeyIds];
     return send(request, reply, commit, rendered, 'application/json');
   };
 
@@ -281,14 +294,15 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
     const key = `doc\0${commit}\0${flat.app}\0${profiles.join(',')}\0${flat.format}\0${resolve}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {
-      const { text, secretKeys } = await app.gitStore.reader.readRendered(commit, flat.app, profiles, flat.format, {
+      const { text, secretKeys, secretKeyIds } = await app.gitStore.reader.readRendered(commit, flat.app, profiles, flat.format, {
         resolve,
-        secrets: (merged) => applySecrets(merged, mode, app.secretsKeyring),
+        secrets: secretsStep(mode, app.secretsKeyring),
       });
-      rendered = { body: Buffer.from(text, 'utf8'), etag: etagOf(key), secretKeys };
+      rendered = { body: Buffer.from(text, 'utf8'), etag: etagOf(key), secretKeys, secretKeyIds };
       cache.set(key, rendered);
     }
     audit.secretKeys = [...rendered.secretKeys];
+    audit.secretKeyIds = [...rendered.secretKeyIds];
     return send(request, reply, commit, rendered, MEDIA_TYPES[flat.format]);
   };
 
