@@ -62,6 +62,9 @@ export function installProblemHandlers(app: FastifyInstance): void {
     // 401/403 keep the precise rule the auth layer recorded; every other error records its code.
     if (p.status !== 401 && p.status !== 403) request.auditReason = p.code;
     else request.auditReason ??= p.code;
+    // Git unavailable: when the next sync attempt is due (set by withRetryAfter).
+    const retryAfter = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+    if (p.status === 503 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     return sendProblem(reply, p);
   });
   app.setNotFoundHandler((request, reply) => {

@@ -38,6 +38,7 @@ import { applySecrets, applySecretsToSource } from '../../secrets/apply.js';
 import { secretsModeFor } from '../secrets-mode.js';
 import { requireAccess } from '../plugins/auth.js';
 import { assertName, checkRef, parseProfiles } from '../names.js';
+import { storeOf } from '../target.js';
 
 /**
  * First path segments that are never an application on the Spring routes: `v1` (this
@@ -237,14 +238,15 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
 
     requireAccess(request, 'config:read', appName, profiles);
 
-    const { commit } = await app.gitStore.resolve(ref);
+    const store = await storeOf(request, appName);
+    const { commit } = await store.resolve(ref);
     audit.commit = commit;
-    const label = ref ?? app.gitStore.repository.defaultBranch;
+    const label = ref ?? store.repository.defaultBranch;
     const mode = secretsModeFor(request, appName, profiles);
-    const key = `env\0${commit}\0${appName}\0${profiles.join(',')}\0${label}\0${mode}`;
+    const key = `env\0${store.name}\0${commit}\0${appName}\0${profiles.join(',')}\0${label}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {
-      const config = await app.gitStore.reader.read(commit, appName, profiles);
+      const config = await store.reader.read(commit, appName, profiles);
       const names = new Set<string>();
       const sources = config.sources.map((s) => {
         const applied = applySecretsToSource(s, mode, app.secretsKeyring);
@@ -273,15 +275,16 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
 
     requireAccess(request, 'config:read', flat.app, profiles);
 
-    const { commit } = await app.gitStore.resolve(ref);
+    const store = await storeOf(request, flat.app);
+    const { commit } = await store.resolve(ref);
     audit.commit = commit;
     // Spring's `resolvePlaceholders` request parameter (default true) on these forms.
     const resolve = (request.query as { resolvePlaceholders?: unknown }).resolvePlaceholders !== 'false';
     const mode = secretsModeFor(request, flat.app, profiles);
-    const key = `doc\0${commit}\0${flat.app}\0${profiles.join(',')}\0${flat.format}\0${resolve}\0${mode}`;
+    const key = `doc\0${store.name}\0${commit}\0${flat.app}\0${profiles.join(',')}\0${flat.format}\0${resolve}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {
-      const { text, secretKeys } = await app.gitStore.reader.readRendered(commit, flat.app, profiles, flat.format, {
+      const { text, secretKeys } = await store.reader.readRendered(commit, flat.app, profiles, flat.format, {
         resolve,
         secrets: (merged) => applySecrets(merged, mode, app.secretsKeyring),
       });
