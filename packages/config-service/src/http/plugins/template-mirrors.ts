@@ -9,7 +9,7 @@
  *   remembered for the application (bounded, one entry per name) and answered with
  *   `Retry-After` until its backoff ends, so clients cannot make the service hammer the Git
  *   server. The remote answering 404 means the application has no repository: 404
- *   `app_not_found`.
+ *   `app_not_found`, asked again after one to two minutes ({@link NOT_FOUND_RETRY_MS}).
  * - A folder left by an earlier run (`<dataDir>/mirrors/<name>.apps/<app>.git`) is checked
  *   and served at first use while it syncs; at start-up, folders beyond `maxMirrors` are
  *   removed (oldest first).
@@ -24,6 +24,8 @@ import { createGitStore, type GitStore } from './git-store.js';
 
 /** How long the first request for an application waits for its repository's clone, ms. */
 export const FIRST_USE_WAIT_MS = 10_000;
+/** How long a per-application repository the remote answered 404 for is remembered as missing, ms (at most `git.retryMaxMs`). */
+export const NOT_FOUND_RETRY_MS = 120_000;
 /** Default `maxMirrors`. */
 export const DEFAULT_MAX_MIRRORS = 100;
 /** Default `evictAfterIdleMs` (24 h). */
@@ -189,8 +191,10 @@ export class TemplateMirrors {
       await this.#remove(gitdir);
       const previous = this.#failed.get(app)?.failures ?? 0;
       const failures = previous + 1;
-      const base = Math.min(this.#o.git.retryMaxMs, this.#o.git.retryMinMs * 2 ** Math.min(failures - 1, 30));
-      const f: Failure = { error: err as Failure['error'], failures, until: Date.now() + Math.round(base / 2 + Math.random() * (base / 2)) };
+      const error = err as Failure['error'];
+      // No repository (404) is no passing failure: asked again at most once a minute.
+      const base = Math.min(this.#o.git.retryMaxMs, error.remoteStatus === 404 ? NOT_FOUND_RETRY_MS : this.#o.git.retryMinMs * 2 ** Math.min(failures - 1, 30));
+      const f: Failure = { error, failures, until: Date.now() + Math.round(base / 2 + Math.random() * (base / 2)) };
       this.#failed.delete(app);
       this.#failed.set(app, f);
       // One entry per name, bounded like the mirrors themselves.
