@@ -21,7 +21,7 @@ export interface GitHttpBehaviour {
   delayMs?: number | undefined;
   /** Requests are accepted and never answered (until the server closes). */
   hang?: boolean | undefined;
-  /** Responses start at once but their body is one space every this many ms, forever. */
+  /** Responses start at once but their body is one byte every this many ms, forever (a pkt-line that never ends). */
   trickleMs?: number | undefined;
   /**
    * `POST …/git-upload-pack` bodies get each `want <key>` replaced by `want <value>` before
@@ -96,8 +96,11 @@ export async function startGitHttpServer(opts: GitHttpServerOptions): Promise<Gi
     }
     if (behaviour.trickleMs !== undefined) {
       req.resume();
-      res.writeHead(200, { 'Content-Type': 'application/x-git-upload-pack-advertisement' });
-      const t = setInterval(() => res.write(' '), behaviour.trickleMs);
+      res.writeHead(200, { 'Content-Type': 'application/x-git-upload-pack-advertisement', 'Cache-Control': 'no-cache' });
+      // A pkt-line announcing 65516 bytes of data, then one byte per tick: never complete,
+      // never silent.
+      res.write('fff0');
+      const t = setInterval(() => res.write('a'), behaviour.trickleMs);
       timers.add(t);
       res.on('close', () => {
         clearInterval(t);
