@@ -176,7 +176,7 @@ export interface Finding {
    * `layer` (several extensions), `placeholder`, `schema`, `env-name`, `entry`
    * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`).
    */
-  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource';
+  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'routing';
   readonly message: string;
   /** The requests this was found for (`orders`, `orders/dev`), sorted; empty for per-file checks. */
   readonly contexts: readonly string[];
@@ -201,6 +201,12 @@ export interface ValidateOptions {
    * serves them unresolved. Cycles are always errors.
    */
   readonly unresolved?: Severity;
+  /**
+   * Several repositories (SPEC §4): why the service would not serve `app` from this
+   * repository (another entry claims it, none does), or `undefined` when it would. Such an
+   * application gets one `routing` warning and no further per-application checks.
+   */
+  readonly notServed?: (app: string) => string | undefined;
 }
 
 /** The result of {@link validateRepository}. */
@@ -435,9 +441,16 @@ export async function validateRepository(dir: string, options: ValidateOptions =
     profileSets = [[], ...[...profileNames].sort().map((p) => [p])];
   }
 
+  // --- applications this repository does not serve (several repositories)
+  const served = apps.filter((app) => {
+    const why = options.notServed?.(app);
+    if (why !== undefined) findings.add({ file: app, severity: 'warning', check: 'routing', message: why });
+    return why === undefined;
+  });
+
   // --- schemas
   const schemaByApp = new Map<string, AppSchema | null>();
-  for (const app of apps) {
+  for (const app of served) {
     try {
       schemaByApp.set(app, await reader.readSchema(WORKTREE, app));
     } catch (err) {
@@ -450,7 +463,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
   }
 
   // --- every application × profile set, through the service's own reader
-  for (const app of apps) {
+  for (const app of served) {
     for (const profiles of profileSets) {
       const context = contextName(app, profiles);
       let merged: MergedConfig;
