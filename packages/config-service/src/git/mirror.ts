@@ -25,7 +25,7 @@
  * message that leaves this module passes through {@link GitMirror.redact}.
  */
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, rename, rm, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, unlink } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -262,6 +262,12 @@ export class GitMirror {
   async #open(): Promise<void> {
     const unsafe = await checkMirrorPath(this.#dataDir, this.gitdir);
     if (unsafe !== null) return this.#refuse(unsafe.path, unsafe.reason);
+    // Clones a crash interrupted (`<name>.git.tmp-…`, made by this class) are removed.
+    const parent = nodePath.dirname(this.gitdir);
+    const prefix = `${nodePath.basename(this.gitdir)}.tmp-`;
+    for (const entry of await readdir(parent).catch(() => [] as string[])) {
+      if (entry.startsWith(prefix)) await this.#discard(nodePath.join(parent, entry));
+    }
     if (!existsSync(nodePath.join(this.gitdir, 'HEAD'))) {
       if (existsSync(this.gitdir)) await this.#discard(this.gitdir); // a clone that never finished
       return;
