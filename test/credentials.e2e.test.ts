@@ -250,9 +250,10 @@ describe('case 15 with a mirror on disk: the last good mirror keeps serving', ()
       expect(config.json()).toEqual({ x: 1, server: { port: 8080 } });
       expect(config.headers['config-commit']).toBe(work.commit);
       // collectEverything read /health/ready (and closed the service).
-      const ready = JSON.parse(texts.find(([where]) => where === '/health/ready body')![1]) as { checks: { repository: { ready: boolean; lastError: string | null } } };
-      expect(ready.checks.repository.ready).toBe(true);
-      expect(ready.checks.repository.lastError).toMatch(/credentials/);
+      // Per repository since several are supported (issue 8): checks.repositories[].
+      const ready = JSON.parse(texts.find(([where]) => where === '/health/ready body')![1]) as { checks: { repositories: Array<{ name: string; ready: boolean; state: string; lastError: string | null }> } };
+      expect(ready.checks.repositories).toEqual([expect.objectContaining({ name: 'config', ready: true, state: 'repo_auth_failed' })]);
+      expect(ready.checks.repositories[0]!.lastError).toMatch(/credentials/);
       expectNoSecret(texts, mode.secret);
     } finally {
       await second.close();
@@ -285,7 +286,7 @@ it('case 15 literally: https://deploy-bot:S3cr3t-T0ken-xyz@git.example.test/… 
     expect(config.status).toBe(503);
     expect(config.json()).toMatchObject({ code: 'repo_unavailable' });
     const ready = texts.find(([where]) => where === '/health/ready body')![1];
-    expect(JSON.parse(ready)).toMatchObject({ status: 'not_ready', checks: { repository: { ready: false, lastError: expect.stringMatching(/^Repository 'config' is unavailable: fetch failed: /) } } });
+    expect(JSON.parse(ready)).toMatchObject({ status: 'not_ready', checks: { repositories: [{ name: 'config', ready: false, lastError: expect.stringMatching(/^Repository 'config' is unavailable: fetch failed: /) }] } });
     expectNoSecret(texts, TOKEN);
   } finally {
     await service.close();

@@ -157,7 +157,7 @@ describe('GitMirror over the real git http-backend', () => {
     expect(mirror.ready).toBe(false);
     expect(mirror.stats).toMatchObject({ syncs: 0, failures: 1, lastError: "Repository 'config' refused the configured credentials", lastErrorCode: 'CFG_ERR_REPO_AUTH_FAILED' });
     expect(cap.entries.filter((e) => e.level === 'error').map((e) => e.obj)).toEqual([
-      { repo: 'config', code: 'CFG_ERR_REPO_AUTH_FAILED', reason: "Repository 'config' refused the configured credentials", ready: false },
+      { repo: 'config', code: 'CFG_ERR_REPO_AUTH_FAILED', state: 'repo_auth_failed', reason: "Repository 'config' refused the configured credentials", ready: false, failures: 1 },
     ]);
     expectNoSecret(...cap.lines, err.message, err.stack ?? '', JSON.stringify(err), JSON.stringify(mirror.stats));
   });
@@ -192,12 +192,16 @@ describe('GitMirror over the real git http-backend', () => {
     expectNoSecret(...cap.lines, err.message, JSON.stringify(mirror.stats));
   });
 
-  it('a missing default branch is CFG_ERR_REPO_UNAVAILABLE', async () => {
+  it('a missing default branch is CFG_ERR_REPO_UNAVAILABLE naming it; the other branches are mirrored all the same', async () => {
     server = await startGitHttpServer({ projectRoot: srv });
     const mirror = new GitMirror({ name: 'config', url: `${server.url}/config.git`, dataDir: join(root, 'data'), defaultBranch: 'trunk', logger: captureLogger().logger });
     const err = await rejection(mirror.sync());
-    expect([err.code, err.message]).toEqual(['CFG_ERR_REPO_UNAVAILABLE', "Repository 'config' is unavailable: default branch 'trunk' not found on the remote"]);
-    expect(mirror.ready).toBe(false);
+    expect([err.code, err.message]).toEqual(['CFG_ERR_REPO_UNAVAILABLE', "Repository 'config' is unavailable: default branch 'trunk' not found on the remote; the other refs were updated"]);
+    // Changed on purpose (issue 8): the refs that exist are served; a request without a ref names the missing branch.
+    expect(mirror.ready).toBe(true);
+    expect(await mirror.repository.resolveRef('main')).toEqual({ commit: work.commit, ref: 'refs/heads/main' });
+    expect(await rejection(mirror.repository.resolveRef())).toMatchObject({ code: 'CFG_ERR_REF_NOT_FOUND', message: "Ref 'trunk' not found in repository 'config'" });
+    expect(mirror.status).toMatchObject({ state: 'repo_unavailable', commit: null, lastErrorCode: 'CFG_ERR_REPO_UNAVAILABLE' });
   });
 
   it('follows force-pushes C1 → C2 → C0 and logs each non-fast-forward move (case 14)', async () => {
@@ -228,7 +232,7 @@ describe('GitMirror over the real git http-backend', () => {
     const bodies = await Promise.all(files.map(async (f) => decode(await mirror.repository.readBlob(f.oid))));
     for (const b of bodies) for (const bad of ['LEAKED-123', '<<<<<<<', '=======', '>>>>>>>']) expect(b.includes(bad)).toBe(false);
 
-    expect(cap.entries.filter((e) => e.obj.forced === true)).toEqual([
+    expect(cap.entries.filter((e) => e.msg === 'git ref force-updated')).toEqual([
       { level: 'info', obj: { repo: 'config', ref: 'refs/heads/main', from: c1, to: c2, forced: true }, msg: 'git ref force-updated' },
       { level: 'info', obj: { repo: 'config', ref: 'refs/heads/main', from: c2, to: c0, forced: true }, msg: 'git ref force-updated' },
     ]);
@@ -282,7 +286,10 @@ describe('GitMirror over the real git http-backend', () => {
 
     // Restart: a new instance on the same data directory, remote still down.
     const restarted = new GitMirror({ name: 'config', url: `${url}/config.git`, dataDir, defaultBranch: 'main', logger: cap.logger });
+    expect(restarted.ready).toBe(false); // checked first (issue 8)
+    await restarted.open();
     expect(restarted.ready).toBe(true);
+    expect(restarted.stats.lastSuccessAt).toEqual(mirror.stats.lastSuccessAt); // kept on disk
     expect((await rejection(restarted.sync())).code).toBe('CFG_ERR_REPO_UNAVAILABLE');
     expect(restarted.ready).toBe(true);
     expect(cap.entries.map((e) => [e.level, e.msg])).toContainEqual(['warn', 'git mirror sync failed; the last good mirror keeps serving']);
@@ -300,6 +307,7 @@ describe('GitMirror over the real git http-backend', () => {
     expect(await readAt(mirror, undefined, 'orders/application.yml')).toEqual({ commit: work.commit, body: 'x: 0\n' });
     expect((await rejection(mirror.repository.resolveRef('ghost'))).code).toBe('CFG_ERR_REF_NOT_FOUND');
     const restarted = new GitMirror({ name: 'config', url: `${server.url}/config.git`, dataDir, defaultBranch: 'main', logger: captureLogger().logger });
+    await restarted.open();
     expect(await readAt(restarted, undefined, 'orders/application.yml')).toEqual({ commit: work.commit, body: 'x: 0\n' });
     // The next sync repairs the disk state.
     const c1 = work.commitFiles({ 'orders/application.yml': 'x: 1\n' }, 'c1');

@@ -250,7 +250,8 @@ describe('management listener', () => {
     expect(live.status).toBe(200);
     const ready = await fetch(`${remote.managementUrl}/health/ready`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { repository: { name: 'config', ready: true, lastError: null }, audit: { healthy: true } } });
+    // Per repository since several are supported (issue 8).
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { repositories: [{ name: 'config', ready: true, state: 'ok', lastError: null }], audit: { healthy: true } } });
   });
 
   it('serves Prometheus metrics and build info', async () => {
@@ -260,8 +261,8 @@ describe('management listener', () => {
     const text = await res.text();
     expect(text).toMatch(/^config_service_requests_total\{action="config\.read",outcome="allowed",status="200"\} [1-9]/m);
     expect(text).toMatch(/^config_service_requests_total\{action="config\.read",outcome="denied",status="403"\} [1-9]/m);
-    expect(text).toMatch(/^config_service_git_ready 1$/m);
-    expect(text).toMatch(/^config_service_git_syncs_total [1-9]/m);
+    expect(text).toMatch(/^config_service_git_ready\{repository="config"\} 1$/m);
+    expect(text).toMatch(/^config_service_git_syncs_total\{repository="config"\} [1-9]/m);
     expect(text).toMatch(/^config_service_audit_healthy 1$/m);
     const info = (await (await fetch(`${remote.managementUrl}/info`)).json()) as Record<string, unknown>;
     expect(info).toMatchObject({ name: 'config-service', version: '0.1.0', node: process.version });

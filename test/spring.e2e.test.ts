@@ -220,7 +220,8 @@ describe('flat document forms', () => {
     const { repo, get } = await serve({ 'orders/application.yml': 'x: 1\n' });
     const apps = await get('/v1/apps');
     expect(apps.status).toBe(200);
-    expect(apps.json()).toEqual({ apps: ['orders'], commit: repo.commit });
+    // `repositories` added with several repositories (issue 8); `commit` stays with one.
+    expect(apps.json()).toEqual({ apps: ['orders'], commit: repo.commit, repositories: [{ name: 'config', commit: repo.commit, apps: ['orders'] }] });
     for (const p of ['/v1/apps/orders', '/v1/nothing', '/health/live', '/health/ready', '/v1-dev.yml']) {
       const res = await get(p);
       expect(res.status, p).toBe(404);

@@ -107,7 +107,8 @@ async function untilServes(commit: string, ms = 15_000): Promise<HttpsResult> {
 
 async function metric(name: string): Promise<number> {
   const text = await (await fetch(`${service.managementUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  // Git series are per repository since several are supported (issue 8).
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{repository="config"} `));
   return Number(line?.split(' ')[1]);
 }
 

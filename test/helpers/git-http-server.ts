@@ -4,17 +4,37 @@
  *
  * Every repository under `projectRoot` is served (`GIT_HTTP_EXPORT_ALL`), e.g. a bare repo
  * `<projectRoot>/config.git` at `<url>/config.git`. Pushing over HTTP is enabled too.
+ *
+ * For failure tests it can misbehave ({@link GitHttpBehaviour}, changed while running with
+ * `configure`): answer late, never answer, trickle forever, send a pack lacking the commit
+ * it advertised, or require other credentials (a rotated token, the old one revoked).
  */
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** How the server misbehaves; change it while running with {@link GitHttpServer.configure}. */
+export interface GitHttpBehaviour {
+  /** When set, every request without these Basic credentials gets 401 + `WWW-Authenticate`. */
+  auth?: { readonly username: string; readonly password: string } | undefined;
+  /** Every response starts this many ms late (nothing is sent meanwhile). */
+  delayMs?: number | undefined;
+  /** Requests are accepted and never answered (until the server closes). */
+  hang?: boolean | undefined;
+  /** Responses start at once but their body is one byte every this many ms, forever (a pkt-line that never ends). */
+  trickleMs?: number | undefined;
+  /**
+   * `POST …/git-upload-pack` bodies get each `want <key>` replaced by `want <value>` before
+   * git sees them: the server then sends a pack for another commit than the one it
+   * advertised (a pack lacking the advertised commit).
+   */
+  rewriteWants?: Readonly<Record<string, string>> | undefined;
+}
+
 /** Options of {@link startGitHttpServer}. */
-export interface GitHttpServerOptions {
+export interface GitHttpServerOptions extends GitHttpBehaviour {
   /** Directory holding the served repositories (`GIT_PROJECT_ROOT`). */
   readonly projectRoot: string;
-  /** When set, every request without these Basic credentials gets 401 + `WWW-Authenticate`. */
-  readonly auth?: { readonly username: string; readonly password: string };
 }
 
 /** One request the server answered. */
@@ -39,11 +59,13 @@ export interface GitHttpServer {
   readonly bytesSent: number;
   /** Every request answered so far, in order. */
   readonly log: readonly GitHttpRequestRecord[];
+  /** Changes how the server behaves from the next request on (fields given replace the current ones). */
+  configure(behaviour: GitHttpBehaviour): void;
   /** Stops listening and closes open connections. */
   close(): Promise<void>;
 }
 
-function authorized(req: IncomingMessage, auth: GitHttpServerOptions['auth']): string | undefined | false {
+function authorized(req: IncomingMessage, auth: GitHttpBehaviour['auth']): string | undefined | false {
   if (auth === undefined) return undefined;
   const header = req.headers.authorization ?? '';
   const m = /^Basic\s+(.+)$/i.exec(header);
@@ -64,14 +86,47 @@ export async function startGitHttpServer(opts: GitHttpServerOptions): Promise<Gi
   const log: GitHttpRequestRecord[] = [];
   let bytesSent = 0;
 
+  const behaviour: GitHttpBehaviour = { auth: opts.auth, delayMs: opts.delayMs, hang: opts.hang, trickleMs: opts.trickleMs, rewriteWants: opts.rewriteWants };
+  const timers = new Set<NodeJS.Timeout>();
+
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (behaviour.hang === true) {
+      req.resume();
+      return; // never answered
+    }
+    if (behaviour.trickleMs !== undefined) {
+      req.resume();
+      res.writeHead(200, { 'Content-Type': 'application/x-git-upload-pack-advertisement', 'Cache-Control': 'no-cache' });
+      // A pkt-line announcing 65516 bytes of data, then one byte per tick: never complete,
+      // never silent.
+      res.write('fff0');
+      const t = setInterval(() => res.write('a'), behaviour.trickleMs);
+      timers.add(t);
+      res.on('close', () => {
+        clearInterval(t);
+        timers.delete(t);
+      });
+      return;
+    }
+    if (behaviour.delayMs !== undefined && behaviour.delayMs > 0) {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        serve(req, res);
+      }, behaviour.delayMs);
+      timers.add(t);
+      return;
+    }
+    serve(req, res);
+  };
+
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
     const record = (status: number, bytes: number): void => {
       log.push({ method, url: req.url ?? '/', status, bytes, authorization: req.headers.authorization });
       if (method === 'POST' && url.pathname.endsWith('/git-upload-pack')) bytesSent += bytes;
     };
-    const user = authorized(req, opts.auth);
+    const user = authorized(req, behaviour.auth);
     if (user === false) {
       req.resume();
       const body = 'Unauthorized\n';
@@ -108,8 +163,20 @@ export async function startGitHttpServer(opts: GitHttpServerOptions): Promise<Gi
     if (typeof protocol === 'string') env.GIT_PROTOCOL = protocol;
 
     const cgi = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    req.pipe(cgi.stdin);
     cgi.stdin.on('error', () => undefined);
+    const rewrites = behaviour.rewriteWants;
+    if (rewrites !== undefined && method === 'POST' && url.pathname.endsWith('/git-upload-pack') && encoding === undefined) {
+      // Same length (40 hex for 40 hex), so the pkt-line lengths stay right.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        let body = Buffer.concat(chunks).toString('latin1');
+        for (const [from, to] of Object.entries(rewrites)) body = body.split(`want ${from}`).join(`want ${to}`);
+        cgi.stdin.end(Buffer.from(body, 'latin1'));
+      });
+    } else {
+      req.pipe(cgi.stdin);
+    }
     let stderr = '';
     cgi.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
@@ -180,8 +247,11 @@ export async function startGitHttpServer(opts: GitHttpServerOptions): Promise<Gi
       return bytesSent;
     },
     log,
+    configure: (b) => Object.assign(behaviour, b),
     close: () =>
       new Promise<void>((resolve) => {
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -11,7 +11,7 @@ import type { AuditStore } from './audit/types.js';
 import auditPlugin from './http/plugins/audit.js';
 import authPlugin from './http/plugins/auth.js';
 import hardeningPlugin, { clientErrorHandler, frameworkErrorHandler } from './http/plugins/hardening.js';
-import gitStorePlugin, { type GitStore } from './http/plugins/git-store.js';
+import repositoriesPlugin, { type RepositoryRegistry } from './http/plugins/repositories.js';
 import { installProblemHandlers } from './http/problem.js';
 import { loadTlsMaterial, secureContextOptions, TlsReloader } from './http/tls.js';
 import auditRoutes from './http/routes/audit.js';
@@ -27,9 +27,10 @@ import type { Settings } from './settings/schema.js';
 /** What {@link buildApp} needs besides the settings: the open stores and the logger. */
 export interface AppDependencies {
   logger: FastifyBaseLogger;
-  gitStore: GitStore;
+  /** The repositories, opened (and started) by the caller; stopped when the app closes. */
+  repositories: RepositoryRegistry;
   auditStore: AuditStore;
-  /** Sync signals shared by replicas (PostgreSQL audit store and a remote mirror only). */
+  /** Sync signals shared by replicas (PostgreSQL audit store and remote repositories only). */
   syncBus?: SyncSignals | undefined;
 }
 
@@ -104,7 +105,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   installProblemHandlers(app);
   await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs });
   await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });
-  await app.register(gitStorePlugin, { store: deps.gitStore });
+  await app.register(repositoriesPlugin, { registry: deps.repositories });
   await app.register(authPlugin, {
     identity: settings.identity,
     policy: settings.policy,
@@ -117,9 +118,6 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   await app.register(filesRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(springRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(historyRoutes);
-  await app.register(hooksRoutes, {
-    webhookSecretFile: settings.repositories.find((r) => r.name === deps.gitStore.name)?.webhookSecretFile,
-    ...(deps.syncBus && { syncBus: deps.syncBus }),
-  });
+  await app.register(hooksRoutes, { ...(deps.syncBus && { syncBus: deps.syncBus }) });
   return app;
 }

@@ -38,6 +38,12 @@ export const CFG_ERR_UNSUPPORTED_ENTRY = createError('CFG_ERR_UNSUPPORTED_ENTRY'
 export const CFG_ERR_REPO_UNAVAILABLE = createError('CFG_ERR_REPO_UNAVAILABLE', "Repository '%s' is unavailable: %s", 503);
 export const CFG_ERR_REPO_AUTH_FAILED = createError('CFG_ERR_REPO_AUTH_FAILED', "Repository '%s' refused the configured credentials", 503);
 
+/**
+ * A repository named by a request (`?repo=` of `POST /v1/hooks/git` and `POST /v1/admin/sync`)
+ * is not configured (or, for a per-application repository, not mirrored). `%s` = the name.
+ */
+export const CFG_ERR_REPO_NOT_FOUND = createError('CFG_ERR_REPO_NOT_FOUND', "No repository '%s' is configured", 404);
+
 // --- audit (503) ---
 export const CFG_ERR_AUDIT_UNAVAILABLE = createError('CFG_ERR_AUDIT_UNAVAILABLE', 'The audit log cannot record this request: %s', 503);
 
@@ -114,6 +120,7 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_UNSUPPORTED_ENTRY,
   CFG_ERR_REPO_UNAVAILABLE,
   CFG_ERR_REPO_AUTH_FAILED,
+  CFG_ERR_REPO_NOT_FOUND,
   CFG_ERR_AUDIT_UNAVAILABLE,
   CFG_ERR_SECRET_DECRYPT_FAILED,
   CFG_ERR_SECRET_KEY_UNKNOWN,
@@ -143,4 +150,13 @@ export function problemCode(code: string): string {
  */
 export function withData<E extends Error>(err: E, data: Record<string, unknown>): E & { data: Record<string, unknown> } {
   return Object.assign(err, { data });
+}
+
+/**
+ * Marks a 503 error with the seconds a client should wait (`Retry-After`, RFC 9110
+ * §10.2.3); the problem handler sends the header. `undefined` leaves the error unmarked.
+ */
+export function withRetryAfter<E extends Error>(err: E, seconds: number | undefined): E {
+  if (seconds !== undefined && Number.isFinite(seconds)) Object.assign(err, { retryAfterSeconds: Math.max(1, Math.ceil(seconds)) });
+  return err;
 }

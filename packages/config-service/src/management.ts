@@ -4,7 +4,9 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AuditStore } from './audit/types.js';
-import type { GitStore } from './http/plugins/git-store.js';
+import { gitHealth } from './git-health.js';
+import type { RepositoryRegistry } from './http/plugins/repositories.js';
+import type { GitSettings } from './settings/schema.js';
 import type { ServiceMetrics } from './metrics.js';
 
 /** Build information shown at `/info`. */
@@ -15,31 +17,33 @@ export interface BuildInfo {
 }
 
 /**
- * Builds the management app: `/health/live`, `/health/ready` (503 until configuration can
- * be served and while the audit store cannot commit; `checks.audit` is
+ * Builds the management app: `/health/live`, `/health/ready` (503 until every repository
+ * can serve, while one is stale by `git.staleAfterMs`, and while the audit store cannot
+ * commit; the body lists each repository's state and `checks.audit` is
  * `{ healthy, reason?, since? }`), `/metrics` (Prometheus text format)
  * and `/info` (version, build commit, uptime in seconds, Node.js version).
  */
-export async function buildManagementApp(deps: { logger: FastifyBaseLogger; gitStore: GitStore; auditStore: AuditStore; metrics: ServiceMetrics; build: BuildInfo }): Promise<FastifyInstance> {
+export async function buildManagementApp(deps: {
+  logger: FastifyBaseLogger;
+  repositories: RepositoryRegistry;
+  git: GitSettings;
+  auditStore: AuditStore;
+  metrics: ServiceMetrics;
+  build: BuildInfo;
+}): Promise<FastifyInstance> {
   const startedAt = Date.now();
   const app = Fastify({ loggerInstance: deps.logger.child({ listener: 'management' }), logController: new LogController({ disableRequestLogging: true }) });
   app.get('/health/live', async () => ({ status: 'ok' }));
   app.get('/health/ready', async (_request, reply) => {
-    const { gitStore, auditStore } = deps;
-    const stats = gitStore.mirror?.stats;
+    const { auditStore } = deps;
+    // Per repository: served commit, when it was fetched, last attempt and error (git-health.ts).
+    const git = await gitHealth(deps.repositories, deps.git);
     const checks = {
-      repository: {
-        name: gitStore.name,
-        ready: gitStore.ready(),
-        ...(stats && {
-          lastSyncAt: stats.lastSuccessAt?.toISOString() ?? null,
-          syncAgeMs: stats.lastSuccessAt ? Date.now() - stats.lastSuccessAt.getTime() : null,
-          lastError: stats.lastError ?? null,
-        }),
-      },
+      repositories: git.repositories,
+      ...(git.templates.length > 0 && { templates: git.templates }),
       audit: auditStore.health,
     };
-    const ok = checks.repository.ready && checks.audit.healthy;
+    const ok = git.ready && checks.audit.healthy;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks });
   });
   app.get('/metrics', async (_request, reply) => {

@@ -6,7 +6,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import type { AuditStore } from './audit/types.js';
-import type { GitStore } from './http/plugins/git-store.js';
+import { registerGitMetrics } from './git-health.js';
+import type { RepositoryRegistry } from './http/plugins/repositories.js';
+import type { GitSettings } from './settings/schema.js';
 import type { TlsReloadStats } from './http/tls.js';
 
 /** The registry and the instruments the API app updates. */
@@ -18,10 +20,10 @@ export interface ServiceMetrics {
 
 /**
  * Creates the registry: request counters and latency (updated by {@link instrumentApi}),
- * Git sync state and audit store state (read from the stores at scrape time), and the
+ * Git sync state per repository (`git-health.ts`) and audit store state (read at scrape time), and the
  * default process metrics.
  */
-export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore; tls?: () => Readonly<TlsReloadStats> }): ServiceMetrics {
+export function createMetrics(deps: { repositories: RepositoryRegistry; git?: GitSettings; auditStore: AuditStore; tls?: () => Readonly<TlsReloadStats> }): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
@@ -37,7 +39,7 @@ export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
-  const { gitStore, auditStore } = deps;
+  const { auditStore } = deps;
   const gauge = (name: string, help: string, read: () => number | undefined) =>
     new Gauge({
       name,
@@ -48,14 +50,7 @@ export function createMetrics(deps: { gitStore: GitStore; auditStore: AuditStore
         if (v !== undefined) this.set(v);
       },
     });
-  gauge('config_service_git_ready', '1 when configuration can be served from the repository', () => (gitStore.ready() ? 1 : 0));
-  gauge('config_service_git_syncs_total', 'Successful syncs of the remote mirror', () => gitStore.mirror?.stats.syncs);
-  gauge('config_service_git_sync_failures_total', 'Failed syncs of the remote mirror', () => gitStore.mirror?.stats.failures);
-  gauge('config_service_git_forced_updates_total', 'Non-fast-forward ref moves (force-pushes) followed by the mirror', () => gitStore.mirror?.stats.forcedUpdates);
-  gauge('config_service_git_last_sync_timestamp_seconds', 'Unix time of the last successful sync', () => {
-    const at = gitStore.mirror?.stats.lastSuccessAt;
-    return at ? at.getTime() / 1000 : undefined;
-  });
+  registerGitMetrics(registry, deps.repositories);
   gauge('config_service_audit_healthy', '1 while the audit store commits events', () => (auditStore.healthy ? 1 : 0));
   gauge('config_service_audit_events_total', 'Audit events committed by this process', () => auditStore.stats.events);
   gauge('config_service_audit_transactions_total', 'Audit store transactions (group commits)', () => auditStore.stats.transactions);

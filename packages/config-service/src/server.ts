@@ -8,7 +8,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { auditStoreSettings, createAuditStore, startAuditHealthProbe, startAuditRetention } from './audit/index.js';
 import { PgSyncBus } from './git/sync-bus.js';
-import { createGitStore } from './http/plugins/git-store.js';
+import { RepositoryRegistry } from './http/plugins/repositories.js';
 import type { TlsReloadStats } from './http/tls.js';
 import { loggerOptions, redactOptions } from './logger.js';
 import { buildManagementApp, type BuildInfo } from './management.js';
@@ -55,30 +55,32 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   const auditSettings = auditStoreSettings(settings, options.env ?? process.env);
   const auditStore = await createAuditStore(auditSettings, logger);
   const flog = logger as unknown as FastifyBaseLogger;
-  let gitStore;
+  let repositories: RepositoryRegistry;
   try {
-    gitStore = await createGitStore(settings.repositories[0]!, settings.dataDir, flog, options.env);
-    await gitStore.start();
+    repositories = await RepositoryRegistry.open(settings, flog, options.env);
+    await repositories.start();
   } catch (err) {
     await auditStore.close();
     throw err;
   }
   // Replicas share sync signals through the PostgreSQL they already share (SPEC §10).
   let syncBus: PgSyncBus | undefined;
-  if (auditSettings.kind === 'postgres' && gitStore.mirror !== undefined) {
-    syncBus = new PgSyncBus({ connectionString: auditSettings.connectionString, repositories: [gitStore.name], logger });
+  const remotes = repositories.entries.filter((e) => e.url !== undefined).map((e) => e.name);
+  if (auditSettings.kind === 'postgres' && remotes.length > 0) {
+    syncBus = new PgSyncBus({ connectionString: auditSettings.connectionString, repositories: remotes, logger });
     await syncBus.start();
   }
   let api: FastifyInstance;
   try {
-    api = await buildApp(settings, { logger: flog, gitStore, auditStore, ...(syncBus && { syncBus }) });
+    api = await buildApp(settings, { logger: flog, repositories, auditStore, ...(syncBus && { syncBus }) });
   } catch (err) {
     await syncBus?.close();
+    await repositories.stop();
     throw err;
   }
-  const metrics = createMetrics({ gitStore, auditStore, tls: () => api.tlsReloader.stats });
+  const metrics = createMetrics({ repositories, git: settings.git, auditStore, tls: () => api.tlsReloader.stats });
   instrumentApi(api, metrics);
-  const management = await buildManagementApp({ logger: flog, gitStore, auditStore, metrics, build: BUILD_INFO });
+  const management = await buildManagementApp({ logger: flog, repositories, git: settings.git, auditStore, metrics, build: BUILD_INFO });
   // Retention by age (audit.retentionDays): prune hourly, first shortly after start.
   const retention =
     settings.audit.retentionDays === undefined
@@ -112,6 +114,6 @@ export async function startService(settings: Readonly<Settings>, options: { logg
       await api.close();
     },
   };
-  logger.info({ api: service.apiUrl, management: service.managementUrl, repository: gitStore.name }, 'config-service listening');
+  logger.info({ api: service.apiUrl, management: service.managementUrl, repositories: repositories.entries.map((e) => e.name) }, 'config-service listening');
   return service;
 }

@@ -89,7 +89,7 @@ export function toEventInput(e: AuditEventInput): AuditEventInput {
     secretKeys: stringList(e.secretKeys, 'secretKeys'),
     durationMs: e.durationMs,
   };
-  const optional = ['clientAddress', 'app', 'ref', 'commit', 'format', 'reason', 'bodySha256'] as const;
+  const optional = ['clientAddress', 'app', 'repository', 'ref', 'commit', 'format', 'reason', 'bodySha256'] as const;
   for (const k of optional) {
     const v = optString(e[k], k);
     if (v !== undefined) out[k] = v;
@@ -101,7 +101,7 @@ export function toEventInput(e: AuditEventInput): AuditEventInput {
 /** The fields of `e` in {@link AuditEventInput} declaration order (for readable output). */
 function orderEvent<T extends AuditEventInput>(e: T): T {
   const keys: (keyof AuditEvent)[] = [
-    'seq', 'time', 'requestId', 'actor', 'clientAddress', 'action', 'app', 'profiles', 'ref', 'commit', 'format',
+    'seq', 'time', 'requestId', 'actor', 'clientAddress', 'action', 'app', 'repository', 'profiles', 'ref', 'commit', 'format',
     'outcome', 'status', 'reason', 'secretKeys', 'secretKeyIds', 'bodySha256', 'durationMs', 'prevHash', 'hash',
   ];
   const out: Record<string, unknown> = {};

@@ -56,6 +56,8 @@ export interface AuditEventInput {
   action: string;
   /** The application the request was about, when it names one. */
   app?: string;
+  /** The repository read or synced (`repositories[].name`, or `<template>/<app>`), when the request reached one. */
+  repository?: string;
   /** The profiles asked for, in request order (empty when none). */
   profiles: string[];
   /** The ref asked for (branch, tag or commit), as the caller wrote it. */

@@ -7,10 +7,18 @@
 import { Option, type Command } from 'commander';
 import type { Layout } from '../config/app-config.js';
 import { formatReport, validateRepository, type Severity } from '../config/validate-repo.js';
+import { ALL_APPS, isTemplateUrl, matchesAny } from '../git/app-patterns.js';
+import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
+import type { Settings } from '../settings/schema.js';
 
 /** Options of {@link runValidate}, as the command line gives them. */
 export interface ValidateCommandOptions {
-  readonly layout: Layout;
+  /** Default: the repository's `layout` with `--repository`, else `folders`. */
+  readonly layout?: Layout;
+  /** With `settings`: the `repositories[].name` this checkout is (several repositories). */
+  readonly repository?: string;
+  /** With a template `repository`: the application whose repository this checkout is. */
+  readonly app?: string;
   /** Comma-separated profile names; absent: every profile the repository names. */
   readonly profiles?: string;
   readonly format: 'text' | 'json';
@@ -26,10 +34,12 @@ export interface ValidateCommandOptions {
  * @returns the text for stdout and the exit code: 1 when there are errors, else 0.
  * @throws Error when `dir` cannot be read.
  */
-export async function runValidate(dir: string, opts: ValidateCommandOptions): Promise<{ output: string; exitCode: number }> {
+export async function runValidate(dir: string, opts: ValidateCommandOptions, settings?: Readonly<Settings>): Promise<{ output: string; exitCode: number }> {
   const profiles = opts.profiles?.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const routing = opts.repository === undefined ? undefined : servedBy(settings, opts.repository, opts.app);
   const report = await validateRepository(dir, {
-    layout: opts.layout,
+    layout: opts.layout ?? routing?.layout ?? 'folders',
+    ...(routing !== undefined && { notServed: routing.notServed }),
     ...(profiles !== undefined && profiles.length > 0 && { profiles }),
     ...(opts.unresolved !== undefined && { unresolved: opts.unresolved }),
     ...(opts.unboundSecrets !== undefined && { unboundSecrets: opts.unboundSecrets }),
@@ -38,21 +48,52 @@ export async function runValidate(dir: string, opts: ValidateCommandOptions): Pr
 }
 
 /**
+ * Which applications the service serves from repository `name` (SPEC §4): the first
+ * `repositories[]` entry whose `apps` globs match an application serves it.
+ * @throws CFG_ERR_SETTINGS_INVALID when no settings were given or no entry is named `name`
+ */
+export function servedBy(settings: Readonly<Settings> | undefined, name: string, app?: string): { layout: Layout; notServed: (a: string) => string | undefined } {
+  if (settings === undefined) throw new CFG_ERR_SETTINGS_INVALID('  --repository: needs --config (the service settings naming the repositories)');
+  const entry = settings.repositories.find((r) => r.name === name);
+  if (entry === undefined) throw new CFG_ERR_SETTINGS_INVALID(`  --repository: no repositories[] entry is named '${name}'`);
+  const template = entry.url !== undefined && isTemplateUrl(entry.url);
+  return {
+    layout: entry.layout,
+    notServed: (a) => {
+      const first = settings.repositories.find((r) => matchesAny(r.apps ?? ALL_APPS, a));
+      if (first === undefined) return `no repositories[] entry claims '${a}': the service answers 404 for it`;
+      if (first !== entry) return `'${a}' is served from repository '${first.name}', not from '${name}'`;
+      if (template && app !== undefined && a !== app) return `this is the repository of '${app}' ('${name}' holds one repository per application): '${a}' is not served from it`;
+      return undefined;
+    },
+  };
+}
+
+/**
  * Adds `validate <repo-dir> [--layout folders|spring] [--profiles p1,p2] [--format text|json]
- * [--unresolved error|warning] [--unbound-secrets error|warning]` to the program.
+ * [--unresolved error|warning] [--unbound-secrets error|warning]
+ * [--config service.yml --repository <name> [--app <name>]]` to the program.
  */
 export function registerValidateCommand(program: Command): void {
   program
     .command('validate')
     .description('Check a configuration repository (working tree) before merge: documents parse, no conflicts, placeholders resolve, schemas hold, environment names do not collide')
     .argument('<repo-dir>', 'the configuration repository (a checkout; .git is not needed)')
-    .addOption(new Option('--layout <layout>', 'repository layout').choices(['folders', 'spring']).default('folders'))
+    .addOption(new Option('--layout <layout>', 'repository layout (default: the repository\'s layout with --repository, else folders)').choices(['folders', 'spring']))
+    .option('-c, --config <file>', 'service settings file, to check the checkout as the repository --repository (several repositories)')
+    .option('--repository <name>', 'the repositories[] entry this checkout is: applications it does not serve are reported, not checked')
+    .option('--app <name>', 'with a per-application (template) repository: the application it belongs to')
     .option('--profiles <list>', 'comma-separated profiles to check (each alone, then all together); default: every profile the repository names')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--unresolved <severity>', 'severity of a placeholder without value and default (default: error for folders, warning for spring)').choices(['error', 'warning']))
     .addOption(new Option('--unbound-secrets <severity>', 'severity of a {cipher} value not bound to an application (default: warning)').choices(['error', 'warning']))
-    .action(async (dir: string, opts: ValidateCommandOptions) => {
-      const { output, exitCode } = await runValidate(dir, opts);
+    .action(async (dir: string, opts: ValidateCommandOptions & { config?: string }) => {
+      let settings: Readonly<Settings> | undefined;
+      if (opts.config !== undefined) {
+        const { loadSettings } = await import('../settings/load.js');
+        settings = loadSettings({ file: opts.config, env: process.env });
+      }
+      const { output, exitCode } = await runValidate(dir, opts, settings);
       process.stdout.write(output);
       process.exitCode = exitCode;
     });

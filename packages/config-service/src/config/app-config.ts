@@ -64,17 +64,19 @@ const SPRING_SCHEMA_SUFFIX = '.schema.json';
 export class AppConfigReader {
   readonly #repo: ConfigSource;
   readonly #layout: Layout;
-  readonly #parsed = new LRUCache<string, ParsedDocument>({ max: 20_000 });
+  readonly #parsed: LRUCache<string, ParsedDocument>;
   readonly #schemas = new LRUCache<string, { json: unknown }>({ max: 1_000 });
 
   /**
    * @param repo the repository to read (local or mirror)
    * @param layout `folders` (`<app>/application-<profile>.yml`) or `spring`
    *   (`<app>-<profile>.yml` beside `application*.yml` at the root)
+   * @param options.parsedCacheEntries parsed documents kept, by blob id (default 20000)
    */
-  constructor(repo: ConfigSource, layout: Layout) {
+  constructor(repo: ConfigSource, layout: Layout, options: { parsedCacheEntries?: number } = {}) {
     this.#repo = repo;
     this.#layout = layout;
+    this.#parsed = new LRUCache<string, ParsedDocument>({ max: Math.max(1, options.parsedCacheEntries ?? 20_000) });
   }
 
   /**

@@ -178,7 +178,7 @@ export interface Finding {
    * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`), `secret`
    * (`{cipher}` values: malformed, unbound, bound to another application).
    */
-  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'secret';
+  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'secret' | 'routing';
   readonly message: string;
   /** The requests this was found for (`orders`, `orders/dev`), sorted; empty for per-file checks. */
   readonly contexts: readonly string[];
@@ -208,6 +208,12 @@ export interface ValidateOptions {
    * repository served with `secrets.requireBinding: true`.
    */
   readonly unboundSecrets?: Severity;
+  /**
+   * Several repositories (SPEC §4): why the service would not serve `app` from this
+   * repository (another entry claims it, none does), or `undefined` when it would. Such an
+   * application gets one `routing` warning and no further per-application checks.
+   */
+  readonly notServed?: (app: string) => string | undefined;
 }
 
 /** The result of {@link validateRepository}. */
@@ -449,9 +455,16 @@ export async function validateRepository(dir: string, options: ValidateOptions =
     profileSets = [[], ...[...profileNames].sort().map((p) => [p])];
   }
 
+  // --- applications this repository does not serve (several repositories)
+  const served = apps.filter((app) => {
+    const why = options.notServed?.(app);
+    if (why !== undefined) findings.add({ file: app, severity: 'warning', check: 'routing', message: why });
+    return why === undefined;
+  });
+
   // --- schemas
   const schemaByApp = new Map<string, AppSchema | null>();
-  for (const app of apps) {
+  for (const app of served) {
     try {
       schemaByApp.set(app, await reader.readSchema(WORKTREE, app));
     } catch (err) {
@@ -464,7 +477,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
   }
 
   // --- every application × profile set, through the service's own reader
-  for (const app of apps) {
+  for (const app of served) {
     for (const profiles of profileSets) {
       const context = contextName(app, profiles);
       let merged: MergedConfig;

@@ -1,6 +1,8 @@
 /**
- * Keeping Git credentials out of URLs, logs, errors and HTTP answers (SPEC §4, case 15).
+ * Keeping Git credentials out of URLs, logs, errors and HTTP answers (SPEC §4, case 15),
+ * and reading them anew for every fetch.
  */
+import { readFileSync } from 'node:fs';
 
 /** A remote URL with the credentials it embedded taken out. */
 export interface SplitUrl {
@@ -80,4 +82,77 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
     out = out.split(v).join('***');
   }
   return out;
+}
+
+/** Where {@link GitCredentials} takes the user name and password from. */
+export interface GitCredentialsOptions {
+  /** User name (from `auth.username` or the URL). */
+  readonly username?: string | undefined;
+  /** A fixed password or token (from `auth.passwordEnv` or the URL). */
+  readonly password?: string | undefined;
+  /** A file holding the password or token (`auth.passwordFile`), re-read on every {@link GitCredentials.read}. */
+  readonly passwordFile?: string | undefined;
+}
+
+/** How many secrets {@link GitCredentials.secrets} remembers (old ones keep being redacted). */
+const REMEMBERED_SECRETS = 8;
+
+/**
+ * The credentials of one remote, re-read from `passwordFile` on every fetch (SPEC §4:
+ * "credential files are re-read on every fetch (rotation without restart)"). The path is
+ * opened anew each time, so a Kubernetes Secret volume's atomic `..data` symlink swap is
+ * seen at the next fetch. One trailing newline is dropped.
+ */
+export class GitCredentials {
+  readonly #username: string | undefined;
+  readonly #password: string | undefined;
+  readonly #file: string | undefined;
+  readonly #seen: string[] = [];
+
+  constructor(options: GitCredentialsOptions) {
+    this.#username = options.username;
+    this.#password = options.password;
+    this.#file = options.passwordFile;
+    this.#remember(this.#username, this.#password);
+  }
+
+  /** Whether any credential is configured. */
+  get configured(): boolean {
+    return this.#username !== undefined || this.#password !== undefined || this.#file !== undefined;
+  }
+
+  /**
+   * The user name and password to send now.
+   * @throws Error with code `GIT_CREDENTIALS_UNREADABLE` when `passwordFile` cannot be read
+   *   (the message names the errno code, never the content).
+   */
+  read(): { username?: string; password?: string } {
+    let password = this.#password;
+    if (this.#file !== undefined) {
+      try {
+        password = readFileSync(this.#file, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'error';
+        throw Object.assign(new Error(`auth.passwordFile cannot be read (${code})`), { code: 'GIT_CREDENTIALS_UNREADABLE' });
+      }
+    }
+    this.#remember(this.#username, password);
+    return { ...(this.#username !== undefined && { username: this.#username }), ...(password !== undefined && { password }) };
+  }
+
+  /** Every secret form to redact: the passwords read so far (the last few) and their Basic pairs. */
+  secrets(): readonly string[] {
+    return this.#seen;
+  }
+
+  #remember(username: string | undefined, password: string | undefined): void {
+    const add: string[] = [];
+    if (password !== undefined && password !== '') add.push(password, `${username ?? ''}:${password}`);
+    else if (username !== undefined && username !== '') add.push(username, `${username}:`); // a token given as the user name
+    for (const s of add) {
+      if (this.#seen.includes(s)) continue;
+      this.#seen.push(s);
+      if (this.#seen.length > REMEMBERED_SECRETS * 2) this.#seen.splice(0, 2);
+    }
+  }
 }

@@ -2,240 +2,181 @@
  * A bare mirror of a remote HTTP(S) smart-protocol repository, kept fresh with
  * isomorphic-git, from which configuration is read (SPEC §4, §11; cases 14 and 15).
  *
- * Layout: `<dataDir>/mirrors/<name>.git` (bare), branches under `refs/remotes/origin/`,
- * tags under `refs/tags/`, plus `config-service-snapshot.json`: the refs and packs of the
- * last successful sync. Reads ({@link GitMirror.repository}) only ever see that snapshot:
- * isomorphic-git's fetch rewrites refs before the pack holding their objects is written,
- * so a fetch in progress, or one that failed half-way, never shows through.
+ * Layout: `<dataDir>/mirrors/<name>.git` (bare; template mirrors get their folder from the
+ * caller), branches under `refs/remotes/origin/`, tags under `refs/tags/`, plus the state
+ * file `config-service-snapshot.json` (`mirror-snapshot.ts`): the refs and packs of the
+ * last successful sync and when it happened. Reads ({@link GitMirror.repository}) only see
+ * that snapshot: isomorphic-git's fetch rewrites refs before the pack holding their objects
+ * is written, so a fetch in progress, or one that failed half-way, never shows through.
  *
- * Fetching (SPEC §11): every sync fetches all branches and tags (`singleBranch: false`),
- * which makes isomorphic-git offer every local ref as a "have", so a new branch costs only
- * its new objects; `prune` and `pruneTags` drop what the remote dropped, and a force-push
- * simply moves the remote-tracking ref (logged, counted).
+ * Trust (`mirror-integrity.ts`): {@link GitMirror.open} refuses a mirror whose path holds a
+ * symbolic link, whose packs are damaged, whose refs point at objects it lacks or whose
+ * snapshot disagrees with its refs; it logs the path and the reason, removes what it
+ * refused (a link is unlinked, never followed) and the next sync clones into a fresh folder
+ * the mirror creates itself. A fetch whose new refs point at objects it did not bring is
+ * not published: the refs on disk are put back and the previous snapshot keeps serving.
  *
- * Credentials (case 15): taken out of the URL ({@link splitCredentials}) and given to
- * isomorphic-git through `onAuth` only; a refused login cancels at once (`onAuthFailure`),
- * and every message that leaves this module passes through {@link redactSecrets}.
+ * Scheduling: after {@link GitMirror.start}, a successful sync is followed by the next poll
+ * (`pollIntervalMs`, none when 0) and a failed one by a retry after an exponential backoff
+ * with jitter (`retryMinMs` doubling up to `retryMaxMs`, each delay drawn in [d/2, d]).
+ *
+ * Credentials (case 15) come from a {@link GitCredentials} read anew for every fetch, are
+ * given to isomorphic-git through `onAuth` only, a refused login cancels at once, and every
+ * message that leaves this module passes through {@link GitMirror.redact}.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, rename, rm, unlink } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { addRemote, fetch, init, isDescendent, listRefs, readObject, resolveRef } from 'isomorphic-git';
-import type { GitAuth, HttpClient } from 'isomorphic-git';
-import nodeHttp from 'isomorphic-git/http/node';
-import { CFG_ERR_REPO_AUTH_FAILED, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID } from '../errors.js';
-import { redactSecrets, splitCredentials } from './credentials.js';
+import { randomBytes } from 'node:crypto';
+import { addRemote, init, isDescendent } from 'isomorphic-git';
+import { CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID } from '../errors.js';
+import { GitCredentials, redactSecrets, splitCredentials } from './credentials.js';
+import { classifyFetchError, fetchRemote, IncompleteFetchError, type SyncError } from './mirror-fetch.js';
+import { checkMirrorPath, remoteRefName, verifyPacks, verifyRefs } from './mirror-integrity.js';
+import { readDiskState, readSnapshotFile, REMOTE, restoreRefs, writeSnapshotFile, type StoredSnapshot } from './mirror-snapshot.js';
 import { GitRepository, type RefSnapshot } from './repository.js';
+import type { GitMirrorOptions, MirrorLogger, MirrorState, MirrorStats, MirrorStatus, RefUpdate, SyncResult } from './mirror-types.js';
 
-export { redactSecrets, splitCredentials } from './credentials.js';
+export { redactSecrets, splitCredentials, GitCredentials } from './credentials.js';
 export type { SplitUrl } from './credentials.js';
 
-/** pino-compatible logger: `(object, message)`. */
-export interface MirrorLogger {
-  info(obj: Record<string, unknown>, msg: string): void;
-  warn(obj: Record<string, unknown>, msg: string): void;
-  error(obj: Record<string, unknown>, msg: string): void;
-  debug(obj: Record<string, unknown>, msg: string): void;
-}
+export type { GitMirrorOptions, MirrorLogger, MirrorState, MirrorStats, MirrorStatus, RefUpdate, SyncResult } from './mirror-types.js';
 
-/** Options of {@link GitMirror}. */
-export interface GitMirrorOptions {
-  /** Repository name: `[A-Za-z0-9][A-Za-z0-9._-]*`; names the mirror directory and appears in logs. */
-  readonly name: string;
-  /** Remote URL, `http:` or `https:`; credentials embedded in it are taken out (never logged). */
-  readonly url: string;
-  /** Service data directory; the mirror lives in `<dataDir>/mirrors/<name>.git`. */
-  readonly dataDir: string;
-  /** Branch served when a request names no ref; a sync fails when the remote lacks it. */
-  readonly defaultBranch: string;
-  /** Credentials already read by the caller from a file or env var; override those in the URL. */
-  readonly credentials?: { readonly username?: string; readonly password?: string };
-  /** Polling period in ms after {@link GitMirror.start}; default 30000; 0 = no polling. */
-  readonly pollIntervalMs?: number;
-  /** Longest one sync may take, in ms, before it is abandoned as failed; default 120000. */
-  readonly syncTimeoutMs?: number;
-  /** Where sync events go (never with a credential). */
-  readonly logger: MirrorLogger;
-}
-
-/** One ref a sync changed. Ref names are the remote's (`refs/heads/main`, `refs/tags/v1`). */
-export interface RefUpdate {
-  readonly ref: string;
-  /** Object id before, or `null` for a new ref. */
-  readonly from: string | null;
-  /** Object id after, or `null` for a ref deleted on the remote. */
-  readonly to: string | null;
-  /** `true` for a non-fast-forward move (force-push, or a tag moved). */
-  readonly forced: boolean;
-}
-
-/** Outcome of a successful {@link GitMirror.sync}. */
-export interface SyncResult {
-  /** `true` when this sync created the mirror. */
-  readonly initial: boolean;
-  /** Commit at the head of the default branch after the sync. */
-  readonly commit: string;
-  /** Refs created, moved or deleted (empty when nothing changed). */
-  readonly updates: readonly RefUpdate[];
-  /** How many of `updates` were non-fast-forward. */
-  readonly forcedUpdates: number;
-  /** Wall time of the sync in ms. */
-  readonly durationMs: number;
-}
-
-/** Counters of a mirror, for `/health/ready` and metrics. */
-export interface MirrorStats {
-  /** Successful syncs. */
-  readonly syncs: number;
-  /** Failed syncs. */
-  readonly failures: number;
-  /** Non-fast-forward ref moves followed since start. */
-  readonly forcedUpdates: number;
-  /** End of the last successful sync. */
-  readonly lastSuccessAt?: Date;
-  /** Message of the last failure (sanitized: no credential in any form); cleared by a success. */
-  readonly lastError?: string;
-  /** Code of the last failure (`CFG_ERR_REPO_UNAVAILABLE` or `CFG_ERR_REPO_AUTH_FAILED`); cleared by a success. */
-  readonly lastErrorCode?: string;
-}
-
-const SNAPSHOT_FILE = 'config-service-snapshot.json';
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const REMOTE = 'origin';
-
-interface SnapshotFile {
-  readonly version: 1;
-  readonly refs: Record<string, string>;
-  readonly packs: string[];
-}
-
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Remote-side name of a mirror ref: `refs/remotes/origin/x` → `refs/heads/x`. */
-function remoteName(localRef: string): string {
-  const prefix = `refs/remotes/${REMOTE}/`;
-  return localRef.startsWith(prefix) ? `refs/heads/${localRef.slice(prefix.length)}` : localRef;
-}
-
-/** Loads a snapshot file, or null when absent, unreadable or naming a pack no longer on disk. */
-function loadSnapshot(gitdir: string): RefSnapshot | null {
-  const file = nodePath.join(gitdir, SNAPSHOT_FILE);
-  if (!existsSync(file)) return null;
-  try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<SnapshotFile>;
-    if (parsed.version !== 1 || typeof parsed.refs !== 'object' || parsed.refs === null || !Array.isArray(parsed.packs)) {
-      return null;
-    }
-    for (const p of parsed.packs) {
-      if (!existsSync(nodePath.join(gitdir, 'objects', 'pack', p))) return null;
-    }
-    return { refs: new Map(Object.entries(parsed.refs)), packs: new Set(parsed.packs) };
-  } catch {
-    return null;
-  }
-}
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 
 /**
  * A bare mirror of one remote repository.
  *
- * Call {@link sync} once at start-up (a failure is fine when {@link ready} is already true:
- * the mirror on disk serves), then {@link start} to poll; {@link stop} on shutdown.
+ * Call {@link open} (checks the mirror on disk; {@link sync} calls it when not done yet),
+ * {@link sync} once (a failure is fine when {@link ready} is true: the mirror on disk
+ * serves), then {@link start}; {@link stop} on shutdown.
  */
 export class GitMirror {
-  /** Repository name. */
   readonly name: string;
   /** The remote URL without credentials (safe to log and show). */
   readonly url: string;
   /** Absolute path of the bare mirror. */
   readonly gitdir: string;
-  /** Branch served by default. */
   readonly defaultBranch: string;
   /** Reads of the mirror's last good state (branches under `refs/remotes/origin/`). */
   readonly repository: GitRepository;
 
+  readonly #dataDir: string;
   readonly #logger: MirrorLogger;
-  readonly #username: string | undefined;
-  readonly #password: string | undefined;
-  readonly #secrets: string[];
+  readonly #credentials: GitCredentials;
   readonly #pollMs: number;
-  readonly #timeoutMs: number;
+  readonly #timeouts: { connectTimeoutMs: number; idleTimeoutMs: number; syncTimeoutMs: number };
+  readonly #retryMinMs: number;
+  readonly #retryMaxMs: number;
   readonly #cache: object = {};
+  #opened: Promise<void> | null = null;
   #inflight: Promise<SyncResult> | null = null;
   #timer: NodeJS.Timeout | null = null;
-  #polling = false;
-  #stats: { syncs: number; failures: number; forcedUpdates: number; lastSuccessAt?: Date; lastError?: string; lastErrorCode?: string } = {
+  #active = false;
+  #stored: StoredSnapshot | null = null;
+  #s = {
     syncs: 0,
     failures: 0,
     forcedUpdates: 0,
+    consecutiveFailures: 0,
+    lastAttemptAt: null as Date | null,
+    lastError: null as string | null,
+    lastErrorCode: null as string | null,
+    nextAttemptAt: null as Date | null,
+    refused: null as MirrorStatus['refused'],
   };
 
   /**
-   * Reads the snapshot of an existing mirror synchronously (so {@link ready} is right at once
-   * after a restart with the remote down); no network I/O.
-   *
-   * @throws CFG_ERR_SETTINGS_INVALID when the name is not a safe directory name or the URL
-   *   is not `http(s)` (the message never contains the URL).
+   * No I/O happens here.
+   * @throws CFG_ERR_SETTINGS_INVALID when the name is not safe, the URL is not `http(s)`
+   *   (the message never contains the URL), or the folder is not inside `dataDir`.
    */
   constructor(options: GitMirrorOptions) {
-    if (!NAME.test(options.name)) {
-      throw new CFG_ERR_SETTINGS_INVALID(`repository name ${JSON.stringify(options.name)} must match ${NAME.source}`);
-    }
+    if (!NAME.test(options.name)) throw new CFG_ERR_SETTINGS_INVALID(`repository name ${JSON.stringify(options.name)} must match ${NAME.source}`);
     const split = splitCredentials(options.url);
-    if (!/^https?:\/\//i.test(split.url)) {
-      throw new CFG_ERR_SETTINGS_INVALID(`repository '${options.name}': the URL must start with http:// or https://`);
-    }
+    if (!/^https?:\/\//i.test(split.url)) throw new CFG_ERR_SETTINGS_INVALID(`repository '${options.name}': the URL must start with http:// or https://`);
     this.name = options.name;
     this.url = split.url;
     this.defaultBranch = options.defaultBranch;
     this.#logger = options.logger;
-    this.#username = options.credentials?.username ?? split.username;
-    this.#password = options.credentials?.password ?? split.password;
-    const secrets: string[] = [];
-    if (this.#password !== undefined && this.#password !== '') {
-      secrets.push(this.#password, `${this.#username ?? ''}:${this.#password}`);
-    } else if (this.#username !== undefined && this.#username !== '') {
-      // A token given as the user name (GitHub style) is the secret itself.
-      secrets.push(this.#username, `${this.#username}:`);
-    }
-    this.#secrets = secrets;
+    const given = options.credentials;
+    this.#credentials = given instanceof GitCredentials ? given : new GitCredentials({ username: given?.username ?? split.username, password: given?.password ?? split.password });
     this.#pollMs = options.pollIntervalMs ?? 30_000;
-    this.#timeoutMs = options.syncTimeoutMs ?? 120_000;
-    this.gitdir = nodePath.resolve(options.dataDir, 'mirrors', `${options.name}.git`);
+    this.#timeouts = { syncTimeoutMs: options.syncTimeoutMs ?? 120_000, connectTimeoutMs: options.connectTimeoutMs ?? 10_000, idleTimeoutMs: options.idleTimeoutMs ?? 60_000 };
+    this.#retryMinMs = Math.max(1, options.retryMinMs ?? 1000);
+    this.#retryMaxMs = Math.max(this.#retryMinMs, options.retryMaxMs ?? 300_000);
+    this.#dataDir = nodePath.resolve(options.dataDir);
+    this.gitdir = nodePath.resolve(options.gitdir ?? nodePath.join(this.#dataDir, 'mirrors', `${options.name}.git`));
+    const rel = nodePath.relative(this.#dataDir, this.gitdir);
+    if (rel === '' || rel.startsWith('..') || nodePath.isAbsolute(rel)) throw new CFG_ERR_SETTINGS_INVALID(`repository '${options.name}': the mirror folder must be inside dataDir`);
     this.repository = new GitRepository({
       name: options.name,
       gitdir: this.gitdir,
       defaultBranch: options.defaultBranch,
       remoteName: REMOTE,
       cache: this.#cache,
+      ...(options.treeCacheEntries !== undefined && { treeCacheEntries: options.treeCacheEntries }),
     });
-    const snapshot = loadSnapshot(this.gitdir);
-    if (snapshot !== null) this.repository.publishSnapshot(snapshot);
   }
 
-  /** `true` when a mirror holding the default branch is on disk and readable. */
+  /** `true` when a checked mirror is published: configuration can be served from it. */
   get ready(): boolean {
-    return this.repository.snapshot?.refs.has(`refs/remotes/${REMOTE}/${this.defaultBranch}`) === true;
+    return this.repository.snapshot !== null;
   }
 
-  /** A copy of the counters. */
+  /** Counters, kept for earlier callers. */
   get stats(): MirrorStats {
-    return { ...this.#stats };
+    const s = this.#s;
+    return {
+      syncs: s.syncs,
+      failures: s.failures,
+      forcedUpdates: s.forcedUpdates,
+      ...(this.#stored?.lastSyncAt && { lastSuccessAt: this.#stored.lastSyncAt }),
+      ...(s.lastError !== null && { lastError: s.lastError }),
+      ...(s.lastErrorCode !== null && { lastErrorCode: s.lastErrorCode }),
+    };
+  }
+
+  /** The whole state, for readiness and metrics. */
+  get status(): MirrorStatus {
+    const s = this.#s;
+    let state: MirrorState;
+    if (s.lastErrorCode === 'CFG_ERR_REPO_AUTH_FAILED') state = 'repo_auth_failed';
+    else if (s.lastErrorCode !== null) state = s.refused !== null && !this.ready ? 'mirror_invalid' : 'repo_unavailable';
+    else state = this.ready ? 'ok' : 'cloning';
+    return {
+      state,
+      ready: this.ready,
+      commit: this.ready ? (this.#stored?.commit ?? null) : null,
+      commitFetchedAt: this.ready ? (this.#stored?.commitFetchedAt ?? null) : null,
+      lastSyncAt: this.#stored?.lastSyncAt ?? null,
+      lastAttemptAt: s.lastAttemptAt,
+      lastError: s.lastError,
+      lastErrorCode: s.lastErrorCode,
+      nextAttemptAt: s.nextAttemptAt,
+      syncing: this.#inflight !== null,
+      consecutiveFailures: s.consecutiveFailures,
+      syncs: s.syncs,
+      failures: s.failures,
+      forcedUpdates: s.forcedUpdates,
+      refused: s.refused,
+    };
+  }
+
+  /**
+   * Seconds a client should wait before asking again (`Retry-After`, RFC 9110 §10.2.3):
+   * until the next scheduled attempt, 1 while a sync runs, `undefined` when none is due.
+   */
+  retryAfterSeconds(now = Date.now()): number | undefined {
+    const next = this.#s.nextAttemptAt;
+    if (next !== null) return Math.max(1, Math.ceil((next.getTime() - now) / 1000));
+    return this.#inflight !== null ? 1 : undefined;
   }
 
   /** Removes every credential (plain, URL-encoded, base64) from `text`. */
   redact(text: string): string {
-    return redactSecrets(text, this.#secrets);
+    return redactSecrets(text, this.#credentials.secrets());
   }
 
   /** The sync in progress (started by polling, a webhook or an admin), or `null`. */
@@ -244,198 +185,257 @@ export class GitMirror {
   }
 
   /**
-   * Brings the mirror up to date: creates it (init bare + fetch) when absent, fetches
+   * Checks the mirror on disk and publishes its snapshot when it checks out; otherwise logs
+   * the path and reason, removes what it refused and leaves the mirror not ready (the next
+   * sync clones afresh). Idempotent; never rejects.
+   */
+  open(): Promise<void> {
+    this.#opened ??= this.#open().catch((err: unknown) => this.#refuse(this.gitdir, `the mirror cannot be checked (${(err as { code?: string }).code ?? 'error'})`));
+    return this.#opened;
+  }
+
+  /**
+   * Brings the mirror up to date: clones it into a fresh folder when there is none, fetches
    * otherwise. Concurrent calls share one in-flight sync.
    *
    * @returns what changed (see {@link SyncResult}).
    * @throws CFG_ERR_REPO_AUTH_FAILED (503) when the server refuses the credentials (HTTP 401/403).
    * @throws CFG_ERR_REPO_UNAVAILABLE (503) when the remote cannot be reached or answers
-   *   wrongly, or lacks the default branch; the reason is generic and sanitized. The last good
-   *   mirror keeps serving ({@link ready} is unchanged).
+   *   wrongly, the sync outlives its deadline, the fetch was refused by the integrity checks,
+   *   or the remote lacks the default branch (every other ref update is applied first). The
+   *   last good mirror keeps serving.
    */
   sync(): Promise<SyncResult> {
     if (this.#inflight === null) {
-      const p = this.#syncOnce().finally(() => {
-        if (this.#inflight === p) this.#inflight = null;
-      });
+      const p = this.open()
+        .then(() => this.#syncOnce())
+        .finally(() => {
+          if (this.#inflight === p) this.#inflight = null;
+          this.#schedule();
+        });
       this.#inflight = p;
     }
     return this.#inflight;
   }
 
-  /** Starts polling every `pollIntervalMs` (no-op when 0 or already started); the timer is unref'd. */
+  /** Starts polling and retrying (no-op when started); timers are unref'd. */
   start(): void {
-    if (this.#polling || this.#pollMs <= 0) return;
-    this.#polling = true;
+    if (this.#active) return;
+    this.#active = true;
     this.#schedule();
   }
 
   /** Stops polling and waits for an in-flight sync to settle (its failure is not rethrown). */
   async stop(): Promise<void> {
-    this.#polling = false;
+    this.#active = false;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#s.nextAttemptAt = null;
     const inflight = this.#inflight;
-    if (inflight !== null) await inflight.then(
-      () => undefined,
-      () => undefined,
-    );
+    if (inflight !== null) await inflight.then(() => undefined, () => undefined);
   }
 
+  /** Next poll after a success, backoff with jitter after a failure. */
   #schedule(): void {
-    if (!this.#polling) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#s.nextAttemptAt = null;
+    if (!this.#active || this.#inflight !== null) return;
+    let delay: number;
+    const failures = this.#s.consecutiveFailures;
+    if (failures > 0) {
+      const base = Math.min(this.#retryMaxMs, this.#retryMinMs * 2 ** Math.min(failures - 1, 30));
+      delay = Math.round(base / 2 + Math.random() * (base / 2));
+    } else if (this.#pollMs > 0) {
+      delay = this.#pollMs;
+    } else {
+      return;
+    }
+    this.#s.nextAttemptAt = new Date(Date.now() + delay);
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      this.sync()
-        .catch(() => undefined) // already logged and counted
-        .finally(() => this.#schedule());
-    }, this.#pollMs);
+      this.sync().catch(() => undefined); // logged and counted already
+    }, delay);
     this.#timer.unref();
+  }
+
+  async #open(): Promise<void> {
+    const unsafe = await checkMirrorPath(this.#dataDir, this.gitdir);
+    if (unsafe !== null) return this.#refuse(unsafe.path, unsafe.reason);
+    // Clones a crash interrupted (`<name>.git.tmp-…`, made by this class) are removed.
+    const parent = nodePath.dirname(this.gitdir);
+    const prefix = `${nodePath.basename(this.gitdir)}.tmp-`;
+    for (const entry of await readdir(parent).catch(() => [] as string[])) {
+      if (entry.startsWith(prefix)) await this.#discard(nodePath.join(parent, entry));
+    }
+    if (!existsSync(nodePath.join(this.gitdir, 'HEAD'))) {
+      if (existsSync(this.gitdir)) await this.#discard(this.gitdir); // a clone that never finished
+      return;
+    }
+    const stored = readSnapshotFile(this.gitdir);
+    if (stored === 'missing') return this.#refuse(this.gitdir, 'the mirror has no snapshot file');
+    if ('invalid' in stored) return this.#refuse(this.gitdir, stored.invalid);
+    const snapshot = stored.snapshot;
+    const badPack = await verifyPacks(this.gitdir, snapshot.packs);
+    if (badPack !== null) return this.#refuse(nodePath.join(this.gitdir, 'objects', 'pack'), badPack);
+    const badRef = await verifyRefs(this.gitdir, snapshot, this.defaultBranch);
+    if (badRef !== null) return this.#refuse(this.gitdir, badRef);
+    const disagreement = await this.#disagreement(snapshot);
+    if (disagreement !== null) return this.#refuse(this.gitdir, disagreement);
+    const head = snapshot.refs.get(`refs/remotes/${REMOTE}/${this.defaultBranch}`);
+    const commit = head === undefined ? null : await this.repository.peelToCommit(head).catch(() => null);
+    this.#stored = { ...stored, commit: stored.commit ?? commit };
+    this.repository.publishSnapshot(snapshot);
+  }
+
+  /**
+   * A ref on disk that differs from the snapshot while its object is in the snapshot's
+   * packs was not left by a fetch that died (a fetch writes refs before the pack that holds
+   * their objects): the snapshot and the refs disagree.
+   */
+  async #disagreement(snapshot: RefSnapshot): Promise<string | null> {
+    const disk = await readDiskState(this.gitdir);
+    const view = new GitRepository({ name: this.name, gitdir: this.gitdir, defaultBranch: this.defaultBranch, remoteName: REMOTE, treeCacheEntries: 10 });
+    view.publishSnapshot(snapshot);
+    for (const [ref, oid] of disk.refs) {
+      const want = snapshot.refs.get(ref);
+      if (want === oid) continue;
+      if (await view.hasObject(oid).catch(() => false)) {
+        return `the snapshot disagrees with the refs: ${remoteRefName(ref)} is ${oid} on disk but ${want ?? 'absent'} in the snapshot`;
+      }
+    }
+    return null;
+  }
+
+  async #refuse(path: string, reason: string): Promise<void> {
+    this.#s.refused = { at: new Date(), path, reason };
+    this.#s.lastError = `the mirror on disk was refused: ${reason}`;
+    this.#s.lastErrorCode = 'CFG_ERR_REPO_UNAVAILABLE';
+    this.repository.publishSnapshot(null);
+    this.#stored = null;
+    this.#logger.error({ repo: this.name, path, reason }, 'git mirror refused; it will be cloned again into a fresh folder');
+    await this.#discard(path);
+  }
+
+  /** Removes a refused path: a symbolic link is unlinked (its target is never touched), a folder deleted. */
+  async #discard(path: string): Promise<void> {
+    for (const key of Reflect.ownKeys(this.#cache)) delete (this.#cache as Record<PropertyKey, unknown>)[key];
+    const st = await lstat(path).catch(() => null);
+    if (st === null) return;
+    if (st.isSymbolicLink() || !st.isDirectory()) await unlink(path).catch(() => undefined);
+    else await rm(path, { recursive: true, force: true }).catch(() => undefined);
+    // A refused component above the mirror (e.g. `mirrors`) also takes the mirror's path away.
   }
 
   async #syncOnce(): Promise<SyncResult> {
     const started = Date.now();
+    this.#s.lastAttemptAt = new Date(started);
     this.#logger.debug({ repo: this.name, url: this.url }, 'git mirror sync started');
     try {
       const result = await this.#fetchAndPublish();
-      this.#stats.syncs++;
-      this.#stats.forcedUpdates += result.forcedUpdates;
-      this.#stats.lastSuccessAt = new Date();
-      delete this.#stats.lastError;
-      delete this.#stats.lastErrorCode;
+      this.#s.syncs++;
+      this.#s.consecutiveFailures = 0;
+      this.#s.forcedUpdates += result.sync.forcedUpdates;
+      this.#s.lastError = null;
+      this.#s.lastErrorCode = null;
       const durationMs = Date.now() - started;
-      this.#logger.debug(
-        { repo: this.name, commit: result.commit, updates: result.updates.length, durationMs },
-        'git mirror sync done',
-      );
-      return { ...result, durationMs };
+      const out = { ...result.sync, durationMs };
+      if (out.updates.length > 0) {
+        this.#logger.info(
+          { repo: this.name, from: result.headBefore, to: out.commit, forced: out.forcedUpdates > 0, updates: out.updates.length, initial: out.initial, durationMs },
+          'git mirror updated',
+        );
+      } else {
+        this.#logger.debug({ repo: this.name, commit: out.commit, updates: 0, durationMs }, 'git mirror sync done');
+      }
+      return out;
     } catch (err) {
-      const out = this.#classify(err);
-      this.#stats.failures++;
-      this.#stats.lastError = out.message;
-      this.#stats.lastErrorCode = out.code;
-      const log = { repo: this.name, code: out.code, reason: out.message, ready: this.ready };
+      const out = classifyFetchError(err, this.name, this.#timeouts, (s) => this.redact(s));
+      this.#s.failures++;
+      this.#s.consecutiveFailures++;
+      this.#s.lastError = out.message;
+      this.#s.lastErrorCode = out.code;
+      const log = { repo: this.name, code: out.code, state: out.code === 'CFG_ERR_REPO_AUTH_FAILED' ? 'repo_auth_failed' : 'repo_unavailable', reason: out.message, ready: this.ready, failures: this.#s.consecutiveFailures };
       if (this.ready) this.#logger.warn(log, 'git mirror sync failed; the last good mirror keeps serving');
       else this.#logger.error(log, 'git mirror sync failed; no mirror to serve');
       throw out;
     }
   }
 
-  async #fetchAndPublish(): Promise<Omit<SyncResult, 'durationMs'>> {
-    const initial = !existsSync(nodePath.join(this.gitdir, 'HEAD'));
+  async #fetchAndPublish(): Promise<{ sync: Omit<SyncResult, 'durationMs'>; headBefore: string | null }> {
+    const unsafe = await checkMirrorPath(this.#dataDir, this.gitdir);
+    if (unsafe !== null) await this.#refuse(unsafe.path, unsafe.reason);
+    const initial = this.repository.snapshot === null || !existsSync(nodePath.join(this.gitdir, 'HEAD'));
+    const before: RefSnapshot = initial ? { refs: new Map(), packs: new Set() } : (this.repository.snapshot as RefSnapshot);
+    const headBefore = initial ? null : (this.#stored?.commit ?? null);
     let workdir = this.gitdir;
     if (initial) {
-      workdir = `${this.gitdir}.tmp-${process.pid}-${Date.now()}`;
+      // A fresh folder this mirror creates itself, renamed into place once complete.
       await mkdir(nodePath.dirname(this.gitdir), { recursive: true });
+      workdir = `${this.gitdir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
       await init({ fs, gitdir: workdir, bare: true, defaultBranch: this.defaultBranch });
       await addRemote({ fs, gitdir: workdir, remote: REMOTE, url: this.url });
-    } else if (this.repository.snapshot === null) {
-      await this.#recover();
+    } else {
+      // Undo what a fetch that died or was refused left, so the remote is offered only real objects.
+      await restoreRefs(this.gitdir, before.refs);
     }
-    const before = this.repository.snapshot?.refs ?? new Map<string, string>();
+    let published = false;
     try {
-      await this.#fetch(workdir);
-      const snapshot = await this.#readSnapshot(workdir);
-      const head = snapshot.refs.get(`refs/remotes/${REMOTE}/${this.defaultBranch}`);
-      if (head === undefined) throw new NoDefaultBranch();
-      await this.#writeSnapshot(workdir, snapshot);
+      const credentials = this.#credentials.configured ? this.#credentials.read() : undefined;
+      const outcome = await fetchRemote({ gitdir: workdir, url: this.url, defaultBranch: this.defaultBranch, cache: this.#cache, credentials, timeouts: this.#timeouts });
+      const disk = await readDiskState(workdir);
+      const candidate: RefSnapshot = { refs: outcome.empty ? new Map() : disk.refs, packs: disk.packs };
+      const problem = await this.#check(workdir, before, candidate);
+      if (problem !== null) throw new IncompleteFetchError(problem);
+      const headRef = `refs/remotes/${REMOTE}/${this.defaultBranch}`;
+      const head = candidate.refs.get(headRef);
+      const view = new GitRepository({ name: this.name, gitdir: workdir, defaultBranch: this.defaultBranch, remoteName: REMOTE, treeCacheEntries: 10 });
+      view.publishSnapshot(candidate);
+      const commit = head === undefined ? null : await view.peelToCommit(head);
+      const now = new Date();
+      const stored: StoredSnapshot = {
+        snapshot: candidate,
+        commit,
+        commitFetchedAt: commit !== null && commit === headBefore ? (this.#stored?.commitFetchedAt ?? now) : commit === null ? null : now,
+        lastSyncAt: now,
+      };
+      if (outcome.empty) await restoreRefs(workdir, candidate.refs);
+      await writeSnapshotFile(workdir, stored);
       if (initial) {
-        // A directory left without HEAD (crash during an earlier first sync) is replaced.
-        await rm(this.gitdir, { recursive: true, force: true });
+        await this.#discard(this.gitdir);
         await rename(workdir, this.gitdir);
       }
-      const updates = await this.#diff(before, snapshot.refs);
-      this.repository.publishSnapshot(snapshot);
+      const updates = await this.#diff(before.refs, candidate.refs);
+      this.#stored = stored;
+      this.repository.publishSnapshot(candidate);
+      published = true;
       for (const u of updates) {
         if (u.forced) this.#logger.info({ repo: this.name, ref: u.ref, from: u.from, to: u.to, forced: true }, 'git ref force-updated');
         else if (u.to === null) this.#logger.info({ repo: this.name, ref: u.ref, from: u.from, deleted: true }, 'git ref deleted');
         else this.#logger.debug({ repo: this.name, ref: u.ref, from: u.from, to: u.to }, 'git ref updated');
       }
-      const commit = (await this.repository.resolveRef()).commit;
-      return { initial, commit, updates, forcedUpdates: updates.filter((u) => u.forced).length };
+      if (commit === null) {
+        // Every other update is applied; requests without a ref now name the missing branch.
+        throw new CFG_ERR_REPO_UNAVAILABLE(this.name, `default branch '${this.defaultBranch}' not found on the remote; the other refs were updated`);
+      }
+      const sync = { initial, commit, updates, forcedUpdates: updates.filter((u) => u.forced).length };
+      return { sync, headBefore };
+    } catch (err) {
+      if (!initial && !published) await restoreRefs(this.gitdir, before.refs).catch(() => undefined);
+      throw err;
     } finally {
       if (initial && workdir !== this.gitdir) await rm(workdir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
-  async #fetch(gitdir: string): Promise<void> {
-    const controller = new AbortController();
-    const http: HttpClient = { request: (req) => nodeHttp.request({ ...req, signal: controller.signal }) };
-    const onAuth = (): GitAuth =>
-      this.#username === undefined && this.#password === undefined
-        ? { cancel: true }
-        : { username: this.#username ?? '', password: this.#password ?? '' };
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
-      }, this.#timeoutMs);
-      timer.unref();
-    });
-    try {
-      await Promise.race([
-        fetch({
-          fs,
-          http,
-          gitdir,
-          cache: this.#cache,
-          url: this.url,
-          remote: REMOTE,
-          ref: this.defaultBranch,
-          remoteRef: this.defaultBranch,
-          singleBranch: false,
-          tags: true,
-          prune: true,
-          pruneTags: true,
-          onAuth,
-          onAuthFailure: () => ({ cancel: true }),
-        }),
-        timeout,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Refs (branches, tags) and pack indexes as they are on disk now. */
-  async #readSnapshot(gitdir: string): Promise<RefSnapshot> {
-    const refs = new Map<string, string>();
-    for (const prefix of [`refs/remotes/${REMOTE}`, 'refs/tags']) {
-      for (const name of await listRefs({ fs, gitdir, filepath: prefix })) {
-        if (prefix !== 'refs/tags' && name === 'HEAD') continue;
-        const full = `${prefix}/${name}`;
-        refs.set(full, await resolveRef({ fs, gitdir, ref: full }));
-      }
-    }
-    const files = await readdir(nodePath.join(gitdir, 'objects', 'pack')).catch(() => [] as string[]);
-    const packs = new Set(files.filter((f) => f.endsWith('.idx') && files.includes(`${f.slice(0, -4)}.pack`)));
-    return { refs, packs };
-  }
-
-  async #writeSnapshot(gitdir: string, snapshot: RefSnapshot): Promise<void> {
-    const data: SnapshotFile = { version: 1, refs: Object.fromEntries(snapshot.refs), packs: [...snapshot.packs] };
-    const file = nodePath.join(gitdir, SNAPSHOT_FILE);
-    const tmp = `${file}.tmp-${process.pid}`;
-    await writeFile(tmp, `${JSON.stringify(data)}\n`);
-    await rename(tmp, file);
-  }
-
-  /** A mirror without a usable snapshot file: keep what on disk is complete. */
-  async #recover(): Promise<void> {
-    const disk = await this.#readSnapshot(this.gitdir).catch(() => null);
-    if (disk === null) return;
-    const refs = new Map<string, string>();
-    for (const [ref, oid] of disk.refs) {
-      const ok = await readObject({ fs, gitdir: this.gitdir, oid, format: 'deflated', cache: this.#cache }).then(
-        () => true,
-        () => false,
-      );
-      if (ok) refs.set(ref, oid);
-    }
-    const snapshot: RefSnapshot = { refs, packs: disk.packs };
-    await this.#writeSnapshot(this.gitdir, snapshot);
-    this.repository.publishSnapshot(snapshot);
+  /** New packs must be whole and every new or moved ref must point at objects the mirror now holds. */
+  async #check(workdir: string, before: RefSnapshot, candidate: RefSnapshot): Promise<string | null> {
+    const newPacks = [...candidate.packs].filter((p) => !before.packs.has(p));
+    const badPack = await verifyPacks(workdir, newPacks);
+    if (badPack !== null) return badPack;
+    const changed = new Set([...candidate.refs].filter(([ref, oid]) => before.refs.get(ref) !== oid).map(([ref]) => ref));
+    if (changed.size === 0) return null;
+    return verifyRefs(workdir, candidate, this.defaultBranch, changed);
   }
 
   async #diff(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): Promise<RefUpdate[]> {
@@ -444,56 +444,20 @@ export class GitMirror {
       const from = before.get(ref);
       if (from === to) continue;
       if (from === undefined) {
-        updates.push({ ref: remoteName(ref), from: null, to, forced: false });
+        updates.push({ ref: remoteRefName(ref), from: null, to, forced: false });
         continue;
       }
       let forced = true;
       if (!ref.startsWith('refs/tags/')) {
-        forced = !(await isDescendent({ fs, gitdir: this.gitdir, oid: to, ancestor: from, depth: -1, cache: this.#cache }).catch(
-          () => false,
-        ));
+        forced = !(await isDescendent({ fs, gitdir: this.gitdir, oid: to, ancestor: from, depth: -1, cache: this.#cache }).catch(() => false));
       }
-      updates.push({ ref: remoteName(ref), from, to, forced });
+      updates.push({ ref: remoteRefName(ref), from, to, forced });
     }
     for (const [ref, from] of before) {
-      if (!after.has(ref)) updates.push({ ref: remoteName(ref), from, to: null, forced: false });
+      if (!after.has(ref)) updates.push({ ref: remoteRefName(ref), from, to: null, forced: false });
     }
     return updates;
   }
-
-  /** Turns any failure into a sanitized CFG_ERR_REPO_AUTH_FAILED / CFG_ERR_REPO_UNAVAILABLE. */
-  #classify(err: unknown): Error & { code: string; statusCode?: number } {
-    const code = errorCode(err);
-    if (code === 'CFG_ERR_REPO_AUTH_FAILED' || code === 'CFG_ERR_REPO_UNAVAILABLE') {
-      return err as Error & { code: string };
-    }
-    if (code === 'UserCanceledError') return new CFG_ERR_REPO_AUTH_FAILED(this.name);
-    if (code === 'HttpError') {
-      const data = (err as { data?: { statusCode?: unknown } }).data;
-      const status = typeof data?.statusCode === 'number' ? data.statusCode : 0;
-      if (status === 401 || status === 403) return new CFG_ERR_REPO_AUTH_FAILED(this.name);
-      return new CFG_ERR_REPO_UNAVAILABLE(this.name, `fetch failed: HTTP ${status}`);
-    }
-    let reason: string;
-    if (err instanceof NoDefaultBranch || code === 'NotFoundError') {
-      reason = `default branch '${this.defaultBranch}' not found on the remote`;
-    } else if (code === 'SmartHttpError') {
-      reason = 'fetch failed: the server did not answer as a Git smart-HTTP server';
-    } else if (code === 'ECONNREFUSED') {
-      reason = 'fetch failed: connection refused';
-    } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-      reason = 'fetch failed: host not found';
-    } else if (code === 'ETIMEDOUT' || code === 'ABORT_ERR') {
-      reason = 'fetch failed: timed out';
-    } else if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') {
-      reason = 'fetch failed: connection reset';
-    } else if (code !== undefined && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code)) {
-      reason = `fetch failed: TLS error (${code})`;
-    } else {
-      reason = `fetch failed: ${this.redact(errorMessage(err)).slice(0, 200)}`;
-    }
-    return new CFG_ERR_REPO_UNAVAILABLE(this.name, this.redact(reason));
-  }
 }
 
-class NoDefaultBranch extends Error {}
+export type { SyncError };

@@ -408,6 +408,25 @@ export class GitRepository {
     }
   }
 
+  /**
+   * Whether the object `oid` is readable here (through the published snapshot's packs, for
+   * a mirror). Used by the mirror's integrity checks.
+   */
+  async hasObject(oid: string): Promise<boolean> {
+    try {
+      await readObject({ fs: this.#fs, gitdir: this.gitdir, oid, format: 'deflated', cache: this.#cache });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** The commit an object id designates (annotated tags peeled), or `null` when missing or not a commit. */
+  peelToCommit(oid: string): Promise<string | null> {
+    return this.#peelToCommit(oid);
+  }
+
   #branchRef(branch: string): string {
     return this.remoteName !== undefined ? `refs/remotes/${this.remoteName}/${branch}` : `refs/heads/${branch}`;
   }

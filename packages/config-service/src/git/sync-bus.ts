@@ -4,7 +4,9 @@
  *
  * One dedicated `pg.Client` per process (not a pool connection: `LISTEN` is per session)
  * listens on one channel per repository, `config_service_sync_<first 16 hex of
- * sha256(name)>` (a valid, short identifier whatever the repository is called). A replica
+ * sha256(name)>` (a valid, short identifier whatever the repository is called; the
+ * per-application repositories `<template>/<app>` of the template entry share their entry's
+ * channel, the payload naming the application's repository). A replica
  * that accepts a webhook {@link PgSyncBus.publish | publishes} `{"repo": <name>, "from":
  * <replica id>}`; every other replica's {@link PgSyncBus.onSignal} handlers then run. A
  * replica ignores its own notifications (same random id).
@@ -61,6 +63,15 @@ export const SYNC_CHANNEL_PREFIX = 'config_service_sync_';
 /** The `LISTEN`/`NOTIFY` channel of a repository: prefix + 16 hex digits of SHA-256(name). */
 export function syncChannel(repo: string): string {
   return SYNC_CHANNEL_PREFIX + createHash('sha256').update(repo, 'utf8').digest('hex').slice(0, 16);
+}
+
+/**
+ * The `repositories[]` entry of a repository name: `per-app` for `per-app/orders` (a
+ * per-application repository of the template entry signals on its entry's channel).
+ */
+export function entryOf(repo: string): string {
+  const slash = repo.indexOf('/');
+  return slash === -1 ? repo : repo.slice(0, slash);
 }
 
 /** The JSON payload of a sync notification. */
@@ -139,7 +150,7 @@ export class PgSyncBus implements SyncSignals {
     }
     const payload: SyncNotification = { repo, from: this.id };
     try {
-      await client.query('SELECT pg_notify($1, $2)', [syncChannel(repo), JSON.stringify(payload)]);
+      await client.query('SELECT pg_notify($1, $2)', [syncChannel(entryOf(repo)), JSON.stringify(payload)]);
     } catch (err) {
       this.#logger.warn({ repo, err: scrubError(err, this.#secrets) }, 'sync bus: NOTIFY failed; the other replicas are not told of this webhook');
     }
@@ -220,7 +231,8 @@ export class PgSyncBus implements SyncSignals {
     const reconnected = this.#everListened;
     this.#everListened = true;
     this.#logger.info({ replica: this.id, channels: [...this.#channels.keys()], reconnected }, 'sync bus: listening for sync signals');
-    // Signals sent while this replica was away are lost: catch up once.
+    // Signals sent while this replica was away are lost: catch up once (a template entry's
+    // name reaches no store; its mirrors catch up at their next poll).
     if (reconnected) for (const repo of this.#channels.values()) this.#emit(repo);
   }
 
@@ -240,8 +252,8 @@ export class PgSyncBus implements SyncSignals {
     const repo = this.#channels.get(msg.channel);
     if (repo === undefined) return;
     const note = parseSyncNotification(msg.payload);
-    if (note === undefined || note.repo !== repo || note.from === this.id) return;
-    this.#emit(repo);
+    if (note === undefined || entryOf(note.repo) !== repo || note.from === this.id) return;
+    this.#emit(note.repo);
   }
 
   #emit(repo: string): void {

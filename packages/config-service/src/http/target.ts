@@ -1,9 +1,12 @@
 /**
  * The common start of every application-scoped read (SPEC §5): validate the names and
  * the ref (400 before any lookup), record them for the audit event, check the policy
- * (403), then resolve the ref to the one commit the whole request reads.
+ * (403), find the application's repository (404 before any Git access when no
+ * `repositories[]` entry claims it, SPEC §4), then resolve the ref to the one commit the
+ * whole request reads.
  */
 import type { FastifyRequest } from 'fastify';
+import type { GitStore } from './plugins/git-store.js';
 import { requireAccess } from './plugins/auth.js';
 import { assertName, checkRef, parseProfiles } from './names.js';
 
@@ -14,6 +17,8 @@ export interface ReadTarget {
   /** The ref asked for, if any. */
   ref: string | undefined;
   commit: string;
+  /** The application's repository (reader, Git objects, name). */
+  store: GitStore;
 }
 
 /**
@@ -24,7 +29,8 @@ export interface ReadTarget {
  * @param format audit format
  * @param check extra validation run after the names and before the policy (e.g. a file path)
  * @throws CFG_ERR_INVALID_NAME / CFG_ERR_INVALID_REF (400), CFG_ERR_FORBIDDEN (403),
- *   CFG_ERR_REF_NOT_FOUND (404), CFG_ERR_REPO_UNAVAILABLE (503)
+ *   CFG_ERR_APP_NOT_FOUND (404, no repository claims the app), CFG_ERR_REF_NOT_FOUND (404),
+ *   CFG_ERR_REPO_UNAVAILABLE / CFG_ERR_REPO_AUTH_FAILED (503, with `Retry-After`)
  */
 export async function readTarget(
   request: FastifyRequest,
@@ -42,7 +48,21 @@ export async function readTarget(
   if (ref !== undefined) audit.ref = ref;
   check?.();
   requireAccess(request, 'config:read', input.app, profiles);
-  const { commit } = await request.server.gitStore.resolve(ref);
+  const store = await storeOf(request, input.app);
+  const { commit } = await store.resolve(ref);
   audit.commit = commit;
-  return { app: input.app, profiles, ref, commit };
+  return { app: input.app, profiles, ref, commit, store };
+}
+
+/**
+ * The repository `app` is served from, recorded in the audit event.
+ * @throws CFG_ERR_APP_NOT_FOUND (404) when no entry claims it; 503 while a
+ *   per-application repository cannot be cloned
+ */
+export async function storeOf(request: FastifyRequest, app: string): Promise<GitStore> {
+  const entry = request.server.repositories.entryFor(app);
+  if (entry !== undefined) request.audit.repository = entry.template === undefined ? entry.name : `${entry.name}/${app}`;
+  const store = await request.server.repositories.storeFor(app);
+  request.audit.repository = store.name;
+  return store;
 }

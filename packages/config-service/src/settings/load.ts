@@ -8,6 +8,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
+import { ALL_APPS, APP_PLACEHOLDER, findOverlap, isTemplateUrl } from '../git/app-patterns.js';
 import { SettingsSchema, type Settings } from './schema.js';
 
 /** Prefix of every environment variable that sets a service setting. */
@@ -135,6 +136,7 @@ export function loadSettings(input: LoadSettingsInput): Readonly<Settings> {
 function crossCheck(s: Settings): string[] {
   const problems: string[] = [];
   const names = new Set<string>();
+  let templates = 0;
   s.repositories.forEach((repo, i) => {
     if (Boolean(repo.path) === Boolean(repo.url)) problems.push(`  repositories.${i}: set exactly one of 'path' or 'url'`);
     if (names.has(repo.name)) problems.push(`  repositories.${i}.name: '${repo.name}' is used twice`);
@@ -142,13 +144,36 @@ function crossCheck(s: Settings): string[] {
     if (repo.url && /^[a-z]+:\/\/[^/]*@/i.test(repo.url) && repo.auth) {
       problems.push(`  repositories.${i}: credentials are given both in 'url' and in 'auth'; keep one`);
     }
+    const template = repo.url !== undefined && isTemplateUrl(repo.url);
+    if (template) {
+      templates++;
+      if (templates > 1) problems.push(`  repositories.${i}.url: only one entry may be a template with '${APP_PLACEHOLDER}'`);
+      if (repo.url!.split(APP_PLACEHOLDER).length !== 2 || !/^https?:\/\/[^/{}]+\/[^?#]*\{app\}[^?#]*$/i.test(repo.url!)) {
+        problems.push(`  repositories.${i}.url: '${APP_PLACEHOLDER}' must appear once, in the path`);
+      }
+    } else {
+      if (repo.url !== undefined && /[{}]/.test(repo.url)) problems.push(`  repositories.${i}.url: the only placeholder is '${APP_PLACEHOLDER}'`);
+      if (repo.maxMirrors !== undefined) problems.push(`  repositories.${i}.maxMirrors: only for the template entry (a url with '${APP_PLACEHOLDER}')`);
+      if (repo.evictAfterIdleMs !== undefined) problems.push(`  repositories.${i}.evictAfterIdleMs: only for the template entry (a url with '${APP_PLACEHOLDER}')`);
+    }
   });
+  const overlap = findOverlap(s.repositories.map((r) => r.apps ?? ALL_APPS));
+  if (overlap !== undefined) {
+    const a = s.repositories[overlap.first]!;
+    const b = s.repositories[overlap.second]!;
+    const glob = (r: typeof a, g: string): string => (r.apps === undefined ? `'${g}' (no 'apps': every application)` : `'${g}'`);
+    problems.push(
+      `  repositories: '${a.name}' (apps ${glob(a, overlap.firstGlob)}) and '${b.name}' (apps ${glob(b, overlap.secondGlob)}) both claim applications, e.g. '${overlap.example}'; an application must belong to one repository`,
+    );
+  }
+  const g = s.git;
+  for (const key of ['connectTimeoutMs', 'idleTimeoutMs'] as const) {
+    if (g[key] >= g.syncTimeoutMs) problems.push(`  git.${key}: must be below git.syncTimeoutMs (${g.syncTimeoutMs})`);
+  }
+  if (g.retryMinMs > g.retryMaxMs) problems.push('  git.retryMinMs: must not exceed git.retryMaxMs');
   if (s.jwt && Boolean(s.jwt.publicKeyFile) === Boolean(s.jwt.jwksFile)) problems.push("  jwt: set exactly one of 'publicKeyFile' or 'jwksFile'");
   if (s.secrets.encryptKey && !s.secrets.keys.some((k) => k.id === s.secrets.encryptKey)) {
     problems.push(`  secrets.encryptKey: no key with id '${s.secrets.encryptKey}' in secrets.keys`);
-  }
-  if (s.repositories.length > 1) {
-    problems.push('  repositories: only one repository is supported in this version');
   }
   return problems;
 }

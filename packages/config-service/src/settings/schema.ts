@@ -10,7 +10,20 @@ export const RepositorySchema = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$', description: 'Repository name, used in logs, metrics and the mirror folder' }),
     path: Type.Optional(Type.String({ minLength: 1, description: 'A local Git repository read in place (bare or with a work tree; only committed objects are read)' })),
-    url: Type.Optional(Type.String({ pattern: '^https?://', description: 'A remote HTTP(S) repository mirrored into the data directory' })),
+    url: Type.Optional(
+      Type.String({
+        pattern: '^https?://',
+        description: "A remote HTTP(S) repository mirrored into the data directory; with '{app}' in its path, one repository per application (the template entry)",
+      }),
+    ),
+    apps: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9._*?-]{1,63}$' }), {
+        minItems: 1,
+        description: "Globs of the applications this repository holds ('*' any run of characters, '?' one); default ['*']. Two entries may not claim one application",
+      }),
+    ),
+    maxMirrors: Type.Optional(Type.Integer({ minimum: 1, description: "Template entry only: most per-application repositories mirrored at once (default 100); the least recently used one is removed for a new one" })),
+    evictAfterIdleMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Template entry only: a per-application mirror not read for this long is removed (default 86400000 = 24 h; 0 = never)' })),
     branch: Type.String({ default: 'main', description: 'Default branch, used when a request names no ref' }),
     layout: Type.Union([Type.Literal('folders'), Type.Literal('spring')], { default: 'folders' }),
     pollIntervalMs: Millis(30_000, 'How often a remote is fetched; 0 turns polling off'),
@@ -68,6 +81,17 @@ export const SettingsSchema = Type.Object(
     ),
     dataDir: Type.String({ default: './data', description: 'Mirrors and the SQLite audit file live here' }),
     repositories: Type.Array(RepositorySchema, { minItems: 1 }),
+    git: Type.Object(
+      {
+        connectTimeoutMs: Millis(10_000, 'Each request of a fetch must connect (TCP and TLS) within this'),
+        idleTimeoutMs: Millis(60_000, 'A fetch fails when the remote sends nothing for this long'),
+        syncTimeoutMs: Millis(120_000, 'Deadline of one sync (all its requests); connect and idle timeouts must be below it'),
+        retryMinMs: Type.Integer({ minimum: 1, default: 1_000, description: 'First retry delay after a failed sync (doubles per failure, with jitter)' }),
+        retryMaxMs: Type.Integer({ minimum: 1, default: 300_000, description: 'Largest retry delay after failed syncs' }),
+        staleAfterMs: Millis(0, 'Readiness: a repository whose last successful sync is older than this is not ready; 0 = never stale'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     identity: Type.Object(
       {
         uriSan: Type.Optional(Type.String()),
@@ -209,3 +233,5 @@ export const SettingsSchema = Type.Object(
 export type Settings = Static<typeof SettingsSchema>;
 /** One configured repository. */
 export type RepositorySettings = Static<typeof RepositorySchema>;
+/** Git fetch timeouts, retries and the readiness staleness rule. */
+export type GitSettings = Static<typeof SettingsSchema>['git'];

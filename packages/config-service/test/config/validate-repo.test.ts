@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runValidate } from '../../src/cli/validate.js';
 import { DirectorySource, formatReport, validateRepository } from '../../src/config/validate-repo.js';
+import { loadSettings } from '../../src/settings/load.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -259,5 +260,45 @@ describe('DirectorySource', () => {
     expect(await src.readFileAt('c', 'linked/secret.yml')).toBeNull();
     await expect(src.readFileAt('c', 'file.yml')).rejects.toMatchObject({ code: 'CFG_ERR_UNSUPPORTED_ENTRY' });
     await expect(src.readFileAt('c', 'lfs.yml')).rejects.toMatchObject({ code: 'CFG_ERR_UNSUPPORTED_ENTRY', message: '"lfs.yml" is a Git LFS pointer file; LFS content is not served' });
+  });
+});
+
+describe('validate --config --repository (several repositories, SPEC §4)', () => {
+  const settings = loadSettings({
+    env: {},
+    baseDir: tmpdir(),
+    overrides: {
+      server: { tls: { cert: 'c', key: 'k', clientCa: 'ca' } },
+      repositories: [
+        { name: 'team-a', url: 'https://git.example/a.git', apps: ['orders'] },
+        { name: 'team-b', url: 'https://git.example/b.git', apps: ['billing'], layout: 'folders' },
+        { name: 'per-app', url: 'https://git.example/apps/{app}.git', apps: ['svc-*'] },
+      ],
+    },
+  });
+
+  it('checks only the applications the repository serves; the others get one routing warning each', async () => {
+    const dir = repo({ 'orders/application.yml': 'a: ${missing}\n', 'billing/application.yml': 'b: 1\n', 'stray/application.yml': 'c: 1\n' });
+    const { output, exitCode } = await runValidate(dir, { repository: 'team-b', format: 'text' }, settings);
+    expect(exitCode).toBe(0);
+    expect(output).toBe(
+      "orders:1:1: warning: 'orders' is served from repository 'team-a', not from 'team-b'\n" +
+        "stray:1:1: warning: no repositories[] entry claims 'stray': the service answers 404 for it\n" +
+        '0 errors, 2 warnings; checked 3 documents, 3 applications, 1 profile set\n',
+    );
+    // The same checkout as team-a: orders is checked (and fails), billing is not.
+    const asA = await runValidate(dir, { repository: 'team-a', format: 'text' }, settings);
+    expect(asA.exitCode).toBe(1);
+    expect(asA.output).toContain("billing:1:1: warning: 'billing' is served from repository 'team-b', not from 'team-a'");
+    expect(asA.output).toContain("orders/application.yml:1:1: error: unresolvable placeholder 'missing' in key 'a' [in orders]");
+  });
+
+  it('a per-application repository serves its own application only; an unknown entry is a settings error', async () => {
+    const dir = repo({ 'svc-one/application.yml': 'a: 1\n', 'svc-two/application.yml': 'b: 1\n' });
+    const { output } = await runValidate(dir, { repository: 'per-app', app: 'svc-one', format: 'text' }, settings);
+    expect(output).toContain("svc-two:1:1: warning: this is the repository of 'svc-one' ('per-app' holds one repository per application): 'svc-two' is not served from it");
+    expect(output).not.toContain('svc-one:1:1');
+    await expect(runValidate(dir, { repository: 'nope', format: 'text' }, settings)).rejects.toMatchObject({ code: 'CFG_ERR_SETTINGS_INVALID', message: expect.stringContaining("--repository: no repositories[] entry is named 'nope'") });
+    await expect(runValidate(dir, { repository: 'team-a', format: 'text' })).rejects.toMatchObject({ code: 'CFG_ERR_SETTINGS_INVALID' });
   });
 });

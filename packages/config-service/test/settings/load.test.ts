@@ -85,6 +85,52 @@ describe('loadSettings', () => {
     expect(both.message).toContain("repositories.0: set exactly one of 'path' or 'url'");
   });
 
+  describe('several repositories (SPEC §4)', () => {
+    const tls = { cert: 'c', key: 'k', clientCa: 'ca' };
+    const load = (repositories: unknown[], more: Record<string, unknown> = {}) => loadSettings({ env: {}, baseDir: dir, overrides: { server: { tls }, repositories, ...more } });
+
+    it('takes a list with apps globs and one template entry; git timeouts have defaults', () => {
+      const s = load([
+        { name: 'team-a', url: 'https://git.example/a.git', apps: ['orders', 'pay-*'] },
+        { name: 'team-b', path: 'b', apps: ['billing'] },
+        { name: 'per-app', url: 'https://git.example/config/{app}.git', apps: ['svc-*'], maxMirrors: 5 },
+      ]);
+      expect(s.repositories.map((r) => r.name)).toEqual(['team-a', 'team-b', 'per-app']);
+      expect(s.git).toEqual({ connectTimeoutMs: 10000, idleTimeoutMs: 60000, syncTimeoutMs: 120000, retryMinMs: 1000, retryMaxMs: 300000, staleAfterMs: 0 });
+    });
+
+    it('refuses two entries that claim one application, naming both, the globs and an example', () => {
+      const err = errorOf(() => load([
+        { name: 'team-a', url: 'https://git.example/a.git', apps: ['orders', 'pay-*'] },
+        { name: 'team-b', url: 'https://git.example/b.git', apps: ['*-eu'] },
+      ]));
+      expect(err.code).toBe('CFG_ERR_SETTINGS_INVALID');
+      expect(err.message).toContain("repositories: 'team-a' (apps 'pay-*') and 'team-b' (apps '*-eu') both claim applications, e.g. 'pay-eu'; an application must belong to one repository");
+      // An entry without apps claims every application.
+      expect(errorOf(() => load([{ name: 'a', path: 'a' }, { name: 'b', path: 'b', apps: ['orders'] }])).message).toContain(
+        "'a' (apps '*' (no 'apps': every application)) and 'b' (apps 'orders') both claim applications, e.g. 'orders'",
+      );
+      expect(errorOf(() => load([{ name: 'a', path: 'a', apps: ['orders'] }, { name: 'b', path: 'b', apps: ['orders'] }])).message).toContain("e.g. 'orders'");
+    });
+
+    it('refuses a second template, {app} outside the path, template-only settings on a static entry, timeouts not below the deadline', () => {
+      const msg = errorOf(() =>
+        load(
+          [
+            { name: 't1', url: 'https://git.example/{app}.git', apps: ['a-*'] },
+            { name: 't2', url: 'https://{app}.git.example/c.git', apps: ['b-*'] },
+            { name: 's', url: 'https://git.example/s.git', apps: ['c'], maxMirrors: 3 },
+          ],
+          { git: { idleTimeoutMs: 200000 } },
+        ),
+      ).message;
+      expect(msg).toContain("repositories.1.url: only one entry may be a template with '{app}'");
+      expect(msg).toContain("repositories.1.url: '{app}' must appear once, in the path");
+      expect(msg).toContain("repositories.2.maxMirrors: only for the template entry (a url with '{app}')");
+      expect(msg).toContain('git.idleTimeoutMs: must be below git.syncTimeoutMs (120000)');
+    });
+  });
+
   it('names the file and the YAML error position when the settings file does not parse', () => {
     const err = errorOf(() => loadSettings({ file: file('server: [\n'), env: {} }));
     expect(err.code).toBe('CFG_ERR_SETTINGS_INVALID');

@@ -24,6 +24,8 @@ import { problem } from '../problem.js';
 export interface AuditContext {
   action: string;
   app?: string;
+  /** The repository the request read or synced (`repositories[].name`, or `<template>/<app>`). */
+  repository?: string;
   profiles: string[];
   ref?: string;
   commit?: string;
@@ -140,6 +142,7 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
         clientAddress: request.ip,
         action: a.action,
         ...(a.app !== undefined && { app: a.app }),
+        ...(a.repository !== undefined && { repository: a.repository }),
         profiles: a.profiles,
         ...(a.ref !== undefined && { ref: a.ref }),
         ...(a.commit !== undefined && { commit: a.commit }),

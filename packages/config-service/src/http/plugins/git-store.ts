@@ -1,49 +1,68 @@
 /**
- * Git store plugin: opens the configured repository (a local path read in place, or a
- * remote mirrored into the data directory and kept fresh by polling) and decorates the
- * app with `gitStore`. One resolved commit per request (SPEC §4).
+ * One repository as the HTTP layer reads it (SPEC §4): a local path read in place, or a
+ * remote mirrored into the data directory and kept fresh by polling, with its reader, its
+ * state, and one coalescing sync trigger. `repositories.ts` maps applications to these.
  */
 import { readFileSync } from 'node:fs';
-import fp from 'fastify-plugin';
 import { LRUCache } from 'lru-cache';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
 import { AppConfigReader } from '../../config/app-config.js';
-import { CFG_ERR_REPO_AUTH_FAILED, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID } from '../../errors.js';
-import { GitMirror } from '../../git/mirror.js';
+import { CFG_ERR_REPO_AUTH_FAILED, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID, withRetryAfter } from '../../errors.js';
+import { GitCredentials, splitCredentials } from '../../git/credentials.js';
+import { GitMirror, type MirrorStatus, type SyncResult } from '../../git/mirror.js';
 import { GitRepository, findGitdir } from '../../git/repository.js';
-import type { RepositorySettings } from '../../settings/schema.js';
+import { SyncTrigger } from '../../git/sync-trigger.js';
+import type { GitSettings, RepositorySettings } from '../../settings/schema.js';
 
 /** The repository a request reads from, and its state. */
 export interface GitStore {
+  /** `repositories[].name`, or `<template name>/<app>` for a per-application repository. */
   readonly name: string;
   readonly reader: AppConfigReader;
   readonly repository: GitRepository;
   readonly mirror: GitMirror | undefined;
-  /** True once configuration can be served: a local repo, or a mirror on disk. */
+  /** True once configuration can be served: a local repo, or a checked mirror. */
   ready(): boolean;
   /**
    * Resolves `ref` (default: the configured branch) to one commit id.
-   * @throws CFG_ERR_REPO_UNAVAILABLE (503) before the first successful sync
+   * @throws CFG_ERR_REPO_UNAVAILABLE / CFG_ERR_REPO_AUTH_FAILED (503, with `Retry-After`)
+   *   while there is no mirror to serve
    * @throws CFG_ERR_INVALID_REF (400), CFG_ERR_REF_NOT_FOUND (404)
    */
   resolve(ref?: string): Promise<{ commit: string; ref: string }>;
-  /** Reads the credentials, then starts syncing and polling (remote only). */
+  /**
+   * A sync that starts no earlier than this call, shared with every request arriving
+   * meanwhile (webhooks, admin, other replicas); `undefined` for a local repository.
+   */
+  requestSync(): Promise<SyncResult> | undefined;
+  /** Checks the mirror on disk, syncs once (a failure is logged), then polls (remote only). */
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    gitStore: GitStore;
-  }
+/** What {@link createGitStore} needs besides the entry. */
+export interface GitStoreOptions {
+  readonly dataDir: string;
+  readonly git: GitSettings;
+  readonly logger: FastifyBaseLogger;
+  /** Environment to read a `passwordEnv` credential from. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  /** Per-application repositories: the name, URL and folder instead of the entry's. */
+  readonly instance?: { readonly name: string; readonly url: string; readonly gitdir: string; readonly cacheEntries: number } | undefined;
 }
 
-function readCredentials(repo: RepositorySettings, env: NodeJS.ProcessEnv): { username?: string; password?: string } | undefined {
-  if (!repo.auth) return undefined;
+/**
+ * The credentials of an entry: `auth.passwordFile` is re-read on every fetch; a missing
+ * file at start-up is a settings error (it names the setting, never the content).
+ * @throws CFG_ERR_SETTINGS_INVALID
+ */
+function credentialsOf(repo: RepositorySettings, url: string, env: NodeJS.ProcessEnv): GitCredentials {
+  const split = splitCredentials(url);
+  if (!repo.auth) return new GitCredentials({ username: split.username, password: split.password });
   let password: string | undefined;
   if (repo.auth.passwordFile) {
     try {
-      password = readFileSync(repo.auth.passwordFile, 'utf8').replace(/\r?\n$/, '');
+      readFileSync(repo.auth.passwordFile);
     } catch (err) {
       throw new CFG_ERR_SETTINGS_INVALID(`  repositories.${repo.name}.auth.passwordFile: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
@@ -51,15 +70,25 @@ function readCredentials(repo: RepositorySettings, env: NodeJS.ProcessEnv): { us
     password = env[repo.auth.passwordEnv];
     if (password === undefined) throw new CFG_ERR_SETTINGS_INVALID(`  repositories.${repo.name}.auth.passwordEnv: variable ${repo.auth.passwordEnv} is not set`);
   }
-  return { ...(repo.auth.username !== undefined && { username: repo.auth.username }), ...(password !== undefined && { password }) };
+  return new GitCredentials({ username: repo.auth.username, password, passwordFile: repo.auth.passwordFile });
+}
+
+/** The 503 a request gets while a mirror has nothing to serve, with `Retry-After`. */
+export function unavailableError(name: string, mirror: GitMirror): Error {
+  const status: MirrorStatus = mirror.status;
+  let err: Error;
+  if (status.lastErrorCode === 'CFG_ERR_REPO_AUTH_FAILED') err = new CFG_ERR_REPO_AUTH_FAILED(name);
+  else if (status.refused !== null && status.failures === 0) err = new CFG_ERR_REPO_UNAVAILABLE(name, 'the mirror on disk was refused; it is being cloned again');
+  else err = new CFG_ERR_REPO_UNAVAILABLE(name, status.failures > 0 ? 'no mirror yet and the last sync failed' : 'no mirror yet; the first sync is running');
+  return withRetryAfter(err, mirror.retryAfterSeconds() ?? 1);
 }
 
 /**
- * Opens the repository described by `repo`.
- * @param dataDir folder for mirrors
- * @param env environment to read a `passwordEnv` credential from
+ * Opens the repository described by `repo` (no network I/O; {@link GitStore.start} syncs).
+ * @throws CFG_ERR_SETTINGS_INVALID for unreadable credentials
+ * @throws CFG_ERR_REPO_UNAVAILABLE when a local `path` is not a Git repository
  */
-export async function createGitStore(repo: RepositorySettings, dataDir: string, logger: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env): Promise<GitStore> {
+export async function createGitStore(repo: RepositorySettings, opts: GitStoreOptions): Promise<GitStore> {
   if (repo.path) {
     const repository = new GitRepository({ name: repo.name, gitdir: await findGitdir(repo.path), defaultBranch: repo.branch });
     const reader = new AppConfigReader(repository, repo.layout);
@@ -81,47 +110,50 @@ export async function createGitStore(repo: RepositorySettings, dataDir: string, 
         resolved?.set(key, result);
         return result;
       },
+      requestSync: () => undefined,
       start: async () => {},
       stop: async () => {},
     };
   }
-  const credentials = readCredentials(repo, env);
+  const name = opts.instance?.name ?? repo.name;
+  const url = opts.instance?.url ?? (repo.url as string);
+  const credentials = credentialsOf(repo, url, opts.env ?? process.env);
   const mirror = new GitMirror({
-    name: repo.name,
-    url: repo.url!,
-    dataDir,
+    name,
+    url,
+    dataDir: opts.dataDir,
+    ...(opts.instance && { gitdir: opts.instance.gitdir, treeCacheEntries: opts.instance.cacheEntries }),
     defaultBranch: repo.branch,
-    ...(credentials && { credentials }),
+    credentials,
     pollIntervalMs: repo.pollIntervalMs,
-    logger: logger.child({ repo: repo.name }),
+    connectTimeoutMs: opts.git.connectTimeoutMs,
+    idleTimeoutMs: opts.git.idleTimeoutMs,
+    syncTimeoutMs: opts.git.syncTimeoutMs,
+    retryMinMs: opts.git.retryMinMs,
+    retryMaxMs: opts.git.retryMaxMs,
+    // Every mirror line carries `repo` itself: no child binding, so the key appears once.
+    logger: opts.logger,
   });
-  const reader = new AppConfigReader(mirror.repository, repo.layout);
+  const reader = new AppConfigReader(mirror.repository, repo.layout, opts.instance ? { parsedCacheEntries: opts.instance.cacheEntries } : {});
+  const trigger = new SyncTrigger(() => mirror.sync(), () => mirror.syncing);
   return {
-    name: repo.name,
+    name,
     reader,
     repository: mirror.repository,
     mirror,
     ready: () => mirror.ready,
     resolve: async (ref) => {
-      if (!mirror.ready) {
-        if (mirror.stats.lastErrorCode === 'CFG_ERR_REPO_AUTH_FAILED') throw new CFG_ERR_REPO_AUTH_FAILED(repo.name);
-        throw new CFG_ERR_REPO_UNAVAILABLE(repo.name, mirror.stats.failures > 0 ? 'no mirror yet and the last sync failed' : 'no mirror yet; the first sync is running');
-      }
+      if (!mirror.ready) throw unavailableError(name, mirror);
       return mirror.repository.resolveRef(ref);
     },
+    requestSync: () => trigger.request(),
     start: async () => {
+      await mirror.open();
       await mirror.sync().catch((err: Error & { code?: string }) => {
-        logger.warn({ repo: repo.name, code: err.code, reason: mirror.stats.lastError }, 'initial sync failed; serving from the mirror on disk if there is one');
+        opts.logger.warn({ repo: name, code: err.code, reason: mirror.status.lastError, ready: mirror.ready }, 'initial sync failed; serving from the mirror on disk if there is one');
       });
       mirror.start();
     },
     stop: () => mirror.stop(),
   };
 }
-
-async function gitStorePlugin(app: FastifyInstance, opts: { store: GitStore }): Promise<void> {
-  app.decorate('gitStore', opts.store);
-  app.addHook('onClose', () => opts.store.stop());
-}
-
-export default fp(gitStorePlugin, { name: 'git-store', fastify: '5.x' });

@@ -1,12 +1,12 @@
 /**
- * `GET /v1/apps/{app}/config` (SPEC §5.1) and `GET /v1/apps`.
+ * `GET /v1/apps/{app}/config` (SPEC §5.1) and `GET /v1/apps` (every repository, SPEC §4).
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { FORMATS, MEDIA_TYPES, type Format } from '../../config/types.js';
-import { CFG_ERR_INVALID_REQUEST } from '../../errors.js';
+import { CFG_ERR_INVALID_REQUEST, problemCode } from '../../errors.js';
 import { readableApps } from '../../auth/policy.js';
 import { secretsStep } from '../../secrets/apply.js';
 import { readTarget } from '../target.js';
@@ -54,7 +54,7 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
     { schema: { params: ConfigParams, querystring: ConfigQuery } },
     async (request, reply) => {
       const format = request.query.format as Format;
-      const { app: appName, profiles, commit } = await readTarget(request, {
+      const { app: appName, profiles, commit, store } = await readTarget(request, {
         action: 'config.read',
         format,
         app: request.params.app,
@@ -67,10 +67,10 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
       const envMap = (format === 'env' || format === 'dotenv') && /\bapplication\/json\b/.test(request.headers.accept ?? '');
       // An explanation never shows secrets, whoever asks.
       const mode = explain ? 'redact' : secretsModeFor(request, appName, profiles);
-      const key = [commit, appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', explain ? 'explain' : '', mode].join('\0');
+      const key = [store.name, commit, appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', explain ? 'explain' : '', mode].join('\0');
       let rendered = cache?.get(key);
       if (!rendered) {
-        const { config, text, secretKeys, secretKeyIds } = await app.gitStore.reader.readRendered(commit, appName, profiles, format, {
+        const { config, text, secretKeys, secretKeyIds } = await store.reader.readRendered(commit, appName, profiles, format, {
           resolve,
           envNaming,
           envMap,
@@ -100,12 +100,43 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
     },
   );
 
-  app.get('/v1/apps', async (request) => {
+  app.get('/v1/apps', async (request): Promise<AppsList> => {
     request.audit.action = 'apps.list';
-    const { commit } = await app.gitStore.resolve();
-    request.audit.commit = commit;
-    const apps = readableApps(app.accessPolicy, request.principal, await app.gitStore.reader.listApps(commit));
+    const registry = app.repositories;
+    const repositories: AppsList['repositories'] = [];
+    const all = new Set<string>();
+    // Each repository at its default branch; an application is listed under the entry that
+    // serves it (first match), never under one whose globs do not claim it.
+    for (const store of registry.stores()) {
+      let commit: string;
+      try {
+        ({ commit } = await store.resolve());
+      } catch (err) {
+        repositories.push({ name: store.name, error: problemCode((err as { code?: string }).code ?? '') });
+        continue;
+      }
+      const served = (await store.reader.listApps(commit)).filter((a) => {
+        const entry = registry.entryFor(a);
+        return entry !== undefined && (entry.store === store || entry.template?.peek(a) === store);
+      });
+      const apps = readableApps(app.accessPolicy, request.principal, served);
+      for (const a of apps) all.add(a);
+      repositories.push({ name: store.name, commit, apps });
+    }
+    const apps = [...all].sort();
+    const single = registry.single;
+    if (single !== undefined && repositories[0]?.commit !== undefined) request.audit.commit = repositories[0].commit;
     request.auditReason = apps.length ? 'listed' : 'none_readable';
-    return { apps, commit };
+    return { apps, ...(single !== undefined && repositories[0]?.commit !== undefined && { commit: repositories[0].commit }), repositories };
   });
+}
+
+/** Body of `GET /v1/apps`. */
+export interface AppsList {
+  /** Every application the caller may read, sorted. */
+  apps: string[];
+  /** The commit read, when exactly one repository is configured (as before several were). */
+  commit?: string;
+  /** Per repository (static ones, then the per-application ones mirrored now): its commit and applications, or the problem code that kept it from being read. */
+  repositories: Array<{ name: string; commit?: string; apps?: string[]; error?: string }>;
 }

@@ -109,20 +109,20 @@ export default async function filesRoutes(app: FastifyInstance, opts: FilesRoute
     '/v1/apps/:app/files',
     { schema: { params: ListParams, querystring: FilesQuery } },
     async (request, reply) => {
-      const { app: appName, profiles, commit } = await readTarget(request, {
+      const { app: appName, profiles, commit, store } = await readTarget(request, {
         action: 'files.list',
         format: 'json',
         app: request.params.app,
         profile: request.query.profile,
         ref: request.query.ref,
       });
-      const entries = await app.gitStore.reader.listRawFiles(commit, appName, profiles);
+      const entries = await store.reader.listRawFiles(commit, appName, profiles);
       const files: FileListEntry[] = [];
       for (const e of entries) {
         let d = digests.get(e.oid);
         if (!d) {
           // Throws CFG_ERR_UNSUPPORTED_ENTRY (422) for symlinks, submodules, LFS pointers.
-          const file = await app.gitStore.repository.readFileAt(commit, e.source);
+          const file = await store.repository.readFileAt(commit, e.source);
           if (!file) throw new CFG_ERR_UNSUPPORTED_ENTRY(`${JSON.stringify(e.source)} cannot be read as a file`);
           d = { size: file.bytes.byteLength, sha256: createHash('sha256').update(file.bytes).digest('hex') };
           digests.set(e.oid, d);
@@ -142,12 +142,12 @@ export default async function filesRoutes(app: FastifyInstance, opts: FilesRoute
     { schema: { params: FileParams, querystring: FilesQuery } },
     async (request, reply) => {
       let segments: string[] = [];
-      const { app: appName, profiles, commit } = await readTarget(
+      const { app: appName, profiles, commit, store } = await readTarget(
         request,
         { action: 'files.read', format: 'raw', app: request.params.app, profile: request.query.profile, ref: request.query.ref },
         () => (segments = parseFilePath(request.params['*'])),
       );
-      const file = await app.gitStore.reader.readRawFile(commit, appName, profiles, segments);
+      const file = await store.reader.readRawFile(commit, appName, profiles, segments);
       if (!file) throw new CFG_ERR_FILE_NOT_FOUND(appName);
       const etag = `"${file.oid}"`;
       reply.header('config-commit', commit).header('etag', etag).header('cache-control', 'no-store');

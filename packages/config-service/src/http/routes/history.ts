@@ -68,14 +68,14 @@ export default async function historyRoutes(app: FastifyInstance): Promise<void>
     '/v1/apps/:app/history',
     { schema: { params: Params, querystring: HistoryQuery } },
     async (request, reply): Promise<HistoryResponse> => {
-      const { app: appName, profiles, commit } = await readTarget(request, {
+      const { app: appName, profiles, commit, store } = await readTarget(request, {
         action: 'config.history',
         format: 'json',
         app: request.params.app,
         profile: request.query.profile,
         ref: request.query.ref,
       });
-      const { reader, repository } = app.gitStore;
+      const { reader, repository } = store;
       if (!(await reader.appExists(commit, appName))) throw new CFG_ERR_APP_NOT_FOUND(appName);
       const { commits, truncated } = await appHistory(repository, reader, commit, appName, profiles, {
         limit: request.query.limit,
@@ -91,7 +91,7 @@ export default async function historyRoutes(app: FastifyInstance): Promise<void>
     { schema: { params: Params, querystring: DiffQuery } },
     async (request, reply): Promise<DiffResponse> => {
       let fromRef: string | undefined;
-      const { app: appName, profiles, commit: to } = await readTarget(
+      const { app: appName, profiles, commit: to, store } = await readTarget(
         request,
         { action: 'config.diff', format: 'json', app: request.params.app, profile: request.query.profile, ref: request.query.to },
         () => {
@@ -100,10 +100,10 @@ export default async function historyRoutes(app: FastifyInstance): Promise<void>
           if (fromRef === undefined) throw new CFG_ERR_INVALID_REQUEST("query parameter 'from' is required");
         },
       );
-      const { commit: from } = await app.gitStore.resolve(fromRef);
+      const { commit: from } = await store.resolve(fromRef);
       // audit.commit holds `to`; audit.ref holds the commit `from` resolved to.
       request.audit.ref = from;
-      const { reader } = app.gitStore;
+      const { reader } = store;
       const read = async (commit: string): Promise<MergedConfig | null> =>
         (await reader.appExists(commit, appName)) ? (await reader.read(commit, appName, profiles)).merged : null;
       const [before, after] = await Promise.all([read(from), read(to)]);

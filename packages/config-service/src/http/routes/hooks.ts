@@ -4,9 +4,11 @@
  *
  * ## `POST /v1/hooks/git` — push webhooks
  * Authenticated by the webhook's shared secret only (no client certificate or token: Git
- * hosts present neither). The secret is read once, at registration, from the repository's
- * `webhookSecretFile` (one trailing newline dropped); without that setting the route answers
- * 404 `webhook_disabled`, and start-up logs once that webhooks are off. Three styles, chosen
+ * hosts present neither). Each repository has its own secret, read once, at registration,
+ * from its `webhookSecretFile` (one trailing newline dropped); a delivery names its
+ * repository by `?repo=<name>` or by the repository URL in its payload (`hooks-target.ts`),
+ * and is checked with that repository's secret. A repository without the setting answers
+ * 404 `webhook_disabled`, and start-up logs once that its webhooks are off. Three styles, chosen
  * by the header present (first match in this order):
  * - Gitea / Forgejo: `X-Gitea-Signature: <hex>`, HMAC-SHA256 of the raw body
  *   (Gitea docs, "Webhooks": "X-Gitea-Signature … HMAC SHA256 of the payload");
@@ -22,19 +24,20 @@
  * sync and is answered at once, 202 `{ accepted: true, repository, sync: 'scheduled' }`, without
  * waiting for it (Git hosts time deliveries out after ~10 s). A local `path` repository is
  * read in place, so there is nothing to sync: 202 `{ accepted: true, repository, sync:
- * 'not-needed' }`. A missing or wrong signature is 401 `unauthenticated` (audit reason
+ * 'not-needed' }`; a per-application repository not mirrored now: `sync: 'not-mirrored'`. A missing or wrong signature is 401 `unauthenticated` (audit reason
  * `webhook_signature_missing` / `webhook_signature_invalid`). Audit action `git.webhook`,
  * actor `{ kind: 'anonymous', subject: 'webhook:<style>' }`.
  *
- * ## `POST /v1/admin/sync` — sync now (scope `admin`)
- * Runs a sync and waits for it: 200 `{ repository, source: 'mirror', commit, updates: [{ ref,
+ * ## `POST /v1/admin/sync[?repo=<name>]` — sync now (scope `admin`)
+ * `?repo=` names the repository (needed when several are configured). Runs a sync and waits
+ * for it: 200 `{ repository, source: 'mirror', commit, updates: [{ ref,
  * from, to, forced }], forcedUpdates, durationMs }`; a failed sync is its problem (503
- * `repo_unavailable` / `repo_auth_failed`; the last good mirror keeps serving). For a local
+ * `repo_unavailable` / `repo_auth_failed` with `Retry-After`; the last good mirror keeps serving). For a local
  * repository: 200 with `source: 'local'`, the default branch's commit, no updates. Audit
  * action `admin.sync` with the commit.
  *
  * ## Coalescing
- * Syncs asked for here go through one {@link SyncTrigger} per app: a request arriving while
+ * Syncs asked for here go through the {@link SyncTrigger} of their repository: a request arriving while
  * one of its syncs runs is served by ONE more sync started right after it (a push that lands
  * while a fetch is in progress may have been missed by that fetch), shared by every request
  * that arrives meanwhile. The mirror itself also coalesces concurrent `sync()` calls, so a
@@ -50,10 +53,12 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { CFG_ERR_SETTINGS_INVALID, CFG_ERR_UNAUTHENTICATED, CFG_ERR_WEBHOOK_DISABLED } from '../../errors.js';
+import { CFG_ERR_SETTINGS_INVALID, CFG_ERR_UNAUTHENTICATED, CFG_ERR_WEBHOOK_DISABLED, withRetryAfter } from '../../errors.js';
 import type { RefUpdate, SyncResult } from '../../git/mirror.js';
 import type { SyncSignals } from '../../git/sync-bus.js';
 import { requireAccess } from '../plugins/auth.js';
+import type { GitStore } from '../plugins/git-store.js';
+import { adminSyncTarget, webhookTarget } from './hooks-target.js';
 
 /** Largest accepted webhook body, bytes (1 MiB; a push to a configuration repo is a few KiB). */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
@@ -137,61 +142,13 @@ export function signWebhook(style: WebhookStyle, body: Uint8Array | string, secr
   return style === 'github' ? ['x-hub-signature-256', `sha256=${hex}`] : ['x-gitea-signature', hex];
 }
 
-/**
- * Coalesces sync requests so that each is served by a sync that STARTS after it arrived:
- * with none running, one starts at once; with one running, one more is queued to start when
- * it ends, and every request arriving until then shares that queued one.
- */
-export class SyncTrigger {
-  readonly #sync: () => Promise<SyncResult>;
-  readonly #external: () => Promise<unknown> | null;
-  #running: Promise<SyncResult> | null = null;
-  #queued: Promise<SyncResult> | null = null;
+export { SyncTrigger } from '../../git/sync-trigger.js';
 
-  /**
-   * @param sync - starts (or joins) a sync; `GitMirror.sync` bound to its mirror.
-   * @param external - the sync in progress that was started elsewhere (the mirror's
-   *   polling), so a request arriving during it is not answered by a fetch that began earlier.
-   */
-  constructor(sync: () => Promise<SyncResult>, external: () => Promise<unknown> | null = () => null) {
-    this.#sync = sync;
-    this.#external = external;
-  }
-
-  /** A sync that starts no earlier than this call; rejects as that sync does. */
-  request(): Promise<SyncResult> {
-    if (this.#queued !== null) return this.#queued;
-    const running = this.#running ?? this.#external();
-    if (running === null) return this.#start();
-    const queued = running
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .then(() => {
-        this.#queued = null;
-        return this.#start();
-      });
-    this.#queued = queued;
-    return queued;
-  }
-
-  #start(): Promise<SyncResult> {
-    const p = this.#sync();
-    this.#running = p;
-    const clear = (): void => {
-      if (this.#running === p) this.#running = null;
-    };
-    p.then(clear, clear);
-    return p;
-  }
-}
-
-/** Options of the hooks routes. */
+/** Options of the hooks routes (each entry's `webhookSecretFile` is read from the registry). */
 export interface HooksRoutesOptions {
-  /** The repository's `webhookSecretFile` (absolute); unset = webhooks off. */
+  /** One secret file for every repository (tests); wins over the entries' `webhookSecretFile`. */
   webhookSecretFile?: string | undefined;
-  /** The secret itself, instead of a file (tests); wins over `webhookSecretFile`. */
+  /** The secret itself, for every repository (tests); wins over both files. */
   webhookSecret?: string | Uint8Array | undefined;
   /**
    * Sync signals shared with the other replicas: a valid webhook is published there, and
@@ -204,8 +161,12 @@ export interface HooksRoutesOptions {
 export interface WebhookAccepted {
   accepted: true;
   repository: string;
-  /** `scheduled`: a sync was started or queued; `not-needed`: a local repository, read in place. */
-  sync: 'scheduled' | 'not-needed';
+  /**
+   * `scheduled`: a sync was started or queued; `not-needed`: a local repository, read in
+   * place; `not-mirrored`: a per-application repository this replica does not mirror now
+   * (it is cloned at its first read).
+   */
+  sync: 'scheduled' | 'not-needed' | 'not-mirrored';
 }
 
 /** 200 answer of `POST /v1/admin/sync`. */
@@ -241,30 +202,35 @@ function headerForLog(request: FastifyRequest, name: string): string | undefined
 
 /**
  * Registers `POST /v1/hooks/git` and `POST /v1/admin/sync` in an encapsulated scope (its raw
- * body parser stays here). Register after the audit, auth and git-store plugins.
+ * body parser stays here). Register after the audit, auth and repositories plugins.
  *
- * @throws CFG_ERR_SETTINGS_INVALID at registration when `webhookSecretFile` cannot be read or
- *   is empty (the message names the setting, never the secret).
+ * @throws CFG_ERR_SETTINGS_INVALID at registration when a `webhookSecretFile` cannot be read
+ *   or is empty (the message names the setting, never the secret).
  */
 export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoutesOptions): Promise<void> {
-  const store = app.gitStore;
-  let secret: Buffer | undefined;
-  if (opts.webhookSecret !== undefined) secret = Buffer.from(opts.webhookSecret);
-  else if (opts.webhookSecretFile !== undefined) secret = readSecret(store.name, opts.webhookSecretFile);
-  if (secret === undefined) {
-    app.log.info({ repo: store.name }, 'push webhooks are off: repositories[].webhookSecretFile is not set; POST /v1/hooks/git answers 404');
-  } else if (secret.length < 16) {
-    app.log.warn({ repo: store.name }, 'the webhook secret is shorter than 16 bytes; use a long random secret');
+  const registry = app.repositories;
+  // One secret per repositories[] entry (a template entry's serves all its applications).
+  const secrets = new Map<string, Buffer>();
+  for (const entry of registry.entries) {
+    let secret: Buffer | undefined;
+    if (opts.webhookSecret !== undefined) secret = Buffer.from(opts.webhookSecret);
+    else if (opts.webhookSecretFile !== undefined) secret = readSecret(entry.name, opts.webhookSecretFile);
+    else if (entry.webhookSecretFile !== undefined) secret = readSecret(entry.name, entry.webhookSecretFile);
+    if (secret === undefined) {
+      app.log.info({ repo: entry.name }, 'push webhooks are off: repositories[].webhookSecretFile is not set; POST /v1/hooks/git answers 404');
+    } else {
+      if (secret.length < 16) app.log.warn({ repo: entry.name }, 'the webhook secret is shorter than 16 bytes; use a long random secret');
+      secrets.set(entry.name, secret);
+    }
   }
-  const mirror = store.mirror;
-  const trigger = mirror ? new SyncTrigger(() => mirror.sync(), () => mirror.syncing) : undefined;
-  const bus = trigger ? opts.syncBus : undefined;
-  if (bus !== undefined && trigger !== undefined) {
+  const bus = opts.syncBus;
+  if (bus !== undefined) {
     const unsubscribe = bus.onSignal((repo) => {
-      if (repo !== store.name) return;
+      const store = registry.byName(repo);
+      if (store?.mirror === undefined) return;
       app.log.info({ repo }, 'sync signal from another replica; syncing');
       // Not awaited: failures are logged and counted by the mirror.
-      trigger.request().catch(() => undefined);
+      store.requestSync()?.catch(() => undefined);
     });
     app.addHook('onClose', async () => unsubscribe());
   }
@@ -284,7 +250,7 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
         request.audit.action = 'git.webhook';
         const credential = webhookCredential(request.headers);
         request.auditActor = { kind: 'anonymous', subject: credential ? `webhook:${credential.style}` : 'webhook' };
-        if (secret === undefined) throw new CFG_ERR_WEBHOOK_DISABLED(store.name);
+        if (secrets.size === 0) throw new CFG_ERR_WEBHOOK_DISABLED(registry.entries.map((e) => e.name).join(', '));
         if (credential === undefined) {
           request.auditReason = 'webhook_signature_missing';
           throw new CFG_ERR_UNAUTHENTICATED('send X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token');
@@ -294,23 +260,31 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
     async (request, reply): Promise<WebhookAccepted> => {
       const credential = webhookCredential(request.headers)!;
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      if (!verifyWebhook(credential, body, secret!)) {
+      // Which repository (?repo=, the payload's repository URL, or the only one), then its secret.
+      const target = webhookTarget(registry, request, body);
+      request.audit.repository = target.name;
+      const secret = secrets.get(target.entry.name);
+      if (secret === undefined) throw new CFG_ERR_WEBHOOK_DISABLED(target.entry.name);
+      if (!verifyWebhook(credential, body, secret)) {
         request.auditReason = 'webhook_signature_invalid';
-        request.log.warn({ style: credential.style }, 'webhook refused: the signature does not match');
+        request.log.warn({ repo: target.name, style: credential.style }, 'webhook refused: the signature does not match');
         throw new CFG_ERR_UNAUTHENTICATED('the webhook signature does not match');
       }
       request.auditReason = credential.style === 'gitlab' ? 'webhook:token' : 'webhook:hmac-sha256';
       const events = EVENT_HEADERS[credential.style];
+      const store = target.store;
+      const sync: WebhookAccepted['sync'] = store === undefined ? 'not-mirrored' : store.mirror === undefined ? 'not-needed' : 'scheduled';
       request.log.info(
-        { repo: store.name, style: credential.style, event: headerForLog(request, events.event), delivery: headerForLog(request, events.delivery), sync: trigger !== undefined },
+        { repo: target.name, style: credential.style, event: headerForLog(request, events.event), delivery: headerForLog(request, events.delivery), sync },
         'webhook accepted',
       );
       // Not awaited: failures are logged and counted by the mirror.
-      trigger?.request().catch(() => undefined);
-      // Tell the other replicas (never rejects; a failure is logged by the bus).
-      if (bus !== undefined) void bus.publish(store.name);
+      if (sync === 'scheduled') store?.requestSync()?.catch(() => undefined);
+      // Tell the other replicas (never rejects; a failure is logged by the bus); they may mirror
+      // a per-application repository this replica does not.
+      if (bus !== undefined && sync !== 'not-needed') void bus.publish(target.name);
       reply.code(202).header('cache-control', 'no-store');
-      return { accepted: true, repository: store.name, sync: trigger ? 'scheduled' : 'not-needed' };
+      return { accepted: true, repository: target.name, sync };
     },
   );
 
@@ -325,12 +299,21 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
     },
     async (request, reply): Promise<AdminSyncResult> => {
       reply.header('cache-control', 'no-store');
-      if (trigger === undefined) {
+      const target = adminSyncTarget(registry, request);
+      request.audit.repository = target.name;
+      const store = target.store as GitStore;
+      const pending = store.requestSync();
+      if (pending === undefined) {
         const { commit } = await store.resolve();
         request.audit.commit = commit;
         return { repository: store.name, source: 'local', commit, updates: [], forcedUpdates: 0, durationMs: 0 };
       }
-      const result = await trigger.request();
+      let result: SyncResult;
+      try {
+        result = await pending;
+      } catch (err) {
+        throw withRetryAfter(err as Error, store.mirror?.retryAfterSeconds());
+      }
       request.audit.commit = result.commit;
       request.log.info({ repo: store.name, commit: result.commit, updates: result.updates.length, forcedUpdates: result.forcedUpdates }, 'admin sync done');
       return {

@@ -42,6 +42,7 @@ import { applySecretsToSource, secretsStep } from '../../secrets/apply.js';
 import { secretsModeFor } from '../secrets-mode.js';
 import { requireAccess } from '../plugins/auth.js';
 import { assertName, checkRef, parseProfiles } from '../names.js';
+import { storeOf } from '../target.js';
 
 /**
  * First path segments that are never an application on the Spring routes: `v1` (this
@@ -243,14 +244,15 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
 
     requireAccess(request, 'config:read', appName, profiles);
 
-    const { commit } = await app.gitStore.resolve(ref);
+    const store = await storeOf(request, appName);
+    const { commit } = await store.resolve(ref);
     audit.commit = commit;
-    const label = ref ?? app.gitStore.repository.defaultBranch;
+    const label = ref ?? store.repository.defaultBranch;
     const mode = secretsModeFor(request, appName, profiles);
-    const key = `env\0${commit}\0${appName}\0${profiles.join(',')}\0${label}\0${mode}`;
+    const key = `env\0${store.name}\0${commit}\0${appName}\0${profiles.join(',')}\0${label}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {
-      const reader = app.gitStore.reader;
+      const reader = store.reader;
       const config = await reader.read(commit, appName, profiles);
       const names = new Set<string>();
       const ids = new Set<string>();
@@ -286,15 +288,16 @@ export default async function springRoutes(app: FastifyInstance, opts: SpringRou
 
     requireAccess(request, 'config:read', flat.app, profiles);
 
-    const { commit } = await app.gitStore.resolve(ref);
+    const store = await storeOf(request, flat.app);
+    const { commit } = await store.resolve(ref);
     audit.commit = commit;
     // Spring's `resolvePlaceholders` request parameter (default true) on these forms.
     const resolve = (request.query as { resolvePlaceholders?: unknown }).resolvePlaceholders !== 'false';
     const mode = secretsModeFor(request, flat.app, profiles);
-    const key = `doc\0${commit}\0${flat.app}\0${profiles.join(',')}\0${flat.format}\0${resolve}\0${mode}`;
+    const key = `doc\0${store.name}\0${commit}\0${flat.app}\0${profiles.join(',')}\0${flat.format}\0${resolve}\0${mode}`;
     let rendered = cache.get(key);
     if (!rendered) {
-      const { text, secretKeys, secretKeyIds } = await app.gitStore.reader.readRendered(commit, flat.app, profiles, flat.format, {
+      const { text, secretKeys, secretKeyIds } = await store.reader.readRendered(commit, flat.app, profiles, flat.format, {
         resolve,
         secrets: secretsStep(mode, app.secretsKeyring),
       });

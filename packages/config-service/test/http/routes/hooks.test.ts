@@ -14,7 +14,8 @@ import { emptyStats } from '../../../src/audit/commit-queue.js';
 import type { GitMirror, SyncResult } from '../../../src/git/mirror.js';
 import auditPlugin from '../../../src/http/plugins/audit.js';
 import authPlugin from '../../../src/http/plugins/auth.js';
-import gitStorePlugin, { type GitStore } from '../../../src/http/plugins/git-store.js';
+import type { GitStore } from '../../../src/http/plugins/git-store.js';
+import repositoriesPlugin, { RepositoryRegistry } from '../../../src/http/plugins/repositories.js';
 import { installProblemHandlers } from '../../../src/http/problem.js';
 import hooksRoutes, { signWebhook, SyncTrigger, verifyWebhook, webhookCredential, WEBHOOK_BODY_LIMIT } from '../../../src/http/routes/hooks.js';
 import { CFG_ERR_REPO_UNAVAILABLE } from '../../../src/errors.js';
@@ -195,12 +196,14 @@ function fakeStore(opts: { remote: boolean; sync?: () => Promise<SyncResult> }):
   const mirror = opts.remote
     ? ({
         syncing: null,
+        retryAfterSeconds: () => 7,
         sync: () => {
           state.syncs++;
           return opts.sync ? opts.sync() : Promise.resolve({ initial: false, commit: C1, updates: [{ ref: 'refs/heads/main', from: C0, to: C1, forced: true }], forcedUpdates: 1, durationMs: 7 });
         },
       } as unknown as GitMirror)
     : undefined;
+  const trigger = mirror ? new SyncTrigger(() => mirror.sync(), () => null) : undefined;
   return {
     name: 'config',
     reader: undefined as never,
@@ -208,6 +211,7 @@ function fakeStore(opts: { remote: boolean; sync?: () => Promise<SyncResult> }):
     mirror,
     ready: () => true,
     resolve: async () => ({ commit: C0, ref: 'refs/heads/main' }),
+    requestSync: () => trigger?.request(),
     start: async () => {},
     stop: async () => {},
     get syncs() {
@@ -240,7 +244,7 @@ async function build(store: GitStore, hooks: { webhookSecret?: string; webhookSe
   const a = Fastify();
   installProblemHandlers(a);
   await a.register(auditPlugin, { store: audit });
-  await a.register(gitStorePlugin, { store });
+  await a.register(repositoriesPlugin, { registry: new RepositoryRegistry([{ name: store.name, apps: ['*'], store }]) });
   await a.register(authPlugin, {
     identity: {},
     policy: { defaultOwnApp: true, grants: [] },
@@ -402,6 +406,7 @@ describe('POST /v1/admin/sync', () => {
     const { app, audit } = await build(store, {});
     const res = await app.inject({ method: 'POST', url: '/v1/admin/sync', headers: { authorization: `Bearer ${jwt({ sub: 'ops', scope: 'admin', apps: ['*'] })}` } });
     expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('7');
     expect(res.headers['content-type']).toContain('application/problem+json');
     expect(res.json()).toMatchObject({ code: 'repo_unavailable', detail: "Repository 'config' is unavailable: fetch failed: connection refused" });
     expect(audit.events.at(-1)).toMatchObject({ action: 'admin.sync', outcome: 'error', status: 503, reason: 'repo_unavailable' });
