@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { auditStoreSettings, createAuditStore, startAuditRetention } from './audit/index.js';
+import { DocumentParserPool } from './document-parser.js';
 import { PgSyncBus } from './git/sync-bus.js';
 import { createGitStore } from './http/plugins/git-store.js';
 import type { TlsReloadStats } from './http/tls.js';
@@ -55,12 +56,15 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   const auditSettings = auditStoreSettings(settings, options.env ?? process.env);
   const auditStore = await createAuditStore(auditSettings, logger);
   const flog = logger as unknown as FastifyBaseLogger;
+  // Large documents are parsed in worker threads, within the documents: limits.
+  const documentParser = new DocumentParserPool(settings.documents, flog);
   let gitStore;
   try {
-    gitStore = await createGitStore(settings.repositories[0]!, settings.dataDir, flog, options.env);
+    gitStore = await createGitStore(settings.repositories[0]!, settings.dataDir, flog, options.env, documentParser.parse);
     await gitStore.start();
   } catch (err) {
     await auditStore.close();
+    await documentParser.close();
     throw err;
   }
   // Replicas share sync signals through the PostgreSQL they already share (SPEC §10).
@@ -74,6 +78,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     api = await buildApp(settings, { logger: flog, gitStore, auditStore, ...(syncBus && { syncBus }) });
   } catch (err) {
     await syncBus?.close();
+    await documentParser.close();
     throw err;
   }
   const metrics = createMetrics({ gitStore, auditStore, tls: () => api.tlsReloader.stats });
@@ -87,6 +92,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   api.addHook('onClose', async () => {
     await retention?.stop();
     await auditStore.close();
+    await documentParser.close();
   });
   await api.listen({ host: settings.server.host, port: settings.server.port });
   await management.listen({ host: settings.management.host, port: settings.management.port });

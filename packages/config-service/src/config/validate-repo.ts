@@ -14,7 +14,7 @@ import { lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CFG_ERR_UNSUPPORTED_ENTRY } from '../errors.js';
 import type { ListedFile, TreeEntry } from '../git/repository.js';
-import { AppConfigReader, type ConfigSource, type Layout } from './app-config.js';
+import { AppConfigReader, type ConfigSource, type DocumentParser, type Layout } from './app-config.js';
 import { EXTENSIONS_LOWEST_FIRST } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
 import { resolvePlaceholders, type PlaceholderError } from './placeholders.js';
@@ -174,9 +174,10 @@ export interface Finding {
   /**
    * What was checked: `document` (parse, duplicate keys, conflicting spellings),
    * `layer` (several extensions), `placeholder`, `schema`, `env-name`, `entry`
-   * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`).
+   * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`), `limit`
+   * (a document over one of the `documents:` limits).
    */
-  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource';
+  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'limit';
   readonly message: string;
   /** The requests this was found for (`orders`, `orders/dev`), sorted; empty for per-file checks. */
   readonly contexts: readonly string[];
@@ -201,7 +202,19 @@ export interface ValidateOptions {
    * serves them unresolved. Cycles are always errors.
    */
   readonly unresolved?: Severity;
+  /**
+   * The document parser: the service's limits and worker threads
+   * (`DocumentParserPool.parse`). Default: `parseDocument` with the default limits, on
+   * this thread. Each document is parsed once.
+   */
+  readonly parse?: DocumentParser;
 }
+
+/** Codes of errors that are findings about one document. */
+const DOCUMENT_ERROR_CHECKS: Readonly<Record<string, Finding['check']>> = {
+  CFG_ERR_DOCUMENT_INVALID: 'document',
+  CFG_ERR_DOCUMENT_LIMIT_EXCEEDED: 'limit',
+};
 
 /** The result of {@link validateRepository}. */
 export interface ValidationReport {
@@ -284,6 +297,8 @@ function contextName(app: string, profiles: readonly string[]): string {
  * Checks, each reported as a {@link Finding}:
  * - every document of the layout parses (`.yml`, `.yaml`, `.json`, `.properties`):
  *   syntax, duplicate keys, two spellings of one path, profile expressions (error);
+ * - every document stays within the `documents:` limits (bytes, nesting, keys, alias
+ *   expansions; with a worker parser also time and memory): error, check `limit`;
  * - symlinks and LFS pointers where a document, schema or raw file is read (error);
  * - a layer with several extensions (`application.yml` + `application.properties`):
  *   warning on each lower one (`.properties` beats `.yml` beats `.yaml` beats `.json`);
@@ -304,7 +319,18 @@ export async function validateRepository(dir: string, options: ValidateOptions =
   const layout = options.layout ?? 'folders';
   const unresolved: Severity = options.unresolved ?? (layout === 'spring' ? 'warning' : 'error');
   const source = await DirectorySource.open(dir);
-  const reader = new AppConfigReader(source, layout);
+  // One parse per document, shared by the per-file check below and the reader.
+  const parseOnce = options.parse ?? (async (input) => parseDocument(input));
+  const parses = new Map<string, Promise<ParsedDocument>>();
+  const parse: DocumentParser = (input) => {
+    let p = parses.get(input.path);
+    if (p === undefined) {
+      p = parseOnce(input);
+      parses.set(input.path, p);
+    }
+    return p;
+  };
+  const reader = new AppConfigReader(source, layout, { parse });
   const findings = new Findings();
 
   // --- the documents and schemas of the layout
@@ -386,13 +412,14 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       }
     }
     try {
-      const parsed = parseDocument({ path, bytes: file.bytes });
+      const parsed = await parse({ path, bytes: file.bytes });
       parsedDocuments.set(path, parsed);
       for (const s of parsed.sources) if (s.activation !== undefined) for (const p of expressionProfiles(s.activation)) profileNames.add(p);
     } catch (err) {
       const e = err as ErrorWithData;
-      if (e.code !== 'CFG_ERR_DOCUMENT_INVALID') throw err;
-      findings.add({ file: path, line: e.data?.line, column: e.data?.column, severity: 'error', check: 'document', message: stripLocation(e.message, path) });
+      const check = DOCUMENT_ERROR_CHECKS[e.code ?? ''];
+      if (check === undefined) throw err;
+      findings.add({ file: path, line: e.data?.line, column: e.data?.column, severity: 'error', check, message: stripLocation(e.message, path) });
     }
   }
 
@@ -459,10 +486,10 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       } catch (err) {
         const e = err as ErrorWithData;
         if (e.code === 'CFG_ERR_APP_NOT_FOUND') break;
-        if (e.code === 'CFG_ERR_DOCUMENT_INVALID' || e.code === 'CFG_ERR_UNSUPPORTED_ENTRY') {
+        if (e.code === 'CFG_ERR_DOCUMENT_INVALID' || e.code === 'CFG_ERR_DOCUMENT_LIMIT_EXCEEDED' || e.code === 'CFG_ERR_UNSUPPORTED_ENTRY') {
           // Reported above with the document; only add it when it was not.
           const file = e.data?.document;
-          if (file !== undefined && !findings.has(file)) findings.add({ file, line: e.data?.line, column: e.data?.column, severity: 'error', check: 'document', message: stripLocation(e.message, file) }, context);
+          if (file !== undefined && !findings.has(file)) findings.add({ file, line: e.data?.line, column: e.data?.column, severity: 'error', check: DOCUMENT_ERROR_CHECKS[e.code] ?? 'document', message: stripLocation(e.message, file) }, context);
           continue;
         }
         throw err;

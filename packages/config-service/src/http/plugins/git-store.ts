@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import fp from 'fastify-plugin';
 import { LRUCache } from 'lru-cache';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { AppConfigReader } from '../../config/app-config.js';
+import { AppConfigReader, type DocumentParser } from '../../config/app-config.js';
 import { CFG_ERR_REPO_AUTH_FAILED, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID } from '../../errors.js';
 import { GitMirror } from '../../git/mirror.js';
 import { GitRepository, findGitdir } from '../../git/repository.js';
@@ -58,11 +58,13 @@ function readCredentials(repo: RepositorySettings, env: NodeJS.ProcessEnv): { us
  * Opens the repository described by `repo`.
  * @param dataDir folder for mirrors
  * @param env environment to read a `passwordEnv` credential from
+ * @param parse the document parser (limits, worker threads; `DocumentParserPool.parse`)
  */
-export async function createGitStore(repo: RepositorySettings, dataDir: string, logger: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env): Promise<GitStore> {
+export async function createGitStore(repo: RepositorySettings, dataDir: string, logger: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env, parse?: DocumentParser): Promise<GitStore> {
+  const readerOptions = parse === undefined ? {} : { parse };
   if (repo.path) {
     const repository = new GitRepository({ name: repo.name, gitdir: await findGitdir(repo.path), defaultBranch: repo.branch });
-    const reader = new AppConfigReader(repository, repo.layout);
+    const reader = new AppConfigReader(repository, repo.layout, readerOptions);
     // Resolving a ref reads ref files from disk; under load that costs more than serving a
     // cached response, so a resolution is reused for refCacheMs (a new commit in the local
     // repository is served at most that much later). Mirrors resolve from memory.
@@ -95,7 +97,7 @@ export async function createGitStore(repo: RepositorySettings, dataDir: string, 
     pollIntervalMs: repo.pollIntervalMs,
     logger: logger.child({ repo: repo.name }),
   });
-  const reader = new AppConfigReader(mirror.repository, repo.layout);
+  const reader = new AppConfigReader(mirror.repository, repo.layout, readerOptions);
   return {
     name: repo.name,
     reader,
