@@ -117,6 +117,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   await app.register(hooksRoutes, {
     webhookSecretFile: settings.repositories.find((r) => r.name === deps.gitStore.name)?.webhookSecretFile,
     ...(deps.syncBus && { syncBus: deps.syncBus }),
+    deliveryWindowMs: settings.webhooks.deliveryWindowMs,
   });
   return app;
 }

@@ -26,6 +26,11 @@
  * `webhook_signature_missing` / `webhook_signature_invalid`). Audit action `git.webhook`,
  * actor `{ kind: 'anonymous', subject: 'webhook:<style>' }`.
  *
+ * A valid delivery whose id (`X-GitHub-Delivery`, `X-Gitea-Delivery`, `Idempotency-Key` /
+ * `X-Gitlab-Event-UUID`) was already accepted within `webhooks.deliveryWindowMs` starts no
+ * sync: 202 `{ accepted: true, repository, sync: 'duplicate' }` with `X-Webhook-Duplicate:
+ * true`, audit reason `webhook_duplicate` (see `webhook-deliveries.ts`).
+ *
  * ## `POST /v1/admin/sync` — sync now (scope `admin`)
  * Runs a sync and waits for it: 200 `{ repository, source: 'mirror', commit, updates: [{ ref,
  * from, to, forced }], forcedUpdates, durationMs }`; a failed sync is its problem (503
@@ -54,6 +59,7 @@ import { CFG_ERR_SETTINGS_INVALID, CFG_ERR_UNAUTHENTICATED, CFG_ERR_WEBHOOK_DISA
 import type { RefUpdate, SyncResult } from '../../git/mirror.js';
 import type { SyncSignals } from '../../git/sync-bus.js';
 import { requireAccess } from '../plugins/auth.js';
+import { deliveryId, DeliveryLog } from '../webhook-deliveries.js';
 
 /** Largest accepted webhook body, bytes (1 MiB; a push to a configuration repo is a few KiB). */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
@@ -198,14 +204,19 @@ export interface HooksRoutesOptions {
    * their signals start a sync here. Unset (the default, SQLite audit) = this replica only.
    */
   syncBus?: SyncSignals | undefined;
+  /** `webhooks.deliveryWindowMs`: a delivery id seen again within it starts no sync; 0 = off. Default 0. */
+  deliveryWindowMs?: number | undefined;
 }
 
 /** 202 answer of `POST /v1/hooks/git`. */
 export interface WebhookAccepted {
   accepted: true;
   repository: string;
-  /** `scheduled`: a sync was started or queued; `not-needed`: a local repository, read in place. */
-  sync: 'scheduled' | 'not-needed';
+  /**
+   * `scheduled`: a sync was started or queued; `not-needed`: a local repository, read in
+   * place; `duplicate`: this delivery id was accepted within the window, nothing started.
+   */
+  sync: 'scheduled' | 'not-needed' | 'duplicate';
 }
 
 /** 200 answer of `POST /v1/admin/sync`. */
@@ -256,6 +267,7 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
   } else if (secret.length < 16) {
     app.log.warn({ repo: store.name }, 'the webhook secret is shorter than 16 bytes; use a long random secret');
   }
+  const deliveries = new DeliveryLog({ windowMs: opts.deliveryWindowMs ?? 0 });
   const mirror = store.mirror;
   const trigger = mirror ? new SyncTrigger(() => mirror.sync(), () => mirror.syncing) : undefined;
   const bus = trigger ? opts.syncBus : undefined;
@@ -301,6 +313,13 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
       }
       request.auditReason = credential.style === 'gitlab' ? 'webhook:token' : 'webhook:hmac-sha256';
       const events = EVENT_HEADERS[credential.style];
+      const delivery = deliveryId(credential.style, request.headers);
+      if (delivery !== undefined && deliveries.seen(`${store.name}\0${delivery}`)) {
+        request.auditReason = 'webhook_duplicate';
+        request.log.info({ repo: store.name, style: credential.style, delivery }, 'webhook delivery already accepted within webhooks.deliveryWindowMs; no sync');
+        reply.code(202).header('cache-control', 'no-store').header('x-webhook-duplicate', 'true');
+        return { accepted: true, repository: store.name, sync: 'duplicate' };
+      }
       request.log.info(
         { repo: store.name, style: credential.style, event: headerForLog(request, events.event), delivery: headerForLog(request, events.delivery), sync: trigger !== undefined },
         'webhook accepted',
