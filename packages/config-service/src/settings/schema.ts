@@ -41,7 +41,7 @@ export const DocumentsSchema = Type.Object(
     maxKeys: Type.Integer({ minimum: 1, default: 100_000, description: 'Most keys in one document: map keys plus list items, as written and after alias expansion (.properties: key lines)' }),
     maxAliases: Type.Integer({ minimum: 0, default: 1_000, description: 'Most YAML alias expansions (*name, <<: *name) in one document, each time one is followed' }),
     parseTimeoutMs: Type.Integer({ minimum: 1, default: 20_000, description: 'A document parsed in a worker thread must be done within this, ms (waiting for a worker included; keep it below server.requestTimeoutMs); an overrunning worker is stopped and the read fails with 422' }),
-    workerThresholdBytes: Type.Integer({ minimum: 0, default: 65_536, description: 'Documents larger than this are parsed in a worker thread, off the event loop' }),
+    workerThresholdBytes: Type.Integer({ minimum: 0, default: 16_384, description: 'Documents larger than this are parsed in a worker thread, off the event loop' }),
     workers: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Most worker threads parsing documents at once (started on demand)' }),
     workerMemoryMb: Type.Integer({ minimum: 64, default: 1024, description: 'Heap limit of one parse worker thread, MiB; a worker that runs out is stopped and the read fails with 422' }),
   },
