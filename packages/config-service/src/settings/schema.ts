@@ -37,7 +37,7 @@ export const RepositorySchema = Type.Object(
 export const DocumentsSchema = Type.Object(
   {
     maxBytes: Type.Integer({ minimum: 1, default: 16 * 1024 * 1024, description: 'Most bytes in one document (file); larger files are refused with 422 before they are decoded' }),
-    maxDepth: Type.Integer({ minimum: 1, maximum: 1000, default: 64, description: 'Most levels of maps and lists inside each other, and of one property path (a.b[0].c is 4)' }),
+    maxDepth: Type.Integer({ minimum: 1, maximum: 256, default: 64, description: 'Most levels of maps and lists inside each other, and of one property path (a.b[0].c is 4)' }),
     maxKeys: Type.Integer({ minimum: 1, default: 100_000, description: 'Most keys in one document: map keys plus list items, as written and after alias expansion (.properties: key lines)' }),
     maxAliases: Type.Integer({ minimum: 0, default: 1_000, description: 'Most YAML alias expansions (*name, <<: *name) in one document, each time one is followed' }),
     parseTimeoutMs: Type.Integer({ minimum: 1, default: 20_000, description: 'A document parsed in a worker thread must be done within this, ms (waiting for a worker included; keep it below server.requestTimeoutMs); an overrunning worker is stopped and the read fails with 422' }),

@@ -117,8 +117,8 @@ describe('documents: and webhooks: settings', () => {
   });
 
   it('refuses a depth the parser cannot hold and names the variable', () => {
-    const err = errorOf(() => loadSettings({ file: file(minimal), env: { CONFIG_SERVICE_DOCUMENTS_MAX_DEPTH: '5000' } }));
-    expect(err.message).toBe('Invalid service settings:\n  documents.maxDepth: Expected integer to be less or equal to 1000 (from CONFIG_SERVICE_DOCUMENTS_MAX_DEPTH)');
+    const err = errorOf(() => loadSettings({ file: file(minimal), env: { CONFIG_SERVICE_DOCUMENTS_MAX_DEPTH: '1000' } }));
+    expect(err.message).toBe('Invalid service settings:\n  documents.maxDepth: Expected integer to be less or equal to 256 (from CONFIG_SERVICE_DOCUMENTS_MAX_DEPTH)');
   });
 });
 
