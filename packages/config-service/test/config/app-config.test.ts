@@ -27,6 +27,18 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+type Thrown = Error & { code?: string; data?: Record<string, unknown> };
+
+/** The error `p` rejects with (fails the test when it resolves). */
+async function rejection(p: Promise<unknown>): Promise<Thrown> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Thrown;
+  }
+  throw new Error('expected a rejection');
+}
+
 /** A parser that records each call and answers when `release` is called. */
 function gatedParser(): { parse: DocumentParser; calls: string[]; release: () => void } {
   const calls: string[] = [];
@@ -64,8 +76,8 @@ describe('AppConfigReader document parsing', () => {
         return parseDocument(input);
       },
     });
-    const first = await reader.read('c1', 'broken', []).catch((e: unknown) => e as Error & { code?: string; data?: unknown });
-    const second = await reader.read('c2', 'broken', []).catch((e: unknown) => e as Error & { code?: string; data?: unknown });
+    const first = await rejection(reader.read('c1', 'broken', []));
+    const second = await rejection(reader.read('c2', 'broken', []));
     expect([first.code, first.message, first.data]).toEqual([
       'CFG_ERR_DOCUMENT_INVALID',
       'broken/application.yml:2:1: duplicate key "a" (commit c1)',
@@ -84,7 +96,7 @@ describe('AppConfigReader document parsing', () => {
       },
     });
     for (const commit of ['c1', 'c2']) {
-      const err = await reader.read(commit, 'orders', []).catch((e: unknown) => e as Error & { code?: string; data?: Record<string, unknown> });
+      const err = await rejection(reader.read(commit, 'orders', []));
       expect([err.code, err.message, err.data?.limit, err.data?.commit]).toEqual([
         'CFG_ERR_DOCUMENT_LIMIT_EXCEEDED',
         `orders/application.yml: the time to parse (waiting for a free worker included) exceeds documents.parseTimeoutMs = 20000 (the worker was stopped) (commit ${commit})`,
