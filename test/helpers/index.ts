@@ -7,3 +7,4 @@ export * from './git-repo.ts';
 export * from './git-http-server.ts';
 export * from './jwt.ts';
 export * from './tcp-proxy.ts';
+export * from './service-cli.ts';

@@ -118,6 +118,6 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   await app.register(filesRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(springRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(historyRoutes);
-  await app.register(hooksRoutes, { ...(deps.syncBus && { syncBus: deps.syncBus }) });
+  await app.register(hooksRoutes, { ...(deps.syncBus && { syncBus: deps.syncBus }), deliveryWindowMs: settings.webhooks.deliveryWindowMs });
   return app;
 }

@@ -33,6 +33,13 @@ export const CFG_ERR_REF_NOT_FOUND = createError('CFG_ERR_REF_NOT_FOUND', "Ref '
 export const CFG_ERR_DOCUMENT_INVALID = createError('CFG_ERR_DOCUMENT_INVALID', '%s', 422);
 export const CFG_ERR_UNRENDERABLE = createError('CFG_ERR_UNRENDERABLE', '%s', 422);
 export const CFG_ERR_UNSUPPORTED_ENTRY = createError('CFG_ERR_UNSUPPORTED_ENTRY', '%s', 422);
+/**
+ * A document goes over one of the `documents:` limits (bytes, nesting depth, keys, alias
+ * expansions, parse time, parse memory). `%s` names the file, where the limit was crossed
+ * (line and column, or byte offset), the setting and its value; `data` carries `document`,
+ * `line`/`column` or `offset`, `limit` (the setting's path), `value` and `commit`.
+ */
+export const CFG_ERR_DOCUMENT_LIMIT_EXCEEDED = createError('CFG_ERR_DOCUMENT_LIMIT_EXCEEDED', '%s', 422);
 
 // --- Git (503) ---
 export const CFG_ERR_REPO_UNAVAILABLE = createError('CFG_ERR_REPO_UNAVAILABLE', "Repository '%s' is unavailable: %s", 503);
@@ -118,6 +125,7 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_DOCUMENT_INVALID,
   CFG_ERR_UNRENDERABLE,
   CFG_ERR_UNSUPPORTED_ENTRY,
+  CFG_ERR_DOCUMENT_LIMIT_EXCEEDED,
   CFG_ERR_REPO_UNAVAILABLE,
   CFG_ERR_REPO_AUTH_FAILED,
   CFG_ERR_REPO_NOT_FOUND,

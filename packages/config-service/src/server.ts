@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { auditStoreSettings, createAuditStore, startAuditHealthProbe, startAuditRetention } from './audit/index.js';
+import { DocumentParserPool } from './document-parser.js';
 import { PgSyncBus } from './git/sync-bus.js';
 import { RepositoryRegistry } from './http/plugins/repositories.js';
 import type { TlsReloadStats } from './http/tls.js';
@@ -55,12 +56,15 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   const auditSettings = auditStoreSettings(settings, options.env ?? process.env);
   const auditStore = await createAuditStore(auditSettings, logger);
   const flog = logger as unknown as FastifyBaseLogger;
+  // Large documents are parsed in worker threads, within the documents: limits.
+  const documentParser = new DocumentParserPool(settings.documents, flog);
   let repositories: RepositoryRegistry;
   try {
-    repositories = await RepositoryRegistry.open(settings, flog, options.env);
+    repositories = await RepositoryRegistry.open(settings, flog, options.env, documentParser.parse);
     await repositories.start();
   } catch (err) {
     await auditStore.close();
+    await documentParser.close();
     throw err;
   }
   // Replicas share sync signals through the PostgreSQL they already share (SPEC §10).
@@ -76,6 +80,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   } catch (err) {
     await syncBus?.close();
     await repositories.stop();
+    await documentParser.close();
     throw err;
   }
   const metrics = createMetrics({ repositories, git: settings.git, auditStore, tls: () => api.tlsReloader.stats });
@@ -96,6 +101,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
     await healthProbe.stop();
     await retention?.stop();
     await auditStore.close();
+    await documentParser.close();
   });
   await api.listen({ host: settings.server.host, port: settings.server.port });
   await management.listen({ host: settings.management.host, port: settings.management.port });

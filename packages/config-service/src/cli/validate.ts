@@ -3,12 +3,19 @@
  * before merge (SPEC §9). The checks are in `config/validate-repo.ts`; this file parses
  * the options, prints the report and sets the exit code (1 on errors, 0 otherwise;
  * usage errors are 64 through `main.ts`).
+ *
+ * Documents are parsed by the service's own `DocumentParserPool` with the service's
+ * `documents:` limits (from `--config` and `CONFIG_SERVICE_DOCUMENTS_*`), large ones in
+ * worker threads with the same deadline and heap limit, so a hostile file is a finding,
+ * never a crash.
  */
 import { Option, type Command } from 'commander';
 import type { Layout } from '../config/app-config.js';
 import { formatReport, validateRepository, type Severity } from '../config/validate-repo.js';
+import { DocumentParserPool } from '../document-parser.js';
 import { ALL_APPS, isTemplateUrl, matchesAny } from '../git/app-patterns.js';
 import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
+import { loadDocumentSettings, loadSettings } from '../settings/load.js';
 import type { Settings } from '../settings/schema.js';
 
 /** Options of {@link runValidate}, as the command line gives them. */
@@ -26,25 +33,44 @@ export interface ValidateCommandOptions {
   readonly unresolved?: Severity;
   /** Severity of an unbound (version-1) secret; absent: warning. */
   readonly unboundSecrets?: Severity;
+  /**
+   * The service settings file: its `documents:` limits apply (other sections are ignored
+   * unless `repository` is given, which needs the `repositories:` list).
+   */
+  readonly config?: string;
 }
 
 /**
  * Validates `dir` and renders the report.
  *
+ * @param env - where `CONFIG_SERVICE_DOCUMENTS_*` limits are read from.
  * @returns the text for stdout and the exit code: 1 when there are errors, else 0.
  * @throws Error when `dir` cannot be read.
+ * @throws CFG_ERR_SETTINGS_INVALID when the `documents:` limits are invalid.
  */
-export async function runValidate(dir: string, opts: ValidateCommandOptions, settings?: Readonly<Settings>): Promise<{ output: string; exitCode: number }> {
+export async function runValidate(
+  dir: string,
+  opts: ValidateCommandOptions,
+  settings?: Readonly<Settings>,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Promise<{ output: string; exitCode: number }> {
   const profiles = opts.profiles?.split(',').map((p) => p.trim()).filter((p) => p !== '');
   const routing = opts.repository === undefined ? undefined : servedBy(settings, opts.repository, opts.app);
-  const report = await validateRepository(dir, {
-    layout: opts.layout ?? routing?.layout ?? 'folders',
-    ...(routing !== undefined && { notServed: routing.notServed }),
-    ...(profiles !== undefined && profiles.length > 0 && { profiles }),
-    ...(opts.unresolved !== undefined && { unresolved: opts.unresolved }),
-    ...(opts.unboundSecrets !== undefined && { unboundSecrets: opts.unboundSecrets }),
-  });
-  return { output: formatReport(report, opts.format), exitCode: report.errors > 0 ? 1 : 0 };
+  const limits = settings?.documents ?? loadDocumentSettings({ ...(opts.config !== undefined && { file: opts.config }), env });
+  const parser = new DocumentParserPool(limits);
+  try {
+    const report = await validateRepository(dir, {
+      layout: opts.layout ?? routing?.layout ?? 'folders',
+      ...(routing !== undefined && { notServed: routing.notServed }),
+      ...(profiles !== undefined && profiles.length > 0 && { profiles }),
+      ...(opts.unresolved !== undefined && { unresolved: opts.unresolved }),
+      ...(opts.unboundSecrets !== undefined && { unboundSecrets: opts.unboundSecrets }),
+      parse: parser.parse,
+    });
+    return { output: formatReport(report, opts.format), exitCode: report.errors > 0 ? 1 : 0 };
+  } finally {
+    await parser.close();
+  }
 }
 
 /**
@@ -72,7 +98,7 @@ export function servedBy(settings: Readonly<Settings> | undefined, name: string,
 /**
  * Adds `validate <repo-dir> [--layout folders|spring] [--profiles p1,p2] [--format text|json]
  * [--unresolved error|warning] [--unbound-secrets error|warning]
- * [--config service.yml --repository <name> [--app <name>]]` to the program.
+ * [--config service.yml [--repository <name> [--app <name>]]]` to the program.
  */
 export function registerValidateCommand(program: Command): void {
   program
@@ -80,20 +106,17 @@ export function registerValidateCommand(program: Command): void {
     .description('Check a configuration repository (working tree) before merge: documents parse, no conflicts, placeholders resolve, schemas hold, environment names do not collide')
     .argument('<repo-dir>', 'the configuration repository (a checkout; .git is not needed)')
     .addOption(new Option('--layout <layout>', 'repository layout (default: the repository\'s layout with --repository, else folders)').choices(['folders', 'spring']))
-    .option('-c, --config <file>', 'service settings file, to check the checkout as the repository --repository (several repositories)')
+    .option('-c, --config <file>', 'the service settings file: its documents: limits apply (CONFIG_SERVICE_DOCUMENTS_* variables too); with --repository also its repositories: list')
     .option('--repository <name>', 'the repositories[] entry this checkout is: applications it does not serve are reported, not checked')
     .option('--app <name>', 'with a per-application (template) repository: the application it belongs to')
     .option('--profiles <list>', 'comma-separated profiles to check (each alone, then all together); default: every profile the repository names')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--unresolved <severity>', 'severity of a placeholder without value and default (default: error for folders, warning for spring)').choices(['error', 'warning']))
     .addOption(new Option('--unbound-secrets <severity>', 'severity of a {cipher} value not bound to an application (default: warning)').choices(['error', 'warning']))
-    .action(async (dir: string, opts: ValidateCommandOptions & { config?: string }) => {
-      let settings: Readonly<Settings> | undefined;
-      if (opts.config !== undefined) {
-        const { loadSettings } = await import('../settings/load.js');
-        settings = loadSettings({ file: opts.config, env: process.env });
-      }
-      const { output, exitCode } = await runValidate(dir, opts, settings);
+    .action(async (dir: string, opts: ValidateCommandOptions) => {
+      // The whole settings file only when --repository needs its repositories: list.
+      const settings = opts.repository !== undefined && opts.config !== undefined ? loadSettings({ file: opts.config, env: process.env }) : undefined;
+      const { output, exitCode } = await runValidate(dir, opts, settings, process.env);
       process.stdout.write(output);
       process.exitCode = exitCode;
     });

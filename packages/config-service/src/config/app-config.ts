@@ -5,7 +5,7 @@
  * documents it changed.
  */
 import { LRUCache } from 'lru-cache';
-import { CFG_ERR_APP_NOT_FOUND, CFG_ERR_DOCUMENT_INVALID, withData } from '../errors.js';
+import { CFG_ERR_APP_NOT_FOUND, CFG_ERR_DOCUMENT_INVALID, CFG_ERR_DOCUMENT_LIMIT_EXCEEDED, withData } from '../errors.js';
 import type { GitRepository, TreeEntry } from '../git/repository.js';
 import { parseSchemaFile, resolveAndCheckSecrets, type AppSchema } from './schema.js';
 import { documentBinding, type SecretsStep } from './secrets-step.js';
@@ -54,6 +54,29 @@ export interface RawFileEntry {
  */
 export type ConfigSource = Pick<GitRepository, 'readTree' | 'readFileAt' | 'listFiles'>;
 
+/**
+ * Parses one document's bytes into property sources: `parseDocument` with the service's
+ * limits, maybe in a worker thread (`DocumentParserPool`). Rejects with
+ * CFG_ERR_DOCUMENT_INVALID or CFG_ERR_DOCUMENT_LIMIT_EXCEEDED (422) for a bad document.
+ */
+export type DocumentParser = (input: { readonly path: string; readonly bytes: Uint8Array; readonly commit?: string }) => Promise<ParsedDocument>;
+
+/** Options of {@link AppConfigReader}. */
+export interface AppConfigReaderOptions {
+  /** Default: `parseDocument` on the calling thread with the default limits. */
+  readonly parse?: DocumentParser;
+  /** Parsed documents kept, by blob id; default 20000. */
+  readonly parsedCacheEntries?: number;
+}
+
+const parseInline: DocumentParser = async (input) => parseDocument(input);
+
+/** Codes of document errors that depend only on the bytes (and limits): kept by blob id. */
+const DOCUMENT_ERROR_CODES: ReadonlySet<string> = new Set(['CFG_ERR_DOCUMENT_INVALID', 'CFG_ERR_DOCUMENT_LIMIT_EXCEEDED']);
+
+/** Limits that depend on the machine's load, not on the bytes: never remembered. */
+const TRANSIENT_LIMITS: ReadonlySet<unknown> = new Set(['documents.parseTimeoutMs', 'documents.workerMemoryMb']);
+
 /** Name of the schema file: `<app>/schema.json` (folders), `<app>.schema.json` at the root (spring). */
 const SCHEMA_FILE = 'schema.json';
 const SPRING_SCHEMA_SUFFIX = '.schema.json';
@@ -64,19 +87,25 @@ const SPRING_SCHEMA_SUFFIX = '.schema.json';
 export class AppConfigReader {
   readonly #repo: ConfigSource;
   readonly #layout: Layout;
-  readonly #parsed: LRUCache<string, ParsedDocument>;
+  readonly #parse: DocumentParser;
+  /** Parsed documents, or the document error they gave, by blob id and path. */
+  readonly #parsed: LRUCache<string, ParsedDocument | { readonly error: Error }>;
+  /** Parses in progress, so concurrent cold reads of one blob parse it once. */
+  readonly #parsing = new Map<string, Promise<ParsedDocument>>();
   readonly #schemas = new LRUCache<string, { json: unknown }>({ max: 1_000 });
 
   /**
    * @param repo the repository to read (local or mirror)
    * @param layout `folders` (`<app>/application-<profile>.yml`) or `spring`
    *   (`<app>-<profile>.yml` beside `application*.yml` at the root)
+   * @param options.parse the document parser (limits, worker threads)
    * @param options.parsedCacheEntries parsed documents kept, by blob id (default 20000)
    */
-  constructor(repo: ConfigSource, layout: Layout, options: { parsedCacheEntries?: number } = {}) {
+  constructor(repo: ConfigSource, layout: Layout, options: AppConfigReaderOptions = {}) {
     this.#repo = repo;
     this.#layout = layout;
-    this.#parsed = new LRUCache<string, ParsedDocument>({ max: Math.max(1, options.parsedCacheEntries ?? 20_000) });
+    this.#parse = options.parse ?? parseInline;
+    this.#parsed = new LRUCache<string, ParsedDocument | { readonly error: Error }>({ max: Math.max(1, options.parsedCacheEntries ?? 20_000) });
   }
 
   /**
@@ -332,19 +361,46 @@ export class AppConfigReader {
     if (!entry) return null;
     const docPath = dir ? `${dir}/${name}` : name;
     const key = `${entry.oid}\0${docPath}`;
-    const cached = this.#parsed.get(key);
-    if (cached) return cached;
-    const file = await this.#repo.readFileAt(commit, docPath);
-    if (!file) return null;
-    let parsed: ParsedDocument;
-    try {
-      parsed = parseDocument({ path: docPath, bytes: file.bytes });
-    } catch (err) {
-      const e = err as Error & { code?: string; data?: Record<string, unknown> };
-      if (e.code === 'CFG_ERR_DOCUMENT_INVALID') throw withData(new CFG_ERR_DOCUMENT_INVALID(`${e.message} (commit ${commit})`), { ...e.data, commit });
-      throw err;
+    let parsing = this.#parsing.get(key);
+    if (parsing === undefined) {
+      const cached = this.#parsed.get(key);
+      if (cached !== undefined) {
+        if ('error' in cached) throw withCommit(cached.error, commit);
+        return cached;
+      }
+      const file = await this.#repo.readFileAt(commit, docPath);
+      if (!file) return null;
+      // Another request may have started the same parse while this one read the blob.
+      parsing = this.#parsing.get(key);
+      if (parsing === undefined) {
+        parsing = this.#parse({ path: docPath, bytes: file.bytes });
+        this.#parsing.set(key, parsing);
+        const done = (): void => {
+          this.#parsing.delete(key);
+        };
+        parsing.then(
+          (parsed) => {
+            done();
+            this.#parsed.set(key, parsed);
+          },
+          (err: Error & { code?: string; data?: Record<string, unknown> }) => {
+            done();
+            if (err.code !== undefined && DOCUMENT_ERROR_CODES.has(err.code) && !TRANSIENT_LIMITS.has(err.data?.limit)) this.#parsed.set(key, { error: err });
+          },
+        );
+      }
     }
-    this.#parsed.set(key, parsed);
-    return parsed;
+    try {
+      return await parsing;
+    } catch (err) {
+      throw withCommit(err as Error, commit);
+    }
   }
+}
+
+/** A document error with the commit it was read at (message and `data.commit`); others as they are. */
+function withCommit(err: Error & { code?: string; data?: Record<string, unknown> }, commit: string): Error {
+  if (err.code === 'CFG_ERR_DOCUMENT_INVALID') return withData(new CFG_ERR_DOCUMENT_INVALID(`${err.message} (commit ${commit})`), { ...err.data, commit });
+  if (err.code === 'CFG_ERR_DOCUMENT_LIMIT_EXCEEDED') return withData(new CFG_ERR_DOCUMENT_LIMIT_EXCEEDED(`${err.message} (commit ${commit})`), { ...err.data, commit });
+  return err;
 }

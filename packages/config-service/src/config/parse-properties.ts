@@ -4,6 +4,7 @@
  */
 import type { RawEntry } from './assemble.js';
 import { documentError, quoteKey } from './document-error.js';
+import { limitError, type DocumentLimits } from './limits.js';
 import { parsePropertyName } from './paths.js';
 import type { Origin } from './types.js';
 
@@ -33,19 +34,22 @@ function logicalLines(text: string): LogicalLine[] {
     if (start === raw.length) continue;
     if (raw[start] === '#' || raw[start] === '!') continue;
     const lineNo = i + 1;
-    let logical = raw.slice(start);
-    let segment = logical;
+    // Segments are joined once at the end: slicing a growing string per continuation
+    // line would copy it each time (quadratic in a file of continuation lines).
+    const parts: string[] = [];
+    let segment = raw.slice(start);
     while (trailingBackslashes(segment) % 2 === 1) {
-      logical = logical.slice(0, -1);
+      parts.push(segment.slice(0, -1));
+      segment = '';
       if (i + 1 >= natural.length) break;
       i++;
       const next = natural[i] as string;
       let s = 0;
       while (s < next.length && WS.has(next[s] as string)) s++;
       segment = next.slice(s);
-      logical += segment;
     }
-    out.push({ text: logical, line: lineNo, column: start + 1 });
+    parts.push(segment);
+    out.push({ text: parts.join(''), line: lineNo, column: start + 1 });
   }
   return out;
 }
@@ -102,13 +106,17 @@ export interface LoadedProperty {
  *
  * @param text - decoded text (BOM already removed).
  * @param document - document path, for messages.
+ * @param maxKeys - most key lines (`documents.maxKeys`); unbounded when absent.
  * @returns the pairs in the order they were last written.
  * @throws CFG_ERR_DOCUMENT_INVALID (422) for a malformed `\uXXXX` escape (Java throws
  *   `IllegalArgumentException`), naming line and column; never quotes a value.
+ * @throws CFG_ERR_DOCUMENT_LIMIT_EXCEEDED (422) at the key line that goes over `maxKeys`.
  */
-export function loadProperties(text: string, document: string): LoadedProperty[] {
+export function loadProperties(text: string, document: string, maxKeys = Number.POSITIVE_INFINITY): LoadedProperty[] {
   const byKey = new Map<string, LoadedProperty>();
+  let lines = 0;
   for (const ll of logicalLines(text)) {
+    if (++lines > maxKeys) throw limitError({ document, line: ll.line, column: ll.column }, 'maxKeys', maxKeys, 'the number of keys', '(key lines)');
     const s = ll.text;
     let keyLen = 0;
     let valueStart = s.length;
@@ -156,14 +164,19 @@ export function loadProperties(text: string, document: string): LoadedProperty[]
  * @param text - decoded text (BOM already removed).
  * @param document - document path, for origins and messages.
  * @param commit - commit, for origins.
+ * @param limits - `maxKeys` (key lines) and `maxDepth` (levels of one key's property path).
  * @returns raw keys in the order they were last written.
  * @throws CFG_ERR_DOCUMENT_INVALID (422) for a malformed `\uXXXX` escape, or a key that
  *   names no property or starts with a list index; never quotes a value.
+ * @throws CFG_ERR_DOCUMENT_LIMIT_EXCEEDED (422) over `maxKeys` or `maxDepth`.
  */
-export function readProperties(text: string, document: string, commit: string | undefined): RawEntry[] {
-  return loadProperties(text, document).map((p): RawEntry => {
+export function readProperties(text: string, document: string, commit: string | undefined, limits: Pick<DocumentLimits, 'maxKeys' | 'maxDepth'>): RawEntry[] {
+  return loadProperties(text, document, limits.maxKeys).map((p): RawEntry => {
     const origin: Origin = { document, line: p.line, column: p.column, ...(commit === undefined ? {} : { commit }) };
     const tokens = parsePropertyName(p.key);
+    if (tokens.length > limits.maxDepth) {
+      throw limitError({ document, line: p.line, column: p.column }, 'maxDepth', limits.maxDepth, 'the depth of this property path', '(map keys, dotted segments and list indices)');
+    }
     if (tokens.length === 0) throw documentError({ document, line: p.line, column: p.column }, `key ${quoteKey(p.key)} names no property`);
     if (typeof tokens[0] !== 'string') throw documentError({ document, line: p.line, column: p.column }, `key ${quoteKey(p.key)} starts with a list index`);
     return { tokens, value: p.value, origin, spelling: quoteKey(p.key) };

@@ -8,7 +8,6 @@ import {
   isScalar as isYamlScalar,
   isSeq,
   LineCounter,
-  parseAllDocuments,
   type Document,
   type Node as YamlNode,
   type Pair,
@@ -21,15 +20,11 @@ import {
 } from 'yaml';
 import type { RawEntry } from './assemble.js';
 import { documentError, quoteKey } from './document-error.js';
+import { limitError, type DocumentLimits } from './limits.js';
 import { nestPaths, parsePropertyName, type NameToken } from './paths.js';
 import type { Origin, PropertyValue, Scalar, TreeValue } from './types.js';
 import { floatLiteral, intLiteral, scalarText } from './values.js';
-
-/** Most alias expansions allowed per document (`yaml`'s `maxAliasCount`); defeats alias bombs. */
-export const MAX_ALIAS_COUNT = 100;
-
-/** Most nodes visited per document while flattening (a second guard against expansion). */
-const MAX_NODES = 1_000_000;
+import { composeBounded } from './yaml-stream.js';
 
 /** One non-empty document of a YAML stream, as raw keys. */
 export interface YamlDocumentKeys {
@@ -37,7 +32,6 @@ export interface YamlDocumentKeys {
 }
 
 const ERROR_TEXT: Readonly<Record<string, string>> = {
-  DUPLICATE_KEY: 'duplicate key',
   BAD_INDENT: 'bad indentation',
   MULTILINE_IMPLICIT_KEY: 'implicit keys must be on a single line',
   MISSING_CHAR: 'missing character',
@@ -60,156 +54,260 @@ const ERROR_TEXT: Readonly<Record<string, string>> = {
   NON_STRING_KEY: 'non-string key',
   TAG_RESOLVE_FAILED: 'value does not match its tag',
   BAD_COLLECTION_TYPE: 'bad collection type',
+  RESOURCE_EXHAUSTION: 'nested too deeply to read',
 };
 
 /** Drops the YAML 1.1 timestamp type, so date-like values stay strings in every version. */
 const withoutTimestamps = (tags: Tags): Tags => tags.filter((t) => typeof t === 'string' ? t !== 'timestamp' : t.tag !== 'tag:yaml.org,2002:timestamp');
 
+type Pos = (offset: number) => { line: number; column: number };
+
+/** Counters of one file, shared by the documents of a multi-document stream. */
+class FileBudget {
+  /** Keys (map keys and list items) as written. */
+  written = 0;
+  /** Keys visited while flattening, aliases and merge keys expanded. */
+  expanded = 0;
+  /** Aliases followed. */
+  aliases = 0;
+
+  constructor(
+    readonly document: string,
+    readonly limits: DocumentLimits,
+    readonly pos: Pos,
+  ) {}
+
+  at(node: { range?: readonly number[] | null | undefined } | null | undefined): { document: string; line?: number; column?: number } {
+    const offset = node?.range?.[0];
+    return offset === undefined ? { document: this.document } : { document: this.document, ...this.pos(offset) };
+  }
+}
+
+/**
+ * Checks one composed document as written, in source order: a key given twice in one map
+ * (a `Set` per map, so linear; the `yaml` library's own `uniqueKeys` check compares every
+ * pair with every other), and the number of keys against `maxKeys`. Aliases are not
+ * followed here.
+ *
+ * Two keys are the same when their scalar values are identical (`===`, the rule of the
+ * `yaml` library's `uniqueKeys: true`; NaN never equals itself). Keys that are not
+ * scalars (flow maps, aliases) are compared by identity, so never equal.
+ *
+ * @throws CFG_ERR_DOCUMENT_INVALID `duplicate key "<key>"` at the second key.
+ * @throws CFG_ERR_DOCUMENT_LIMIT_EXCEEDED at the key or list item that goes over `maxKeys`.
+ */
+function checkWritten(node: unknown, budget: FileBudget): void {
+  const count = (at: YamlNode | null | undefined, fallback: YamlNode): void => {
+    if (++budget.written > budget.limits.maxKeys) {
+      throw limitError(budget.at(at?.range ? at : fallback), 'maxKeys', budget.limits.maxKeys, 'the number of keys', '(map keys and list items)');
+    }
+  };
+  if (isMap(node)) {
+    const seen = new Set<unknown>();
+    for (const pair of node.items) {
+      const key = pair.key as YamlNode | null;
+      count(key ?? (pair.value as YamlNode | null), node);
+      if (isYamlScalar(key)) {
+        const v = key.value;
+        if (typeof v !== 'number' || !Number.isNaN(v)) {
+          if (seen.has(v)) throw documentError({ document: budget.document, ...budget.pos(key.range?.[0] ?? 0) }, `duplicate key ${quoteKey(String(key.source ?? v))}`);
+          seen.add(v);
+        }
+      }
+      checkWritten(key, budget);
+      checkWritten(pair.value, budget);
+    }
+  } else if (isSeq(node)) {
+    for (const item of node.items) {
+      count(item as YamlNode | null, node);
+      checkWritten(item, budget);
+    }
+  }
+}
+
 /**
  * Parses a YAML stream into its non-empty documents (Spring skips empty ones, and numbers
  * the rest). YAML 1.2 core schema unless a document starts with `%YAML 1.1`; duplicate
- * keys are errors (`uniqueKeys`); integers are read as bigint (`intAsBigInt`); merge
- * keys `<<` work; aliases are bounded by {@link MAX_ALIAS_COUNT}. With `json`, the JSON
- * schema is used and only one document is allowed.
+ * keys are errors (checked linearly, {@link checkWritten}); integers are read as bigint
+ * (`intAsBigInt`); merge keys `<<` work. With `json`, the JSON schema is used and only
+ * one document is allowed.
+ *
+ * Limits (per file, see {@link DocumentLimits}): nesting is checked on the syntax tree as
+ * it is built (`composeBounded`), keys as written on each composed document, and keys,
+ * alias expansions and property-path depth again while flattening.
  *
  * @param text - the decoded document text (BOM already removed).
  * @param document - the document path, for origins and messages.
  * @param commit - the commit, for origins.
+ * @param limits - the limits in force.
  * @throws CFG_ERR_DOCUMENT_INVALID (422) naming document, line and column (and the key
  *   for duplicates); never a value.
+ * @throws CFG_ERR_DOCUMENT_LIMIT_EXCEEDED (422) naming document, line and column, the
+ *   setting and its value.
  */
-export function readYaml(text: string, document: string, commit: string | undefined, json: boolean): YamlDocumentKeys[] {
+export function readYaml(text: string, document: string, commit: string | undefined, json: boolean, limits: DocumentLimits): YamlDocumentKeys[] {
   const lineCounter = new LineCounter();
   const options: ParseOptions & DocumentOptions & SchemaOptions = {
     version: '1.2',
-    uniqueKeys: true,
+    // Checked by checkWritten, in linear time.
+    uniqueKeys: false,
     intAsBigInt: true,
     merge: !json,
-    prettyErrors: false,
-    lineCounter,
     ...(json ? { schema: 'json' as const } : { customTags: withoutTimestamps }),
   };
-  const docs = parseAllDocuments(text, options);
-  const pos = (offset: number): { line: number; column: number } => {
+  const pos: Pos = (offset) => {
     const p = lineCounter.linePos(offset);
     return { line: p.line, column: p.col };
   };
-  if ('empty' in docs) {
-    // An EmptyStream (no document at all) may still carry stream-level errors.
-    const err = docs.errors[0];
-    if (err !== undefined) throw documentError({ document, ...pos(err.pos[0]) }, `invalid YAML: ${ERROR_TEXT[err.code] ?? err.code}`);
-    return [];
-  }
-  const list: Document.Parsed[] = docs;
-  if (json && list.length > 1) {
-    const second = list[1] as Document.Parsed;
-    throw documentError({ document, ...pos(second.range[0]) }, ERROR_TEXT.MULTIPLE_DOCS as string);
-  }
-
+  const budget = new FileBudget(document, limits, pos);
   const out: YamlDocumentKeys[] = [];
-  for (const doc of list) {
-    const err = doc.errors[0];
-    if (err !== undefined) {
-      const at = { document, ...pos(err.pos[0]) };
-      if (err.code === 'DUPLICATE_KEY') {
-        const key = findKeyAt(doc, err.pos[0]);
-        throw documentError(at, key === undefined ? 'duplicate key' : `duplicate key ${quoteKey(key)}`);
-      }
-      throw documentError(at, `invalid ${json ? 'JSON' : 'YAML'}: ${ERROR_TEXT[err.code] ?? err.code}`);
-    }
-    let plain: unknown;
-    try {
-      plain = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-    } catch (e) {
-      const excessive = e instanceof ReferenceError;
-      throw documentError(
-        { document, ...pos(doc.range[0]) },
-        excessive ? `more than ${MAX_ALIAS_COUNT} alias expansions (alias bomb?)` : 'document cannot be read as data',
-      );
-    }
-    if (plain === null || plain === undefined) continue; // empty or `~` document: Spring skips it
-    const root = doc.contents;
-    if (!isMap(root)) {
-      throw documentError({ document, ...pos(root?.range[0] ?? 0) }, 'the document root must be a map of keys');
-    }
-    const walker = new Walker(doc, document, commit, pos);
-    const raws: RawEntry[] = [];
-    walker.collectMap(root, [], [], raws);
-    out.push({ raws });
+  // A broken document may hold one parse error per token; each would capture a stack
+  // trace that no one reads. Restored before returning (this runs synchronously).
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    const { documents, streamErrors } = composeBounded(text, {
+      document,
+      limits,
+      yaml: options,
+      lineCounter,
+      onDocument: ({ doc, index, cutAt }) => {
+        if (json && index > 0) throw documentError({ document, ...pos(doc.range[0]) }, ERROR_TEXT.MULTIPLE_DOCS as string);
+        const err = cutAt === undefined ? doc.errors[0] : doc.errors.find((e) => e.pos[0] < cutAt);
+        if (err !== undefined) throw documentError({ document, ...pos(err.pos[0]) }, `invalid ${json ? 'JSON' : 'YAML'}: ${ERROR_TEXT[err.code] ?? err.code}`);
+        checkWritten(doc.contents, budget);
+        // Reading stopped early; checkWritten found no key over the limit in this part.
+        if (cutAt !== undefined) return;
+        const keys = readDocument(doc, budget, commit);
+        if (keys !== undefined) out.push(keys);
+      },
+    });
+    // An empty stream (no document at all) may still carry stream-level errors.
+    const err = streamErrors[0];
+    if (documents === 0 && err !== undefined) throw documentError({ document, ...pos(err.pos[0]) }, `invalid YAML: ${ERROR_TEXT[err.code] ?? err.code}`);
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
   return out;
 }
 
-function findKeyAt(doc: Document.Parsed, offset: number): string | undefined {
-  let found: string | undefined;
-  const visit = (node: unknown): void => {
-    if (found !== undefined) return;
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        const k = pair.key;
-        if (isYamlScalar(k) && k.range?.[0] === offset) {
-          found = String(k.source ?? k.value);
-          return;
-        }
-        visit(k);
-        visit(pair.value);
-      }
-    } else if (isSeq(node)) {
-      for (const item of node.items) visit(item);
-    }
-  };
-  visit(doc.contents);
-  return found;
+/** Flattens one checked document; `undefined` for an empty or `~` document (Spring skips it). */
+function readDocument(doc: Document.Parsed, budget: FileBudget, commit: string | undefined): YamlDocumentKeys | undefined {
+  const walker = new Walker(doc, budget, commit);
+  const root = walker.root();
+  if (root === null) return undefined;
+  if (!isMap(root)) {
+    throw documentError({ document: budget.document, ...budget.pos((root as YamlNode).range?.[0] ?? 0) }, 'the document root must be a map of keys');
+  }
+  const raws: RawEntry[] = [];
+  walker.collectMap(root, [], [], raws);
+  return { raws };
 }
 
+/** A pair of a map after merge keys are applied, with the `<<` key that brought it. */
+interface MergedPair {
+  readonly pair: Pair;
+  readonly via?: YamlNode;
+}
+
+/**
+ * Flattens one document into raw keys, following aliases and merge keys, within the
+ * file's budget: every alias followed counts against `maxAliases`, every key and list
+ * item reached against `maxKeys` (after expansion), every property path against
+ * `maxDepth`. Over a limit inside an alias expansion, the position named is the
+ * outermost alias (or `<<` key) being expanded.
+ */
 class Walker {
-  private nodes = 0;
+  /** Aliases (and `<<` keys) being expanded, outermost first. */
+  private readonly expanding: YamlNode[] = [];
+  private readonly keyTexts = new WeakMap<Pair, string>();
 
   constructor(
     private readonly doc: Document.Parsed,
-    private readonly document: string,
+    private readonly budget: FileBudget,
     private readonly commit: string | undefined,
-    private readonly pos: (offset: number) => { line: number; column: number },
   ) {}
 
+  /** The document's root with a root alias followed; `null` for an empty or `~` document. */
+  root(): unknown {
+    const root = this.resolve(this.doc.contents);
+    if (root === null || root === undefined) return null;
+    if (isYamlScalar(root) && (root.value === null || root.value === undefined)) return null;
+    return root;
+  }
+
   private origin(node: YamlNode | null | undefined): Origin {
-    const offset = node?.range?.[0];
-    const base: Origin = offset === undefined ? { document: this.document } : { document: this.document, ...this.pos(offset) };
+    const base: Origin = this.budget.at(node);
     return this.commit === undefined ? base : { ...base, commit: this.commit };
   }
 
   private fail(node: YamlNode | null | undefined, what: string): Error {
-    const o = this.origin(node);
-    return documentError({ document: this.document, line: o.line, column: o.column }, what);
+    const o = this.budget.at(node);
+    return documentError({ document: o.document, line: o.line, column: o.column }, what);
+  }
+
+  /** Where a limit crossed at `node` is reported: the outermost expansion, else the node. */
+  private limitAt(node: YamlNode | null | undefined): ReturnType<FileBudget['at']> {
+    return this.budget.at(this.expanding[0] ?? node);
+  }
+
+  /** Counts one key or list item reached (after expansion) against `maxKeys`. */
+  private countKey(node: YamlNode | null | undefined, n = 1): void {
+    const { limits } = this.budget;
+    this.budget.expanded += n;
+    if (this.budget.expanded > limits.maxKeys) {
+      throw limitError(this.limitAt(node), 'maxKeys', limits.maxKeys, 'the number of keys after alias expansion', '(map keys and list items)');
+    }
   }
 
   private resolve(node: unknown): unknown {
-    if (++this.nodes > MAX_NODES) throw this.fail(null, `more than ${MAX_NODES} nodes after alias expansion`);
-    return isAlias(node) ? node.resolve(this.doc) : node;
+    if (!isAlias(node)) return node;
+    const { limits } = this.budget;
+    if (++this.budget.aliases > limits.maxAliases) {
+      throw limitError(this.limitAt(node), 'maxAliases', limits.maxAliases, 'the number of alias expansions', '(alias bomb?)');
+    }
+    return node.resolve(this.doc);
   }
 
-  /** The pairs of a map with merge keys (`<<`) applied: own keys win, then merged maps in order. */
-  private pairs(map: YAMLMap, depth = 0): Pair[] {
+  /** Runs `fn` with `node` on the expansion stack when it is an alias (or, with `merge`, a `<<` key). */
+  private within<T>(node: unknown, fn: () => T, merge = false): T {
+    if (!(merge || isAlias(node))) return fn();
+    this.expanding.push(node as YamlNode);
+    try {
+      return fn();
+    } finally {
+      this.expanding.pop();
+    }
+  }
+
+  /**
+   * The pairs of a map with merge keys (`<<`) applied: own keys win, then merged maps in
+   * order. Pairs brought by a merge count as keys reached (they are copies).
+   */
+  private pairs(map: YAMLMap, depth = 0): MergedPair[] {
     if (depth > 64) throw this.fail(map, 'merge keys nested too deeply');
-    const own: Pair[] = [];
-    const merged: Pair[] = [];
+    const own: MergedPair[] = [];
+    const merged: MergedPair[] = [];
     for (const pair of map.items) {
       if (isYamlScalar(pair.key) && typeof pair.key.value === 'symbol') {
+        const mergeKey = pair.key as YamlNode;
         const v = this.resolve(pair.value);
         const sources = isSeq(v) ? v.items.map((i) => this.resolve(i)) : [v];
         for (const s of sources) {
-          if (!isMap(s)) throw this.fail(pair.key as YamlNode, 'merge key `<<` needs a map or a list of maps');
-          merged.push(...this.pairs(s, depth + 1));
+          if (!isMap(s)) throw this.fail(mergeKey, 'merge key `<<` needs a map or a list of maps');
+          const inner = this.within(mergeKey, () => this.pairs(s, depth + 1), true);
+          this.within(mergeKey, () => this.countKey(mergeKey, inner.length), true);
+          for (const p of inner) merged.push({ pair: p.pair, via: p.via ?? mergeKey });
         }
       } else {
-        own.push(pair);
+        own.push({ pair });
       }
     }
     if (merged.length === 0) return own;
-    const seen = new Set(own.map((p) => this.keyText(p)));
+    const seen = new Set(own.map((p) => this.keyText(p.pair)));
     const out = [...own];
     for (const p of merged) {
-      const k = this.keyText(p);
+      const k = this.keyText(p.pair);
       if (!seen.has(k)) {
         seen.add(k);
         out.push(p);
@@ -220,15 +318,21 @@ class Walker {
 
   /** The key of a pair as text: strings as they are, other scalars in their string form. */
   private keyText(pair: Pair): string {
+    const known = this.keyTexts.get(pair);
+    if (known !== undefined) return known;
     const key = this.resolve(pair.key);
-    if (key === null || key === undefined) return 'null';
-    if (!isYamlScalar(key)) throw this.fail(pair.key as YamlNode, 'a key must be a scalar (complex keys are not supported)');
-    const s = this.scalar(key);
-    return s === null ? 'null' : scalarText(s);
+    let text: string;
+    if (key === null || key === undefined) text = 'null';
+    else if (!isYamlScalar(key)) throw this.fail(pair.key as YamlNode, 'a key must be a scalar (complex keys are not supported)');
+    else {
+      const s = this.scalar(key);
+      text = s === null ? 'null' : scalarText(s);
+    }
+    this.keyTexts.set(pair, text);
+    return text;
   }
 
-  private tokensOf(pair: Pair): NameToken[] {
-    const text = this.keyText(pair);
+  private tokensOf(pair: Pair, text: string): NameToken[] {
     const tokens = parsePropertyName(text);
     if (tokens.length === 0) throw this.fail(pair.key as YamlNode, `key ${quoteKey(text)} names no property`);
     return tokens;
@@ -236,22 +340,31 @@ class Walker {
 
   /** Collects the leaves of a map as raw keys under `prefix` (maps nest; lists are one value). */
   collectMap(map: YAMLMap, prefix: readonly NameToken[], spelling: readonly string[], out: RawEntry[]): void {
-    for (const pair of this.pairs(map)) {
-      const keyText = this.keyText(pair);
-      const tokens = [...prefix, ...this.tokensOf(pair)];
-      if (typeof tokens[0] !== 'string') throw this.fail(pair.key as YamlNode, `key ${quoteKey(keyText)} starts with a list index`);
-      const spelled = [...spelling, keyText];
-      const value = this.resolve(pair.value);
-      if (isMap(value)) {
-        this.collectMap(value, tokens, spelled, out);
-        continue;
-      }
-      out.push({
-        tokens,
-        value: this.leaf(value),
-        origin: this.origin(pair.key as YamlNode),
-        spelling: spelled.map(quoteKey).join(' > '),
-      });
+    for (const { pair, via } of this.pairs(map)) {
+      this.within(via, () => {
+        if (via === undefined) this.countKey(pair.key as YamlNode);
+        const keyText = this.keyText(pair);
+        const tokens = [...prefix, ...this.tokensOf(pair, keyText)];
+        if (typeof tokens[0] !== 'string') throw this.fail(pair.key as YamlNode, `key ${quoteKey(keyText)} starts with a list index`);
+        const { limits } = this.budget;
+        if (tokens.length > limits.maxDepth) {
+          throw limitError(this.limitAt(pair.key as YamlNode), 'maxDepth', limits.maxDepth, 'the depth of this property path', '(map keys, dotted segments and list indices)');
+        }
+        const spelled = [...spelling, keyText];
+        const value = this.resolve(pair.value);
+        this.within(pair.value, () => {
+          if (isMap(value)) {
+            this.collectMap(value, tokens, spelled, out);
+            return;
+          }
+          out.push({
+            tokens,
+            value: this.leaf(value),
+            origin: this.origin(pair.key as YamlNode),
+            spelling: spelled.map(quoteKey).join(' > '),
+          });
+        });
+      }, via !== undefined);
     }
   }
 
@@ -264,26 +377,29 @@ class Walker {
 
   /** A list item: scalars, lists and maps; `null` becomes `""` (Spring's YamlProcessor). */
   private item(node: unknown): TreeValue {
+    this.countKey(node as YamlNode);
     const n = this.resolve(node);
-    if (isMap(n)) {
-      const raws: RawEntry[] = [];
-      this.collectMap(n, [], [], raws);
-      const pairs: Array<readonly [string[], TreeValue]> = [];
-      const seen = new Map<string, RawEntry>();
-      for (const r of raws) {
-        const path = r.tokens.map((t) => (typeof t === 'string' ? t : String(t.index)));
-        const k = JSON.stringify(path);
-        if (seen.has(k)) {
-          const a = seen.get(k) as RawEntry;
-          throw this.fail(null, `two spellings of one property path in a list item: ${a.spelling} and ${r.spelling}`);
+    return this.within(node, () => {
+      if (isMap(n)) {
+        const raws: RawEntry[] = [];
+        this.collectMap(n, [], [], raws);
+        const pairs: Array<readonly [string[], TreeValue]> = [];
+        const seen = new Map<string, RawEntry>();
+        for (const r of raws) {
+          const path = r.tokens.map((t) => (typeof t === 'string' ? t : String(t.index)));
+          const k = JSON.stringify(path);
+          if (seen.has(k)) {
+            const a = seen.get(k) as RawEntry;
+            throw this.fail(null, `two spellings of one property path in a list item: ${a.spelling} and ${r.spelling}`);
+          }
+          seen.set(k, r);
+          pairs.push([path, r.value ?? '']);
         }
-        seen.set(k, r);
-        pairs.push([path, r.value ?? '']);
+        return nestPaths(pairs);
       }
-      return nestPaths(pairs);
-    }
-    const v = this.leaf(n);
-    return v ?? '';
+      const v = this.leaf(n);
+      return v ?? '';
+    });
   }
 
   private scalar(node: YamlScalar): Scalar | null {

@@ -4,6 +4,7 @@
  */
 import { assembleEntries, type RawEntry } from './assemble.js';
 import { documentError } from './document-error.js';
+import { checkDocumentSize, DEFAULT_DOCUMENT_LIMITS, type DocumentLimits } from './limits.js';
 import { readProperties } from './parse-properties.js';
 import { readYaml } from './parse-yaml.js';
 import { pathKey } from './paths.js';
@@ -59,21 +60,31 @@ function extensionOf(path: string): string {
  * - An empty or comment-only document gives one source without entries (SPEC §2.3),
  *   never an error; empty documents inside a multi-document stream are skipped.
  *
+ * - Bounded by `limits` ({@link DocumentLimits}): the size before anything is decoded,
+ *   nesting while the YAML syntax tree is built, keys as written and after alias
+ *   expansion, alias expansions, property-path depth. Time is bounded by the caller (a
+ *   worker thread with a deadline, see `DocumentParserPool`).
+ *
  * @param input.path - document path inside the repository (`/`-separated).
  * @param input.bytes - raw file content.
  * @param input.commit - commit the bytes were read at, copied into every origin.
+ * @param input.limits - the limits in force; default {@link DEFAULT_DOCUMENT_LIMITS}.
  * @returns the sources in file order.
  * @throws CFG_ERR_DOCUMENT_INVALID (422) with `data: { document, line, column }` for any
- *   syntax error, duplicate key, alias bomb, conflicting spellings, malformed profile
- *   expression or unknown extension; messages name keys and positions, never values.
+ *   syntax error, duplicate key, conflicting spellings, malformed profile expression or
+ *   unknown extension; messages name keys and positions, never values.
+ * @throws CFG_ERR_DOCUMENT_LIMIT_EXCEEDED (422) with `data: { document, line, column |
+ *   offset, limit, value }` when the document goes over one of `limits`.
  */
-export function parseDocument(input: { path: string; bytes: Uint8Array; commit?: string }): ParsedDocument {
+export function parseDocument(input: { path: string; bytes: Uint8Array; commit?: string; limits?: DocumentLimits }): ParsedDocument {
   const { path, commit } = input;
+  const limits = input.limits ?? DEFAULT_DOCUMENT_LIMITS;
+  checkDocumentSize(path, input.bytes.byteLength, limits);
   const text = decodeDocument(input.bytes);
   const ext = extensionOf(path);
   let documents: RawEntry[][];
-  if (ext === '.properties') documents = [readProperties(text, path, commit)];
-  else if (ext === '.yml' || ext === '.yaml' || ext === '.json') documents = readYaml(text, path, commit, ext === '.json').map((d) => d.raws);
+  if (ext === '.properties') documents = [readProperties(text, path, commit, limits)];
+  else if (ext === '.yml' || ext === '.yaml' || ext === '.json') documents = readYaml(text, path, commit, ext === '.json', limits).map((d) => d.raws);
   else throw documentError({ document: path }, `unsupported document type (expected ${DOCUMENT_EXTENSIONS.join(', ')})`);
 
   // SPEC §2.3: an empty or comment-only document is one empty property source.

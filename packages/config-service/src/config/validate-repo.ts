@@ -14,7 +14,7 @@ import { lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CFG_ERR_UNSUPPORTED_ENTRY } from '../errors.js';
 import type { ListedFile, TreeEntry } from '../git/repository.js';
-import { AppConfigReader, type ConfigSource, type Layout } from './app-config.js';
+import { AppConfigReader, type ConfigSource, type DocumentParser, type Layout } from './app-config.js';
 import { EXTENSIONS_LOWEST_FIRST } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
 import { resolvePlaceholders, type PlaceholderError } from './placeholders.js';
@@ -176,9 +176,11 @@ export interface Finding {
    * What was checked: `document` (parse, duplicate keys, conflicting spellings),
    * `layer` (several extensions), `placeholder`, `schema`, `env-name`, `entry`
    * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`), `secret`
-   * (`{cipher}` values: malformed, unbound, bound to another application).
+   * (`{cipher}` values: malformed, unbound, bound to another application), `limit` (a
+   * document over one of the `documents:` limits), `routing` (an application another
+   * repository serves).
    */
-  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'secret' | 'routing';
+  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'secret' | 'limit' | 'routing';
   readonly message: string;
   /** The requests this was found for (`orders`, `orders/dev`), sorted; empty for per-file checks. */
   readonly contexts: readonly string[];
@@ -214,7 +216,19 @@ export interface ValidateOptions {
    * application gets one `routing` warning and no further per-application checks.
    */
   readonly notServed?: (app: string) => string | undefined;
+  /**
+   * The document parser: the service's limits and worker threads
+   * (`DocumentParserPool.parse`). Default: `parseDocument` with the default limits, on
+   * this thread. Each document is parsed once.
+   */
+  readonly parse?: DocumentParser;
 }
+
+/** Codes of errors that are findings about one document. */
+const DOCUMENT_ERROR_CHECKS: Readonly<Record<string, Finding['check']>> = {
+  CFG_ERR_DOCUMENT_INVALID: 'document',
+  CFG_ERR_DOCUMENT_LIMIT_EXCEEDED: 'limit',
+};
 
 /** The result of {@link validateRepository}. */
 export interface ValidationReport {
@@ -297,6 +311,8 @@ function contextName(app: string, profiles: readonly string[]): string {
  * Checks, each reported as a {@link Finding}:
  * - every document of the layout parses (`.yml`, `.yaml`, `.json`, `.properties`):
  *   syntax, duplicate keys, two spellings of one path, profile expressions (error);
+ * - every document stays within the `documents:` limits (bytes, nesting, keys, alias
+ *   expansions; with a worker parser also time and memory): error, check `limit`;
  * - symlinks and LFS pointers where a document, schema or raw file is read (error);
  * - a layer with several extensions (`application.yml` + `application.properties`):
  *   warning on each lower one (`.properties` beats `.yml` beats `.yaml` beats `.json`);
@@ -321,7 +337,18 @@ export async function validateRepository(dir: string, options: ValidateOptions =
   const unresolved: Severity = options.unresolved ?? (layout === 'spring' ? 'warning' : 'error');
   const unboundSecrets: Severity = options.unboundSecrets ?? 'warning';
   const source = await DirectorySource.open(dir);
-  const reader = new AppConfigReader(source, layout);
+  // One parse per document, shared by the per-file check below and the reader.
+  const parseOnce = options.parse ?? (async (input) => parseDocument(input));
+  const parses = new Map<string, Promise<ParsedDocument>>();
+  const parse: DocumentParser = (input) => {
+    let p = parses.get(input.path);
+    if (p === undefined) {
+      p = parseOnce(input);
+      parses.set(input.path, p);
+    }
+    return p;
+  };
+  const reader = new AppConfigReader(source, layout, { parse });
   const findings = new Findings();
 
   // --- the documents and schemas of the layout
@@ -403,7 +430,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       }
     }
     try {
-      const parsed = parseDocument({ path, bytes: file.bytes });
+      const parsed = await parse({ path, bytes: file.bytes });
       parsedDocuments.set(path, parsed);
       for (const f of secretFindings(path, parsed, layout)) {
         findings.add({ file: path, line: f.line, column: f.column, severity: f.severity === 'unbound' ? unboundSecrets : f.severity, check: 'secret', message: f.message });
@@ -411,8 +438,9 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       for (const s of parsed.sources) if (s.activation !== undefined) for (const p of expressionProfiles(s.activation)) profileNames.add(p);
     } catch (err) {
       const e = err as ErrorWithData;
-      if (e.code !== 'CFG_ERR_DOCUMENT_INVALID') throw err;
-      findings.add({ file: path, line: e.data?.line, column: e.data?.column, severity: 'error', check: 'document', message: stripLocation(e.message, path) });
+      const check = DOCUMENT_ERROR_CHECKS[e.code ?? ''];
+      if (check === undefined) throw err;
+      findings.add({ file: path, line: e.data?.line, column: e.data?.column, severity: 'error', check, message: stripLocation(e.message, path) });
     }
   }
 
@@ -486,10 +514,10 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       } catch (err) {
         const e = err as ErrorWithData;
         if (e.code === 'CFG_ERR_APP_NOT_FOUND') break;
-        if (e.code === 'CFG_ERR_DOCUMENT_INVALID' || e.code === 'CFG_ERR_UNSUPPORTED_ENTRY') {
+        if (e.code === 'CFG_ERR_DOCUMENT_INVALID' || e.code === 'CFG_ERR_DOCUMENT_LIMIT_EXCEEDED' || e.code === 'CFG_ERR_UNSUPPORTED_ENTRY') {
           // Reported above with the document; only add it when it was not.
           const file = e.data?.document;
-          if (file !== undefined && !findings.has(file)) findings.add({ file, line: e.data?.line, column: e.data?.column, severity: 'error', check: 'document', message: stripLocation(e.message, file) }, context);
+          if (file !== undefined && !findings.has(file)) findings.add({ file, line: e.data?.line, column: e.data?.column, severity: 'error', check: DOCUMENT_ERROR_CHECKS[e.code] ?? 'document', message: stripLocation(e.message, file) }, context);
           continue;
         }
         throw err;

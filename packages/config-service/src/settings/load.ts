@@ -9,7 +9,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
 import { ALL_APPS, APP_PLACEHOLDER, findOverlap, isTemplateUrl } from '../git/app-patterns.js';
-import { SettingsSchema, type Settings } from './schema.js';
+import { DocumentsSchema, SettingsSchema, type DocumentSettings, type Settings } from './schema.js';
 
 /** Prefix of every environment variable that sets a service setting. */
 export const ENV_PREFIX = 'CONFIG_SERVICE_';
@@ -86,22 +86,8 @@ export interface LoadSettingsInput {
  */
 export function loadSettings(input: LoadSettingsInput): Readonly<Settings> {
   const problems: string[] = [];
-  let raw: Record<string, unknown> = {};
+  let raw: Record<string, unknown> = input.file ? readSettingsFile(input.file) : {};
   const baseDir = input.file ? path.dirname(path.resolve(input.file)) : (input.baseDir ?? process.cwd());
-  if (input.file) {
-    let text: string;
-    try {
-      text = readFileSync(input.file, 'utf8');
-    } catch (err) {
-      throw new CFG_ERR_SETTINGS_INVALID(`  --config: cannot read ${input.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-    try {
-      raw = (parseYaml(text, { uniqueKeys: true, prettyErrors: true }) as Record<string, unknown> | null) ?? {};
-    } catch (err) {
-      throw new CFG_ERR_SETTINGS_INVALID(`  ${input.file}: ${(err as Error).message.split('\n')[0]}`);
-    }
-    if (typeof raw !== 'object' || Array.isArray(raw)) throw new CFG_ERR_SETTINGS_INVALID(`  ${input.file}: the top level must be a map`);
-  }
   if (input.overrides) raw = { ...raw, ...structuredClone(input.overrides) };
 
   const fromEnv = new Map<string, string>();
@@ -131,6 +117,52 @@ export function loadSettings(input: LoadSettingsInput): Readonly<Settings> {
   if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID([...new Set(problems)].join('\n'));
 
   return deepFreeze(resolvePaths(value as Settings, baseDir));
+}
+
+/** Reads `service.yml` as a map. @throws CFG_ERR_SETTINGS_INVALID naming the file. */
+function readSettingsFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CFG_ERR_SETTINGS_INVALID(`  --config: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { uniqueKeys: true, prettyErrors: true }) ?? {};
+  } catch (err) {
+    throw new CFG_ERR_SETTINGS_INVALID(`  ${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new CFG_ERR_SETTINGS_INVALID(`  ${file}: the top level must be a map`);
+  return raw as Record<string, unknown>;
+}
+
+/**
+ * Loads only the `documents:` section (the document limits), for `config-service
+ * validate`: defaults < the settings file's `documents:` < `CONFIG_SERVICE_DOCUMENTS_*`.
+ * Every other section of the file is ignored (it may name files that do not exist in CI).
+ *
+ * @returns the frozen limits.
+ * @throws CFG_ERR_SETTINGS_INVALID naming every bad setting (and its variable).
+ */
+export function loadDocumentSettings(input: Pick<LoadSettingsInput, 'file' | 'env'>): Readonly<DocumentSettings> {
+  const file = input.file ? readSettingsFile(input.file) : {};
+  const raw: Record<string, unknown> = typeof file.documents === 'object' && file.documents !== null ? { ...(file.documents as Record<string, unknown>) } : {};
+  const fromEnv = new Map<string, string>();
+  for (const setting of listEnvSettings(DocumentsSchema, ['documents'])) {
+    const text = input.env?.[setting.name];
+    if (text === undefined) continue;
+    setPath(raw, setting.path.slice(1), text);
+    fromEnv.set('/' + setting.path.slice(1).join('/'), setting.name);
+  }
+  const value = Value.Default(DocumentsSchema, Value.Convert(DocumentsSchema, raw));
+  const problems: string[] = [];
+  for (const error of Value.Errors(DocumentsSchema, value)) {
+    const envName = fromEnv.get(error.path);
+    problems.push(`  documents${error.path.replaceAll('/', '.')}: ${error.message}${envName ? ` (from ${envName})` : ''}`);
+  }
+  if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID([...new Set(problems)].join('\n'));
+  return deepFreeze(value as DocumentSettings);
 }
 
 function crossCheck(s: Settings): string[] {

@@ -43,6 +43,24 @@ export const RepositorySchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Limits on one configuration document (issue 7), also read by `config-service validate`
+ * (`--config`, `CONFIG_SERVICE_DOCUMENTS_*`). See docs/configuration.md, "Limits".
+ */
+export const DocumentsSchema = Type.Object(
+  {
+    maxBytes: Type.Integer({ minimum: 1, default: 16 * 1024 * 1024, description: 'Most bytes in one document (file); larger files are refused with 422 before they are decoded' }),
+    maxDepth: Type.Integer({ minimum: 1, maximum: 256, default: 64, description: 'Most levels of maps and lists inside each other, and of one property path (a.b[0].c is 4)' }),
+    maxKeys: Type.Integer({ minimum: 1, default: 100_000, description: 'Most keys in one document: map keys plus list items, as written and after alias expansion (.properties: key lines)' }),
+    maxAliases: Type.Integer({ minimum: 0, default: 1_000, description: 'Most YAML alias expansions (*name, <<: *name) in one document, each time one is followed' }),
+    parseTimeoutMs: Type.Integer({ minimum: 1, default: 20_000, description: 'A document parsed in a worker thread must be done within this, ms (waiting for a worker included; keep it below server.requestTimeoutMs); an overrunning worker is stopped and the read fails with 422' }),
+    workerThresholdBytes: Type.Integer({ minimum: 0, default: 16_384, description: 'Documents larger than this are parsed in a worker thread, off the event loop' }),
+    workers: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Most worker threads parsing documents at once (started on demand)' }),
+    workerMemoryMb: Type.Integer({ minimum: 64, default: 1024, description: 'Heap limit of one parse worker thread, MiB; a worker that runs out is stopped and the read fails with 422' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const SettingsSchema = Type.Object(
   {
     server: Type.Object(
@@ -210,6 +228,13 @@ export const SettingsSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    documents: DocumentsSchema,
+    webhooks: Type.Object(
+      {
+        deliveryWindowMs: Millis(600_000, 'A webhook delivery id seen within this window is answered as a duplicate, without a fetch; 0 turns the check off'),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     cache: Type.Object(
       {
         maxEntries: Type.Integer({ minimum: 0, default: 5000, description: 'Rendered responses kept per (commit, app, profiles, format)' }),
@@ -231,6 +256,8 @@ export const SettingsSchema = Type.Object(
 
 /** Validated, defaulted service settings. */
 export type Settings = Static<typeof SettingsSchema>;
+/** The `documents:` section: limits on one configuration document. */
+export type DocumentSettings = Static<typeof DocumentsSchema>;
 /** One configured repository. */
 export type RepositorySettings = Static<typeof RepositorySchema>;
 /** Git fetch timeouts, retries and the readiness staleness rule. */

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { listEnvSettings, loadSettings } from '../../src/settings/load.js';
+import { listEnvSettings, loadDocumentSettings, loadSettings } from '../../src/settings/load.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'settings-'));
 function file(text: string): string {
@@ -143,5 +143,43 @@ describe('loadSettings', () => {
     expect(names).toContain('CONFIG_SERVICE_REPOSITORIES');
     expect(names).toContain('CONFIG_SERVICE_MANAGEMENT_PORT');
     expect(new Set(names).size).toBe(names.length);
+  });
+});
+
+describe('documents: and webhooks: settings', () => {
+  it('default to the document limits of docs/configuration.md and a 10-minute delivery window', () => {
+    const s = loadSettings({ file: file(minimal) });
+    expect(s.documents).toEqual({
+      maxBytes: 16_777_216,
+      maxDepth: 64,
+      maxKeys: 100_000,
+      maxAliases: 1_000,
+      parseTimeoutMs: 20_000,
+      workerThresholdBytes: 16_384,
+      workers: 2,
+      workerMemoryMb: 1_024,
+    });
+    expect(s.webhooks).toEqual({ deliveryWindowMs: 600_000 });
+  });
+
+  it('refuses a depth the parser cannot hold and names the variable', () => {
+    const err = errorOf(() => loadSettings({ file: file(minimal), env: { CONFIG_SERVICE_DOCUMENTS_MAX_DEPTH: '1000' } }));
+    expect(err.message).toBe('Invalid service settings:\n  documents.maxDepth: Expected integer to be less or equal to 256 (from CONFIG_SERVICE_DOCUMENTS_MAX_DEPTH)');
+  });
+});
+
+describe('loadDocumentSettings (config-service validate)', () => {
+  it('reads only documents: from the file (other sections may name missing files), then CONFIG_SERVICE_DOCUMENTS_*', () => {
+    const f = file('server:\n  tls: { cert: /missing.crt }\ndocuments:\n  maxKeys: 10\n  maxAliases: 3\n');
+    expect(loadDocumentSettings({ file: f, env: { CONFIG_SERVICE_DOCUMENTS_MAX_ALIASES: '7' } })).toMatchObject({ maxKeys: 10, maxAliases: 7, maxDepth: 64 });
+    expect(loadDocumentSettings({})).toMatchObject({ maxKeys: 100_000, maxAliases: 1_000 });
+  });
+
+  it('names a bad limit by setting and variable', () => {
+    const err = errorOf(() => loadDocumentSettings({ file: file('documents:\n  maxKeys: 0\n'), env: { CONFIG_SERVICE_DOCUMENTS_WORKERS: 'many' } }));
+    expect(err.code).toBe('CFG_ERR_SETTINGS_INVALID');
+    expect(err.message).toBe(
+      'Invalid service settings:\n  documents.maxKeys: Expected integer to be greater or equal to 1\n  documents.workers: Expected integer (from CONFIG_SERVICE_DOCUMENTS_WORKERS)',
+    );
   });
 });

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import type { FastifyBaseLogger } from 'fastify';
-import { AppConfigReader } from '../../config/app-config.js';
+import { AppConfigReader, type AppConfigReaderOptions, type DocumentParser } from '../../config/app-config.js';
 import { CFG_ERR_REPO_AUTH_FAILED, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID, withRetryAfter } from '../../errors.js';
 import { GitCredentials, splitCredentials } from '../../git/credentials.js';
 import { GitMirror, type MirrorStatus, type SyncResult } from '../../git/mirror.js';
@@ -49,6 +49,8 @@ export interface GitStoreOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
   /** Per-application repositories: the name, URL and folder instead of the entry's. */
   readonly instance?: { readonly name: string; readonly url: string; readonly gitdir: string; readonly cacheEntries: number } | undefined;
+  /** The document parser (limits, worker threads; `DocumentParserPool.parse`); default: inline. */
+  readonly parse?: DocumentParser | undefined;
 }
 
 /**
@@ -89,9 +91,13 @@ export function unavailableError(name: string, mirror: GitMirror): Error {
  * @throws CFG_ERR_REPO_UNAVAILABLE when a local `path` is not a Git repository
  */
 export async function createGitStore(repo: RepositorySettings, opts: GitStoreOptions): Promise<GitStore> {
+  const readerOptions: AppConfigReaderOptions = {
+    ...(opts.parse !== undefined && { parse: opts.parse }),
+    ...(opts.instance !== undefined && { parsedCacheEntries: opts.instance.cacheEntries }),
+  };
   if (repo.path) {
     const repository = new GitRepository({ name: repo.name, gitdir: await findGitdir(repo.path), defaultBranch: repo.branch });
-    const reader = new AppConfigReader(repository, repo.layout);
+    const reader = new AppConfigReader(repository, repo.layout, readerOptions);
     // Resolving a ref reads ref files from disk; under load that costs more than serving a
     // cached response, so a resolution is reused for refCacheMs (a new commit in the local
     // repository is served at most that much later). Mirrors resolve from memory.
@@ -134,7 +140,7 @@ export async function createGitStore(repo: RepositorySettings, opts: GitStoreOpt
     // Every mirror line carries `repo` itself: no child binding, so the key appears once.
     logger: opts.logger,
   });
-  const reader = new AppConfigReader(mirror.repository, repo.layout, opts.instance ? { parsedCacheEntries: opts.instance.cacheEntries } : {});
+  const reader = new AppConfigReader(mirror.repository, repo.layout, readerOptions);
   const trigger = new SyncTrigger(() => mirror.sync(), () => mirror.syncing);
   return {
     name,

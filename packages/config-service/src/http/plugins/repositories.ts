@@ -13,6 +13,7 @@ import fp from 'fastify-plugin';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { CFG_ERR_APP_NOT_FOUND } from '../../errors.js';
 import { ALL_APPS, appFromTemplateUrl, isTemplateUrl, matchesAny, normalizeRemoteUrl } from '../../git/app-patterns.js';
+import type { DocumentParser } from '../../config/app-config.js';
 import { splitCredentials } from '../../git/credentials.js';
 import type { Settings } from '../../settings/schema.js';
 import { createGitStore, type GitStore } from './git-store.js';
@@ -50,10 +51,11 @@ export class RepositoryRegistry {
 
   /**
    * Opens every entry of the settings (no network I/O: {@link start} syncs).
+   * @param parse - the document parser every reader uses (`DocumentParserPool.parse`); default inline
    * @throws CFG_ERR_SETTINGS_INVALID (credentials), CFG_ERR_REPO_UNAVAILABLE (a local path
    *   that is not a Git repository)
    */
-  static async open(settings: Readonly<Settings>, logger: FastifyBaseLogger, env?: NodeJS.ProcessEnv): Promise<RepositoryRegistry> {
+  static async open(settings: Readonly<Settings>, logger: FastifyBaseLogger, env?: NodeJS.ProcessEnv, parse?: DocumentParser): Promise<RepositoryRegistry> {
     const entries: RepositoryEntry[] = [];
     for (const repo of settings.repositories) {
       const common = {
@@ -63,9 +65,9 @@ export class RepositoryRegistry {
         webhookSecretFile: repo.webhookSecretFile,
       };
       if (repo.url !== undefined && isTemplateUrl(repo.url)) {
-        entries.push({ ...common, template: new TemplateMirrors({ entry: repo, dataDir: settings.dataDir, git: settings.git, logger, env }) });
+        entries.push({ ...common, template: new TemplateMirrors({ entry: repo, dataDir: settings.dataDir, git: settings.git, logger, env, parse }) });
       } else {
-        entries.push({ ...common, store: await createGitStore(repo, { dataDir: settings.dataDir, git: settings.git, logger, env }) });
+        entries.push({ ...common, store: await createGitStore(repo, { dataDir: settings.dataDir, git: settings.git, logger, env, parse }) });
       }
     }
     return new RepositoryRegistry(entries);

@@ -17,6 +17,7 @@
 import { lstat, readdir, rm, stat, unlink } from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
+import type { DocumentParser } from '../../config/app-config.js';
 import { CFG_ERR_APP_NOT_FOUND, CFG_ERR_REPO_UNAVAILABLE, withRetryAfter } from '../../errors.js';
 import { expandTemplate } from '../../git/app-patterns.js';
 import type { GitSettings, RepositorySettings } from '../../settings/schema.js';
@@ -51,6 +52,8 @@ export interface TemplateMirrorsOptions {
   readonly git: GitSettings;
   readonly logger: FastifyBaseLogger;
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /** The document parser of every reader (`DocumentParserPool.parse`); default inline. */
+  readonly parse?: DocumentParser | undefined;
 }
 
 /** The live per-application mirrors of the template entry. */
@@ -173,6 +176,7 @@ export class TemplateMirrors {
       git: this.#o.git,
       logger: this.#o.logger,
       env: this.#o.env,
+      parse: this.#o.parse,
       instance: { name, url: expandTemplate(this.#o.entry.url as string, app), gitdir, cacheEntries: CACHE_ENTRIES },
     });
     const mirror = store.mirror!;

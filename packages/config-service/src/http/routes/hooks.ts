@@ -28,6 +28,11 @@
  * `webhook_signature_missing` / `webhook_signature_invalid`). Audit action `git.webhook`,
  * actor `{ kind: 'anonymous', subject: 'webhook:<style>' }`.
  *
+ * A valid delivery whose id (`X-GitHub-Delivery`, `X-Gitea-Delivery`, `Idempotency-Key` /
+ * `X-Gitlab-Event-UUID`) was already accepted within `webhooks.deliveryWindowMs` starts no
+ * sync: 202 `{ accepted: true, repository, sync: 'duplicate' }` with `X-Webhook-Duplicate:
+ * true`, audit reason `webhook_duplicate` (see `webhook-deliveries.ts`).
+ *
  * ## `POST /v1/admin/sync[?repo=<name>]` — sync now (scope `admin`)
  * `?repo=` names the repository (needed when several are configured). Runs a sync and waits
  * for it: 200 `{ repository, source: 'mirror', commit, updates: [{ ref,
@@ -58,6 +63,7 @@ import type { RefUpdate, SyncResult } from '../../git/mirror.js';
 import type { SyncSignals } from '../../git/sync-bus.js';
 import { requireAccess } from '../plugins/auth.js';
 import type { GitStore } from '../plugins/git-store.js';
+import { deliveryId, DeliveryLog } from '../webhook-deliveries.js';
 import { adminSyncTarget, webhookTarget } from './hooks-target.js';
 
 /** Largest accepted webhook body, bytes (1 MiB; a push to a configuration repo is a few KiB). */
@@ -155,6 +161,8 @@ export interface HooksRoutesOptions {
    * their signals start a sync here. Unset (the default, SQLite audit) = this replica only.
    */
   syncBus?: SyncSignals | undefined;
+  /** `webhooks.deliveryWindowMs`: a delivery id seen again within it starts no sync; 0 = off. Default 0. */
+  deliveryWindowMs?: number | undefined;
 }
 
 /** 202 answer of `POST /v1/hooks/git`. */
@@ -164,9 +172,10 @@ export interface WebhookAccepted {
   /**
    * `scheduled`: a sync was started or queued; `not-needed`: a local repository, read in
    * place; `not-mirrored`: a per-application repository this replica does not mirror now
-   * (it is cloned at its first read).
+   * (it is cloned at its first read); `duplicate`: this delivery id was accepted within the
+   * window, nothing started.
    */
-  sync: 'scheduled' | 'not-needed' | 'not-mirrored';
+  sync: 'scheduled' | 'not-needed' | 'not-mirrored' | 'duplicate';
 }
 
 /** 200 answer of `POST /v1/admin/sync`. */
@@ -223,6 +232,7 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
       secrets.set(entry.name, secret);
     }
   }
+  const deliveries = new DeliveryLog({ windowMs: opts.deliveryWindowMs ?? 0 });
   const bus = opts.syncBus;
   if (bus !== undefined) {
     const unsubscribe = bus.onSignal((repo) => {
@@ -272,6 +282,13 @@ export default async function hooksRoutes(app: FastifyInstance, opts: HooksRoute
       }
       request.auditReason = credential.style === 'gitlab' ? 'webhook:token' : 'webhook:hmac-sha256';
       const events = EVENT_HEADERS[credential.style];
+      const delivery = deliveryId(credential.style, request.headers);
+      if (delivery !== undefined && deliveries.seen(`${target.name}\0${delivery}`)) {
+        request.auditReason = 'webhook_duplicate';
+        request.log.info({ repo: target.name, style: credential.style, delivery }, 'webhook delivery already accepted within webhooks.deliveryWindowMs; no sync');
+        reply.code(202).header('cache-control', 'no-store').header('x-webhook-duplicate', 'true');
+        return { accepted: true, repository: target.name, sync: 'duplicate' };
+      }
       const store = target.store;
       const sync: WebhookAccepted['sync'] = store === undefined ? 'not-mirrored' : store.mirror === undefined ? 'not-needed' : 'scheduled';
       request.log.info(
