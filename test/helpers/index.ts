@@ -6,3 +6,5 @@ export * from './init.ts';
 export * from './git-repo.ts';
 export * from './git-http-server.ts';
 export * from './jwt.ts';
+export * from './cli.ts';
+export * from './dockerfile.ts';
