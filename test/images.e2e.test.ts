@@ -12,28 +12,29 @@
  */
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   REPO_ROOT,
   buildDockerfile,
   imagePath,
+  machineEnv,
   makeGitRepo,
   outsideCheckout,
   runCli,
   sampleRepoFiles,
-  startServeCli,
-  waitFor200,
+  serveAndFetch,
   type BuiltImage,
-  type ServeProcess,
 } from '#helpers';
 
 const BUILD_TIMEOUT = 600_000;
-/** What a base image provides to RUN lines: PATH (Node.js, sh) and HOME (npx cache, pnpm store). */
-const BASE_ENV = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/root' };
+/**
+ * What the base image provides to RUN lines: the machine's environment (Node.js and sh on
+ * PATH, HOME with the npx cache and the pnpm store, the CA bundle the registry needs).
+ */
+const BASE_ENV = machineEnv();
 
 let service: BuiltImage;
 let init: BuiltImage;
-let serve: ServeProcess | undefined;
 
 beforeAll(async () => {
   // One after the other: two cores, and each build is itself parallel.
@@ -41,12 +42,8 @@ beforeAll(async () => {
   init = await buildDockerfile(path.join(REPO_ROOT, 'docs/kubernetes/Dockerfile.config-init'), REPO_ROOT, { env: BASE_ENV });
 }, BUILD_TIMEOUT);
 
-afterAll(async () => {
-  await serve?.stop();
-});
-
 /** config-service's image: its own folders on PATH, then the machine's (the base image's Node.js). */
-const serviceEnv = () => ({ PATH: `${imagePath(service)}:${BASE_ENV.PATH}`, HOME: outsideCheckout('image-home-') });
+const serviceEnv = () => ({ PATH: `${imagePath(service)}:${BASE_ENV.PATH ?? ''}`, HOME: outsideCheckout('image-home-') });
 /** config-init's image (distroless/cc): only its own folders, so no Node.js can be found. */
 const initEnv = () => ({ PATH: imagePath(init) });
 
@@ -86,28 +83,11 @@ describe('Dockerfile.config-service', () => {
   });
 
   it('pki, then serve until /health/ready answers; the image\'s config-init fetches over mTLS', async () => {
-    const work = outsideCheckout('image-serve-');
-    const env = serviceEnv();
-    const pkiDir = path.join(work, 'pki');
-    expect((await runCli('config-service', ['pki', 'init', '--dir', pkiDir], { cwd: work, env })).code).toBe(0);
-    expect((await runCli('config-service', ['pki', 'issue', '--dir', pkiDir, '--app', 'orders'], { cwd: work, env })).code).toBe(0);
-    const repo = await makeGitRepo(sampleRepoFiles());
-    serve = await startServeCli('config-service', { dir: work, pkiDir, repoDir: repo.dir, env });
-    const ready = JSON.parse(await waitFor200(`${serve.management}/health/ready`)) as { status: string };
-    expect(ready.status).toBe('ready');
-
-    const out = path.join(work, 'config');
-    const fetched = await runCli(
-      init.hostPath('/usr/local/bin/config-init'),
-      ['fetch', '--server', serve.api, '--app', 'orders', '--profile', 'prod', '--cert', path.join(pkiDir, 'orders.crt'), '--key', path.join(pkiDir, 'orders.key'),
-        '--ca', path.join(pkiDir, 'ca.crt'), '--output-dir', out, '--termination-log', ''],
-      { cwd: work, env: initEnv() },
-    );
-    expect(fetched.stderr).toContain(repo.commit);
-    expect(fetched.code).toBe(0);
-    expect(readFileSync(path.join(out, 'application.properties'), 'utf8')).toContain('server.port=');
-    expect(await serve.stop()).toBe(0);
-    serve = undefined;
+    const res = await serveAndFetch({ command: 'config-service', env: serviceEnv() }, { command: init.hostPath('/usr/local/bin/config-init'), env: initEnv() });
+    expect(res.ready.status).toBe('ready');
+    expect(res.fetch.stderr).toContain(res.commit);
+    expect(res.fetch.code).toBe(0);
+    expect(res.properties).toMatch(/^server\.port=8080$/m);
   });
 });
 

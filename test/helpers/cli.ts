@@ -32,6 +32,21 @@ export function runCli(command: string, args: string[], opts: { cwd: string; env
   });
 }
 
+/**
+ * The machine's environment as a user's shell has it (PATH, HOME, CA bundles such as
+ * NODE_EXTRA_CA_CERTS that npm and pnpm need to reach the registry), without what the
+ * test runner and package managers add (`npm_*`, `PNPM_*`, `VITEST*`, `NODE_ENV`,
+ * `NODE_OPTIONS`, `INIT_CWD`, the suite's own `E2E_*`).
+ */
+export function machineEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || /^(npm_|pnpm_|vitest|e2e_)/i.test(k) || ['NODE_ENV', 'NODE_OPTIONS', 'INIT_CWD', 'TEST', 'VITEST'].includes(k)) continue;
+    env[k] = v;
+  }
+  return env;
+}
+
 /** A fresh folder under the OS temp folder, never inside the checkout. */
 export function outsideCheckout(prefix: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -134,5 +149,44 @@ export async function waitFor200(url: string, timeoutMs = 60_000): Promise<strin
     }
     if (Date.now() > until) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms; last: ${last}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A program to run: command (name on PATH, or path) and its environment. */
+export interface Program {
+  command: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * The whole job with installed programs, from folders outside the checkout:
+ * `config-service pki init` and `pki issue --app orders`, `serve` on the sample repository
+ * until `/health/ready` answers 200, then `config-init fetch` of orders/prod over mTLS.
+ * @returns the commit served, what config-init printed and the published application.properties.
+ */
+export async function serveAndFetch(service: Program, init: Program): Promise<{ commit: string; ready: { status: string }; fetch: CliResult; properties: string }> {
+  const { makeGitRepo } = await import('./git-repo.ts');
+  const work = outsideCheckout('cli-serve-');
+  const pkiDir = path.join(work, 'pki');
+  for (const args of [['pki', 'init', '--dir', pkiDir], ['pki', 'issue', '--dir', pkiDir, '--app', 'orders']]) {
+    const res = await runCli(service.command, args, { cwd: work, env: service.env });
+    if (res.code !== 0) throw new Error(`config-service ${args.join(' ')} exited ${res.code}: ${res.stderr}`);
+  }
+  const repo = await makeGitRepo(sampleRepoFiles());
+  const serve = await startServeCli(service.command, { dir: work, pkiDir, repoDir: repo.dir, env: service.env });
+  try {
+    const ready = JSON.parse(await waitFor200(`${serve.management}/health/ready`)) as { status: string };
+    const out = path.join(work, 'config');
+    const fetch = await runCli(
+      init.command,
+      ['fetch', '--server', serve.api, '--app', 'orders', '--profile', 'prod', '--cert', path.join(pkiDir, 'orders.crt'), '--key', path.join(pkiDir, 'orders.key'),
+        '--ca', path.join(pkiDir, 'ca.crt'), '--output-dir', out, '--termination-log', ''],
+      { cwd: work, env: init.env },
+    );
+    const properties = fetch.code === 0 ? readFileSync(path.join(out, 'application.properties'), 'utf8') : '';
+    return { commit: repo.commit, ready, fetch, properties };
+  } finally {
+    const code = await serve.stop();
+    if (code !== 0) throw new Error(`config-service serve exited ${code} on SIGTERM:\n${serve.output()}`);
   }
 }
