@@ -8,3 +8,4 @@ export * from './git-http-server.ts';
 export * from './jwt.ts';
 export * from './cli.ts';
 export * from './dockerfile.ts';
+export * from './k8s.ts';
