@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   REPO_ROOT,
   buildDockerfile,
@@ -41,6 +41,11 @@ beforeAll(async () => {
   service = await buildDockerfile(path.join(REPO_ROOT, 'docs/kubernetes/Dockerfile.config-service'), REPO_ROOT, { env: BASE_ENV });
   init = await buildDockerfile(path.join(REPO_ROOT, 'docs/kubernetes/Dockerfile.config-init'), REPO_ROOT, { env: BASE_ENV });
 }, BUILD_TIMEOUT);
+
+afterAll(() => {
+  service?.remove();
+  init?.remove();
+});
 
 /** config-service's image: its own folders on PATH, then the machine's (the base image's Node.js). */
 const serviceEnv = () => ({ PATH: `${imagePath(service)}:${BASE_ENV.PATH ?? ''}`, HOME: outsideCheckout('image-home-') });

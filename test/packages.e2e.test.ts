@@ -10,9 +10,9 @@
  * Takes one to four minutes: npm resolves about 190 packages and compiles better-sqlite3.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, machineEnv, makeGitRepo, outsideCheckout, runCli, sampleRepoFiles, serveAndFetch, type Program } from '#helpers';
 
 const TIMEOUT = 600_000;
@@ -23,11 +23,12 @@ const baseEnv = (): NodeJS.ProcessEnv => machineEnv();
 
 const tarballs: Record<'config-service' | 'config-init', string> = { 'config-service': '', 'config-init': '' };
 let prefix: string;
+let packDir: string;
 let service: Program;
 let init: Program;
 
 beforeAll(async () => {
-  const packDir = outsideCheckout('npm-pack-');
+  packDir = outsideCheckout('npm-pack-');
   for (const pkg of ['config-init', 'config-service'] as const) {
     const out = execFileSync('npm', ['pack', '--pack-destination', packDir, '--json'], { cwd: path.join(REPO_ROOT, 'packages', pkg), env: baseEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     // `npm pack --json` prints the prepack build's output first, then the JSON array.
@@ -44,6 +45,10 @@ beforeAll(async () => {
   service = { command: path.join(prefix, 'bin', 'config-service'), env };
   init = { command: path.join(prefix, 'bin', 'config-init'), env };
 }, TIMEOUT);
+
+afterAll(() => {
+  for (const dir of [prefix, packDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 function tarList(file: string): string[] {
   return execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);

@@ -12,7 +12,7 @@
  * packages) are not run: their packages are expected on the machine.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, copyFileSync, existsSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, copyFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -155,6 +155,8 @@ export interface BuiltImage {
   log: string[];
   /** Maps an absolute path inside the final image to the host. */
   hostPath(p: string): string;
+  /** Removes both folders (the build stage holds node_modules and a 100 MB executable). */
+  remove(): void;
 }
 
 /**
@@ -256,7 +258,7 @@ export async function buildDockerfile(dockerfile: string, context: string, opts:
         throw new Error(`${where}: ${ins.keyword} in the final stage is not supported by this check`);
     }
   }
-  return { root, buildRoot, env: finalEnv, ...(user !== undefined && { user }), entrypoint, cmd, log, hostPath: (p) => path.join(root, p) };
+  return { root, buildRoot, env: finalEnv, ...(user !== undefined && { user }), entrypoint, cmd, log, hostPath: (p) => path.join(root, p), remove: () => rmSync(tmp, { recursive: true, force: true }) };
 }
 
 /** The default PATH of Debian-based images, as folders of the final image on the host. */
