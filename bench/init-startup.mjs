@@ -6,9 +6,11 @@
 //   config-init --version          loading the bundle
 //   config-init fetch (1 format)   a complete mTLS fetch and atomic publish against a
 //                                  running config-service on this machine
-// Usage: pnpm build && node bench/init-startup.mjs [--runs 30]
+// each for the bundle (`node dist/config-init.mjs`) and the single executable
+// (`dist/sea/config-init`, SPEC §7), with the size of both files.
+// Usage: pnpm build && pnpm --filter config-init build:sea && node bench/init-startup.mjs [--runs 30]
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +21,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { pino } = createRequire(path.join(root, 'test/package.json'))('pino');
 const svc = await import(path.join(root, 'packages/config-service/dist/index.js'));
 const INIT = path.join(root, 'packages/config-init/dist/config-init.mjs');
+const SEA = path.join(root, 'packages/config-init/dist/sea/config-init');
+if (!existsSync(SEA)) throw new Error(`${SEA} is missing: run \`npx -y pnpm@10.34.9 --filter config-init build:sea\` first`);
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' } } });
 const RUNS = Number(values.runs);
 
@@ -68,14 +72,22 @@ async function median(cmd, args) {
 try {
   const out = path.join(work, 'out');
   const floor = await median(process.execPath, ['-e', '0']);
+  const fetchArgs = ['fetch', '--server', service.apiUrl, '--app', 'orders', '--profile', 'prod',
+    '--cert', client.cert, '--key', client.key, '--ca', files.caCert, '--output-dir', out, '--termination-log', ''];
+  // Interleaved, so load changes during the run hit both builds alike.
   const version = await median(process.execPath, [INIT, '--version']);
-  const fetch = await median(process.execPath, [INIT, 'fetch', '--server', service.apiUrl, '--app', 'orders', '--profile', 'prod',
-    '--cert', client.cert, '--key', client.key, '--ca', files.caCert, '--output-dir', out, '--termination-log', '']);
-  const bundle = readFileSync(INIT).length;
-  console.log(`runs: ${RUNS} each (median wall time); bundle ${(bundle / 1024).toFixed(0)} KiB`);
-  console.log(`node -e 0                    ${floor.toFixed(1).padStart(7)} ms  1.00x`);
-  console.log(`config-init --version        ${version.toFixed(1).padStart(7)} ms  ${(version / floor).toFixed(2)}x`);
-  console.log(`config-init fetch + publish  ${fetch.toFixed(1).padStart(7)} ms  ${(fetch / floor).toFixed(2)}x`);
+  const seaVersion = await median(SEA, ['--version']);
+  const fetch = await median(process.execPath, [INIT, ...fetchArgs]);
+  const seaFetch = await median(SEA, fetchArgs);
+  const kib = (f) => `${(statSync(f).size / 1024).toFixed(0)} KiB`;
+  const mib = (f) => `${(statSync(f).size / 1024 / 1024).toFixed(1)} MiB`;
+  const row = (name, ms) => console.log(`${name.padEnd(42)}${ms.toFixed(1).padStart(7)} ms  ${(ms / floor).toFixed(2)}x`);
+  console.log(`runs: ${RUNS} each (median wall time); bundle ${kib(INIT)} (plus node, ${mib(process.execPath)}); single executable ${mib(SEA)}`);
+  row('node -e 0', floor);
+  row('config-init --version (bundle)', version);
+  row('config-init --version (single executable)', seaVersion);
+  row('config-init fetch + publish (bundle)', fetch);
+  row('config-init fetch + publish (single executable)', seaFetch);
 } finally {
   await service.close();
 }

@@ -8,3 +8,6 @@ export * from './git-http-server.ts';
 export * from './jwt.ts';
 export * from './tcp-proxy.ts';
 export * from './service-cli.ts';
+export * from './cli.ts';
+export * from './dockerfile.ts';
+export * from './k8s.ts';

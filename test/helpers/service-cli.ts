@@ -2,9 +2,9 @@
  * Runs the built `config-service` CLI as a child process (as an operator or a CI job
  * would), so a crash, an exit code and every byte of output are observed for real.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCli } from './cli.ts';
 
 /** The built CLI entry (`packages/config-service/dist/cli/main.js`). */
 export const SERVICE_CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'packages', 'config-service', 'dist', 'cli', 'main.js');
@@ -24,14 +24,6 @@ export interface CliRun {
  */
 export async function runServiceCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
   const env = opts.env ?? Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CONFIG_SERVICE_')));
-  const child = spawn(process.execPath, [SERVICE_CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, sig) => resolve([code, sig]));
-  });
-  return { status, signal, stdout, stderr };
+  const { code, signal, stdout, stderr } = await runCli(process.execPath, [SERVICE_CLI, ...args], { cwd: process.cwd(), env });
+  return { status: code, signal, stdout, stderr };
 }

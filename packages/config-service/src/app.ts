@@ -14,6 +14,7 @@ import hardeningPlugin, { clientErrorHandler, frameworkErrorHandler } from './ht
 import repositoriesPlugin, { type RepositoryRegistry } from './http/plugins/repositories.js';
 import { installProblemHandlers } from './http/problem.js';
 import { loadTlsMaterial, secureContextOptions, TlsReloader } from './http/tls.js';
+import openapiPlugin from './http/openapi.js';
 import auditRoutes from './http/routes/audit.js';
 import configRoutes from './http/routes/config.js';
 import filesRoutes from './http/routes/files.js';
@@ -112,6 +113,8 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     ...(settings.jwt && { jwt: settings.jwt }),
     trust: reloader,
   });
+  // Before the routes: @fastify/swagger collects the routes registered after it.
+  await app.register(openapiPlugin);
   await app.register(encryptRoutes, { secrets: settings.secrets });
   await app.register(configRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(auditRoutes);

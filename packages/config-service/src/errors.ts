@@ -109,6 +109,14 @@ export const CFG_ERR_WEBHOOK_DISABLED = createError('CFG_ERR_WEBHOOK_DISABLED', 
  */
 export const CFG_ERR_RATE_LIMITED = createError('CFG_ERR_RATE_LIMITED', 'Too many requests; retry in %s s', 429);
 
+// --- injector (400) ---
+/**
+ * `config-service injector` received a body that is not an `admission.k8s.io/v1`
+ * AdmissionReview with a request (`%s` names the field). Bad pod annotations are not
+ * errors: they are answered with a denial in a valid AdmissionReview.
+ */
+export const CFG_ERR_ADMISSION_REVIEW_INVALID = createError('CFG_ERR_ADMISSION_REVIEW_INVALID', 'Invalid AdmissionReview: %s', 400);
+
 // --- start-up (not HTTP) ---
 export const CFG_ERR_SETTINGS_INVALID = createError('CFG_ERR_SETTINGS_INVALID', 'Invalid service settings:\n%s', 500);
 export const CFG_ERR_PKI = createError('CFG_ERR_PKI', '%s', 500);
@@ -140,6 +148,7 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_FILE_NOT_FOUND,
   CFG_ERR_WEBHOOK_DISABLED,
   CFG_ERR_RATE_LIMITED,
+  CFG_ERR_ADMISSION_REVIEW_INVALID,
   CFG_ERR_SETTINGS_INVALID,
   CFG_ERR_PKI,
 });

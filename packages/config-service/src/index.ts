@@ -14,3 +14,4 @@ export { initPki, issueClientFiles } from './pki/files.js';
 // The audit plugin's `declare module 'fastify'` block (app.auditStore, request.audit) comes with these types.
 export type { AuditContext } from './http/plugins/audit.js';
 export type { AuditEvent, AuditQuery, AuditStore } from './audit/types.js';
+export { loadInjectorSettings, startInjector, jsonPointer, type InjectorSettings, type RunningInjector, type AdmissionReviewResponse } from './injector/index.js';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `config-service` command line: serve, pki, encrypt, audit, validate. Only this file
+ * `config-service` command line: serve, injector, pki, encrypt, audit, validate. Only this file
  * touches `process` (exit codes, signals); each command's work lives in its module and is
  * imported when the command runs, so a small command does not load the server.
  */
@@ -30,6 +30,21 @@ function buildProgram(): Command {
         if (err) service.logger.error({ err }, 'shutting down after an error');
         else service.logger.info({ signal }, 'shutting down');
         await service.close();
+      });
+    });
+
+  program
+    .command('injector')
+    .description('Serve the Kubernetes mutating admission webhook that adds config-init to annotated pods (SPEC §7.1)')
+    .option('-c, --config <file>', 'injector settings file (YAML); every setting may also come from CONFIG_SERVICE_INJECTOR_* variables')
+    .action(async (opts: { config?: string }) => {
+      const [{ loadInjectorSettings, startInjector }, { default: closeWithGrace }] = await Promise.all([import('../injector/index.js'), import('close-with-grace')]);
+      const settings = loadInjectorSettings({ ...(opts.config && { file: opts.config }), env: process.env });
+      const injector = await startInjector(settings);
+      closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+        if (err) injector.logger.error({ err }, 'shutting down after an error');
+        else injector.logger.info({ signal }, 'shutting down');
+        await injector.close();
       });
     });
 
