@@ -64,14 +64,8 @@ export async function generateKeyFiles(dir: string, id: string, opts: { force?: 
   return { id, privateKeyFile, publicKeyFile };
 }
 
-/**
- * Reads an RSA public key for offline encryption: a PEM public key, or a PEM private key
- * whose public half is used.
- *
- * @throws CFG_ERR_INVALID_REQUEST (400) naming the file when it cannot be read, is not PEM,
- *   or is not RSA ≥ 2048 bits. Never quotes the file's content.
- */
-export async function readPublicKeyFile(file: string): Promise<KeyObject> {
+/** Reads a PEM key file as `parse` reads it; every failure names the file, never its content. */
+async function readRsaKeyFile(file: string, parse: (pem: Buffer) => KeyObject, notPem: string): Promise<KeyObject> {
   let pem: Buffer;
   try {
     pem = await readFile(file);
@@ -80,13 +74,24 @@ export async function readPublicKeyFile(file: string): Promise<KeyObject> {
   }
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: pem, format: 'pem' });
+    key = parse(pem);
   } catch {
-    throw new CFG_ERR_INVALID_REQUEST(`${file} is not a PEM public key (or unencrypted private key)`);
+    throw new CFG_ERR_INVALID_REQUEST(`${file} is not ${notPem}`);
   }
   const problem = rsaProblem(key);
   if (problem) throw new CFG_ERR_INVALID_REQUEST(`${file}: ${problem}`);
   return key;
+}
+
+/**
+ * Reads an RSA public key for offline encryption: a PEM public key, or a PEM private key
+ * whose public half is used.
+ *
+ * @throws CFG_ERR_INVALID_REQUEST (400) naming the file when it cannot be read, is not PEM,
+ *   or is not RSA ≥ 2048 bits. Never quotes the file's content.
+ */
+export function readPublicKeyFile(file: string): Promise<KeyObject> {
+  return readRsaKeyFile(file, (pem) => createPublicKey({ key: pem, format: 'pem' }), 'a PEM public key (or unencrypted private key)');
 }
 
 /**
@@ -95,22 +100,8 @@ export async function readPublicKeyFile(file: string): Promise<KeyObject> {
  * @throws CFG_ERR_INVALID_REQUEST (400) naming the file when it cannot be read, is not an
  *   unencrypted PEM private key, or is not RSA ≥ 2048 bits. Never quotes the file's content.
  */
-export async function readPrivateKeyFile(file: string): Promise<KeyObject> {
-  let pem: Buffer;
-  try {
-    pem = await readFile(file);
-  } catch (err) {
-    throw new CFG_ERR_INVALID_REQUEST(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: pem, format: 'pem' });
-  } catch {
-    throw new CFG_ERR_INVALID_REQUEST(`${file} is not an unencrypted PEM private key`);
-  }
-  const problem = rsaProblem(key);
-  if (problem) throw new CFG_ERR_INVALID_REQUEST(`${file}: ${problem}`);
-  return key;
+export function readPrivateKeyFile(file: string): Promise<KeyObject> {
+  return readRsaKeyFile(file, (pem) => createPrivateKey({ key: pem, format: 'pem' }), 'an unencrypted PEM private key');
 }
 
 /**
