@@ -179,7 +179,7 @@ export class LongPollHub {
    * @param caller.identity - who holds it (for `maxWaitersPerIdentity`)
    * @param caller.until - end of the wait, ms since the epoch
    * @param caller.onAbort - registers a callback for a client that goes away; returns its remover
-   * @throws CFG_ERR_TOO_MANY_WAITERS (429, `Retry-After`) over a cap
+   * @returns how the wait ended; rejects with CFG_ERR_TOO_MANY_WAITERS (429, `Retry-After`) over a cap
    */
   wait(
     spec: WaitGroupSpec,
@@ -189,10 +189,10 @@ export class LongPollHub {
     if (this.#closed) return Promise.resolve('shutdown');
     const held = this.#perIdentity.get(caller.identity) ?? 0;
     if (this.#waiters >= this.options.maxWaiters) {
-      throw withRetryAfter(new CFG_ERR_TOO_MANY_WAITERS(`this replica holds longPoll.maxWaiters = ${this.options.maxWaiters} requests`), 5);
+      return Promise.reject(withRetryAfter(new CFG_ERR_TOO_MANY_WAITERS(`this replica holds longPoll.maxWaiters = ${this.options.maxWaiters} requests`), 5));
     }
     if (held >= this.options.maxWaitersPerIdentity) {
-      throw withRetryAfter(new CFG_ERR_TOO_MANY_WAITERS(`this caller holds longPoll.maxWaitersPerIdentity = ${this.options.maxWaitersPerIdentity} requests`), 5);
+      return Promise.reject(withRetryAfter(new CFG_ERR_TOO_MANY_WAITERS(`this caller holds longPoll.maxWaitersPerIdentity = ${this.options.maxWaitersPerIdentity} requests`), 5));
     }
     const group = this.#groupOf(spec, current);
     return new Promise<WaitOutcome>((resolve) => {
