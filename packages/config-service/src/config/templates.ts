@@ -4,7 +4,8 @@
  * configuration are handed in; nothing here reads Git, a file system or the network.
  *
  * - Strict: a missing variable or filter is an error (`strictVariables`, `strictFilters`),
- *   never an empty string.
+ *   never an empty string; only conditions and the `default` filter may test a key that is
+ *   not there (`lenientIf`).
  * - No file system: `include`, `render` and `layout` read only the templates handed in
  *   (a `fs` over that map), by their path from the templates folder's root; `..`, absolute
  *   and empty segments name nothing. Partials are the files with a path segment starting
@@ -204,6 +205,9 @@ export async function renderTemplate(name: string, files: ReadonlyMap<string, Te
     relativeReference: false,
     dynamicPartials: true,
     strictVariables: true,
+    // Optional keys stay possible: `{% if x %}`, `{% unless x %}` and `| default:` accept a
+    // missing key (liquidjs's lenientIf); output of a missing key is still an error.
+    lenientIf: true,
     strictFilters: true,
     ownPropertyOnly: true,
     cache: false,

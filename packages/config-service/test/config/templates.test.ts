@@ -73,6 +73,13 @@ describe('renderTemplate', () => {
     expect(err.message).toBe("orders/templates/_p:3:6: undefined variable 'nope' (no such key in the configuration)");
   });
 
+  it('optional keys: conditions and the default filter may test a missing key; output of one is still refused', async () => {
+    const out = await renderTemplate('a.conf', files({ 'a.conf': '{% if db.user %}user={{ db.user }}{% else %}no user{% endif %}\nuser={{ db.user | default: "app" }}\n{% unless tls %}plain{% endunless %}\n' }), data);
+    expect(out).toBe('no user\nuser=app\nplain\n');
+    const err = await rejection(renderTemplate('a.conf', files({ 'a.conf': '{% if db.user %}x{% endif %}{{ db.user }}' }), data));
+    expect(err.data).toMatchObject({ kind: 'variable', key: 'db.user' });
+  });
+
   it('a syntax error and an unknown filter are 422 naming template and line', async () => {
     const syntax = await rejection(renderTemplate('a.conf', files({ 'a.conf': 'a\n{% if db.host %}\nb\n' }), data));
     expect(syntax.code).toBe('CFG_ERR_TEMPLATE_INVALID');
