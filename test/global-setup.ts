@@ -18,6 +18,7 @@ const PLANTED = [
   'S3cr3t-T0ken-xyz', // case 15: Git token
   'p@ss/w0rd', // case 15: Git password
   'p%40ss%2Fw0rd',
+  'Db-Pa55-templ4te-7e1', // templates: a secret a template renders
 ];
 
 export default function setup(): () => void {

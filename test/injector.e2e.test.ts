@@ -217,6 +217,61 @@ describe('injects config-init into an annotated pod', () => {
   });
 });
 
+describe('the watch sidecar (config-service.example/watch: "true")', () => {
+  /** The injected config-init container parsed as config-init would run it. */
+  function sidecarCommand(p: Pod) {
+    const c = p.spec.initContainers!.find((x) => x.name === 'config-init')! as Container & { startupProbe?: unknown; livenessProbe?: unknown };
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    return { c, cmd: parseCommandLine(c.args ?? [], env) };
+  }
+
+  it('a native sidecar running `config-init watch`, started before the application (startup probe on /health/ready), notifying by a local POST', async () => {
+    const { response, patched } = await admit(pod({ [`${P}/app`]: 'orders', [`${P}/watch`]: 'true', [`${P}/on-change-http`]: 'http://localhost:8080/actuator/refresh' }));
+    expect(response.allowed).toBe(true);
+    const { c, cmd } = sidecarCommand(patched!);
+    expect(c.restartPolicy).toBe('Always');
+    expect(c.startupProbe).toEqual({ httpGet: { path: '/health/ready', port: 8787 }, periodSeconds: 1, failureThreshold: 120 });
+    expect(c.livenessProbe).toEqual({ httpGet: { path: '/health/live', port: 8787 }, periodSeconds: 10 });
+    expect(cmd.kind).toBe('watch');
+    if (cmd.kind !== 'watch') return;
+    expect(cmd.options).toMatchObject({ app: 'orders', outputDir: '/config', formats: ['properties'] });
+    expect(cmd.watch.healthPort).toBe(8787);
+    expect(cmd.watch.http?.href).toBe('http://localhost:8080/actuator/refresh');
+    expect(patched!.spec.containers[0]!.volumeMounts).toEqual([{ name: 'config-service-config', mountPath: '/config', readOnly: true }]);
+    expect(await validateKubeObject(patched!)).toEqual([]);
+  });
+
+  it('a signal to a process found by name needs the pod to share its process namespace; the injector never turns that on', async () => {
+    const annotations = { [`${P}/app`]: 'orders', [`${P}/watch`]: 'true', [`${P}/on-change-signal`]: 'HUP', [`${P}/process-name`]: 'nginx' };
+    const denied = await admit(pod(annotations));
+    expect(denied.response.allowed).toBe(false);
+    expect(denied.response.status?.message).toBe('annotation config-service.example/process-name: the watch sidecar finds the process by name only when the pod sets spec.shareProcessNamespace: true (the injector never turns it on itself)');
+    const { patched } = await admit(pod(annotations, { shareProcessNamespace: true } as Partial<Pod['spec']>));
+    const { cmd } = sidecarCommand(patched!);
+    expect(cmd.kind).toBe('watch');
+    if (cmd.kind === 'watch') expect([cmd.watch.signal, cmd.watch.processName]).toEqual(['SIGHUP', 'nginx']);
+    expect(await validateKubeObject(patched!)).toEqual([]);
+  });
+
+  it.each([
+    [{ [`${P}/watch`]: 'yes' }, 'annotation config-service.example/watch: "yes" must be "true" or "false"'],
+    [{ [`${P}/on-change-http`]: 'http://localhost/x' }, 'annotation config-service.example/on-change-http: needs config-service.example/watch: "true" (only the watch sidecar notifies the application)'],
+    [{ [`${P}/watch`]: 'true', [`${P}/on-change-http`]: 'http://billing.shop.svc/refresh' }, 'annotation config-service.example/on-change-http: "http://billing.shop.svc/refresh" must be an http:// URL of the pod itself (localhost, 127.0.0.1 or [::1])'],
+    [{ [`${P}/watch`]: 'true', [`${P}/on-change-signal`]: 'HUP' }, 'annotation config-service.example/on-change-signal: needs config-service.example/process-name too (the sidecar signals a process found by name)'],
+    [{ [`${P}/watch`]: 'true', [`${P}/on-change-signal`]: 'KILL', [`${P}/process-name`]: 'nginx' }, 'annotation config-service.example/on-change-signal: "KILL" is not one of HUP, USR1, USR2, INT, TERM, QUIT, WINCH'],
+  ])('refuses %j', async (extra, message) => {
+    const { response } = await admit(pod({ [`${P}/app`]: 'orders', ...extra }));
+    expect(response.allowed).toBe(false);
+    expect(response.status?.message).toBe(message);
+  });
+
+  it('watch: "false" is the plain init container', async () => {
+    const { patched } = await admit(pod({ [`${P}/app`]: 'orders', [`${P}/watch`]: 'false' }));
+    expect(initOptions(patched!).app).toBe('orders');
+    expect(patched!.spec.initContainers![0]!.restartPolicy).toBeUndefined();
+  });
+});
+
 describe('idempotent, and never touches what is not asked for', () => {
   it('an injected pod sent again (reinvocation) is allowed unchanged', async () => {
     const { patched } = await admit(pod({ [`${P}/app`]: 'orders' }));
@@ -261,7 +316,7 @@ describe('refuses bad annotations, naming the annotation and the rule', () => {
     ['a relative mount path', { [`${P}/app`]: 'orders', [`${P}/mount-path`]: 'config' }, `annotation ${P}/mount-path: "config" must be an absolute path`],
     ['a mount path with ..', { [`${P}/app`]: 'orders', [`${P}/mount-path`]: '/etc/../config' }, `annotation ${P}/mount-path: "/etc/../config" must not contain empty, '.' or '..' segments`],
     ['a bad ref', { [`${P}/app`]: 'orders', [`${P}/ref`]: 'main..x' }, `annotation ${P}/ref: "main..x" contains '..' (git's ref-name rules)`],
-    ['a misspelt annotation', { [`${P}/app`]: 'orders', [`${P}/profile`]: 'prod' }, `annotation ${P}/profile: unknown; the injector reads ${P}/app, ${P}/profiles, ${P}/formats, ${P}/mount-path, ${P}/ref`],
+    ['a misspelt annotation', { [`${P}/app`]: 'orders', [`${P}/profile`]: 'prod' }, `annotation ${P}/profile: unknown; the injector reads ${P}/app, ${P}/profiles, ${P}/formats, ${P}/mount-path, ${P}/ref, ${P}/watch, ${P}/on-change-http, ${P}/on-change-signal, ${P}/process-name`],
   ];
   it.each(cases)('%s', async (_name, annotations, message) => {
     const { response } = await admit(pod(annotations));

@@ -17,9 +17,16 @@ const DIR = path.join(REPO_ROOT, 'docs/kubernetes');
 const FILES = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort();
 const all = (): { file: string; obj: KubeObject }[] => FILES.flatMap((file) => loadManifests(path.join(DIR, file)).map((obj) => ({ file, obj })));
 
+interface Probe {
+  httpGet?: { path: string; port: number | string };
+}
 interface Container {
   name: string;
   image?: string;
+  restartPolicy?: string;
+  startupProbe?: Probe;
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
   command?: string[];
   args?: string[];
   env?: { name: string; value?: string }[];
@@ -42,7 +49,7 @@ const find = (kind: string, name: string, file?: string): KubeObject => {
 
 describe('docs/kubernetes manifests against the Kubernetes API schemas', () => {
   it('finds the manifests', () => {
-    expect(FILES).toEqual(expect.arrayContaining(['app-injected.yaml', 'app-with-certificate.yaml', 'app-with-config-init.yaml', 'certificates.yaml', 'config-service.yaml', 'injector.yaml']));
+    expect(FILES).toEqual(expect.arrayContaining(['app-injected.yaml', 'app-with-certificate.yaml', 'app-with-config-init.yaml', 'app-with-watch-container.yaml', 'app-with-watch-sidecar.yaml', 'certificates.yaml', 'config-service.yaml', 'injector.yaml']));
   });
 
   it.each(FILES)('%s: every object is valid, with no unknown fields', async (file) => {
@@ -86,14 +93,36 @@ describe('config-init in the manifests', () => {
       // The image's entry point is config-init itself: `args` are its arguments.
       expect(c.command, `${file}: command would replace the image's entry point`).toBeUndefined();
       const parsed = parseCommandLine(c.args ?? [], env);
-      expect(parsed.kind, `${file}: ${JSON.stringify(parsed)}`).toBe('fetch');
-      if (parsed.kind !== 'fetch') continue;
+      // An init container fetches; a native sidecar (restartPolicy: Always) or a plain container may watch.
+      expect(['fetch', 'watch'], `${file}: ${c.name}: ${JSON.stringify(parsed)}`).toContain(parsed.kind);
+      if (c.restartPolicy === 'Always') expect(parsed.kind, `${file}: ${c.name}`).toBe('watch');
+      if (parsed.kind === 'watch') {
+        // Probes on the health port it serves; never a readiness probe (an outage keeps the last set).
+        const port = parsed.watch.healthPort;
+        expect(port, `${file}: ${c.name}: --health-port`).toBeDefined();
+        expect(c.livenessProbe?.httpGet, `${file}: ${c.name}`).toEqual({ path: '/health/live', port });
+        if (c.restartPolicy === 'Always') expect(c.startupProbe?.httpGet, `${file}: ${c.name}`).toEqual({ path: '/health/ready', port });
+        expect(c.readinessProbe, `${file}: ${c.name}`).toBeUndefined();
+      } else if (parsed.kind !== 'fetch') continue;
       expect(parsed.options.server.href).toBe('https://config-service.platform-config.svc/');
       expect(parsed.options.app).toBe('orders');
       // The files config-init reads come from the identity volume it mounts.
       const mounts = c.volumeMounts ?? [];
       for (const f of [parsed.options.certFile, parsed.options.keyFile, parsed.options.caFile]) expect(mounts.some((m) => f?.startsWith(`${m.mountPath}/`)), `${file}: ${f}`).toBe(true);
       expect(mounts.some((m) => m.mountPath === parsed.options.outputDir && !m.readOnly)).toBe(true);
+    }
+  });
+
+  it('every watch sidecar has its first set before the application starts: a native sidecar with a startup probe, or an init container that fetches first', () => {
+    for (const { file, obj } of all()) {
+      const spec = podSpec(obj);
+      if (!spec) continue;
+      const watchers = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => c.image?.includes('config-init') && (c.args ?? [])[0] === 'watch');
+      for (const w of watchers) {
+        const native = (spec.initContainers ?? []).includes(w) && w.restartPolicy === 'Always';
+        const fetchFirst = (spec.initContainers ?? []).some((c) => c.image?.includes('config-init') && (c.args ?? [])[0] === 'fetch');
+        expect(native || fetchFirst, `${file}: ${obj.metadata?.name}: ${w.name}`).toBe(true);
+      }
     }
   });
 

@@ -126,6 +126,32 @@ describe('replicas share sync signals through PostgreSQL LISTEN/NOTIFY', () => {
     expect(msgs(a!)).not.toContain('sync signal from another replica; syncing');
   });
 
+  it('a long-poll held on replica B is answered when a webhook reaches replica A (issue 12)', async () => {
+    const cur = await config(b!);
+    const before = cur.headers['config-commit'] as string;
+    const held = httpsGet(b!.apiUrl, '/v1/apps/orders/config?format=json&wait=120s', { ca: pki.ca.certPem, cert: orders.cert, key: orders.key, headers: { 'if-none-match': cur.headers.etag as string } });
+    const deadline = Date.now() + 30_000;
+    while (b!.api.longPoll.waiters < 1) {
+      if (Date.now() > deadline) throw new Error('never held');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const c3 = work.commitFiles({ 'orders/application.yml': 'x: 3\n' }, 'c3');
+    work.git('push', '-q', bare, 'main');
+    const body = JSON.stringify({ ref: 'refs/heads/main', before, after: c3, repository: { full_name: 'platform/config' } });
+    const [header, signature] = signWebhook('github', body, HOOK_SECRET);
+    const hook = await httpsGet(a!.apiUrl, '/v1/hooks/git', {
+      ca: pki.ca.certPem,
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json', [header]: signature, 'x-github-event': 'push', 'x-github-delivery': randomUUID() },
+    });
+    expect(hook.status).toBe(202);
+    const res = await held;
+    expect(res.status).toBe(200);
+    expect(res.headers['config-commit']).toBe(c3);
+    expect(res.json<Record<string, unknown>>().x).toBe(3);
+  });
+
   it('the database password and connection string never reach either replica log', () => {
     const u = new URL(url);
     const secrets = [url, ...(u.password ? [u.password, decodeURIComponent(u.password)] : [])];

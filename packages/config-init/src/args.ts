@@ -8,6 +8,9 @@
 import { resolve } from 'node:path';
 import { parseArgs as parseNodeArgs } from 'node:util';
 import { UsageError } from './errors.js';
+import { parseWatchOptions, type WatchOptions } from './watch-args.js';
+
+export type { WatchOptions } from './watch-args.js';
 
 /** Output formats config-service renders (SPEC §8). */
 export const FORMATS = ['json', 'yaml', 'properties', 'env', 'dotenv'] as const;
@@ -71,6 +74,8 @@ export interface Options {
   readonly fallbackDir: string | undefined;
   /** `fetch`: the fallback set is published only when it is younger than this (ms). */
   readonly fallbackMaxAgeMs: number;
+  /** Also deliver the application's rendered templates under `templates/` (SPEC §5.1). */
+  readonly templates: boolean;
 }
 
 /** What the command line asks for. */
@@ -78,11 +83,14 @@ export type Command =
   | { readonly kind: 'help' }
   | { readonly kind: 'version' }
   | { readonly kind: 'fetch'; readonly options: Options }
+  | { readonly kind: 'watch'; readonly options: Options; readonly watch: WatchOptions }
   | {
       readonly kind: 'exec';
       readonly options: Options;
       /** The command and its arguments (everything after `--`); never empty. */
       readonly command: readonly string[];
+      /** `exec --watch`: what to do on a change; `undefined` without `--watch`. */
+      readonly watch?: WatchOptions | undefined;
     };
 
 /** One row of the options table. */
@@ -130,6 +138,17 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { flag: 'files', type: 'boolean', env: 'CONFIG_INIT_FILES', default: 'false', help: "also deliver the app's raw files under files/" },
   { flag: 'fallback-dir', type: 'string', env: 'CONFIG_INIT_FALLBACK_DIR', value: 'dir', help: 'fetch: keep the last good set here; publish it when the service stays unreachable' },
   { flag: 'fallback-max-age', type: 'string', env: 'CONFIG_INIT_FALLBACK_MAX_AGE', value: 'ms', default: '24h', help: 'fetch: oldest fallback set that may be published (ms, or s/m/h/d)' },
+  { flag: 'templates', type: 'boolean', env: 'CONFIG_INIT_TEMPLATES', default: 'false', help: "also deliver the app's rendered templates under templates/" },
+  { flag: 'watch', type: 'boolean', env: 'CONFIG_INIT_WATCH', default: 'false', help: 'exec: keep watching; on a change restart the command (or signal it)' },
+  { flag: 'wait', type: 'string', env: 'CONFIG_INIT_WAIT', value: 'duration', default: '4m', help: 'watch: how long one long-poll request waits (the service cuts it to its maximum)' },
+  { flag: 'on-change-signal', type: 'string', env: 'CONFIG_INIT_ON_CHANGE_SIGNAL', value: 'SIG', help: 'watch: signal (HUP, USR1, ...) sent to --pid-file or --process-name on a change; exec --watch: sent to the command instead of a restart' },
+  { flag: 'pid-file', type: 'string', env: 'CONFIG_INIT_PID_FILE', value: 'path', help: 'watch: file holding the pid to signal' },
+  { flag: 'process-name', type: 'string', env: 'CONFIG_INIT_PROCESS_NAME', value: 'name', help: 'watch: signal the process of this name (needs a shared process namespace)' },
+  { flag: 'on-change-exec', type: 'string', env: 'CONFIG_INIT_ON_CHANGE_EXEC', value: 'command', help: 'watch: run this command on a change (split on spaces, no shell)' },
+  { flag: 'on-change-http', type: 'string', env: 'CONFIG_INIT_ON_CHANGE_HTTP', value: 'url', help: 'watch: POST to this local http:// URL on a change (e.g. /actuator/refresh)' },
+  { flag: 'on-change-timeout', type: 'string', env: 'CONFIG_INIT_ON_CHANGE_TIMEOUT', value: 'duration', default: '30s', help: 'watch: time a notification command or POST may take' },
+  { flag: 'grace-period', type: 'string', env: 'CONFIG_INIT_GRACE_PERIOD', value: 'duration', default: '30s', help: 'exec --watch: time between SIGTERM and SIGKILL when the command is restarted' },
+  { flag: 'health-port', type: 'string', env: 'CONFIG_INIT_HEALTH_PORT', value: 'port', help: 'watch, exec --watch: serve /health/live and /health/ready on this port' },
   { flag: 'help', short: 'h', type: 'boolean', help: 'print this help' },
   { flag: 'version', short: 'v', type: 'boolean', help: 'print the version' },
 ];
@@ -162,13 +181,17 @@ export function helpText(): string {
   });
   return [
     'Usage: config-init [fetch] [options]',
-    '       config-init exec [options] -- <command> [args...]',
+    '       config-init watch [options]',
+    '       config-init exec [--watch] [options] -- <command> [args...]',
     '',
     "fetch: fetches one application's configuration from config-service over mutual TLS",
     'and publishes it atomically (kubelet style: versioned folder + ..data symlink swap).',
     'exec: starts <command> (no shell) with the configuration as environment variables,',
     'merged over the current environment (the configuration wins); forwards signals and',
     "exits with the command's code (128+n when it died from signal n; 127 not found).",
+    'watch: publishes like fetch, then long-polls and republishes on every change, and',
+    'tells the application (signal, command or local HTTP POST); for a sidecar.',
+    'exec --watch: on a change restarts the command with the new environment (or signals it).',
     'Every option may also come from its CONFIG_INIT_* environment variable; a flag wins.',
     '',
     'Options:',
@@ -313,7 +336,7 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   const afterTerminator = terminator === undefined ? [] : argv.slice(terminator + 1);
   const before = terminator === undefined ? positionals : positionals.slice(0, positionals.length - afterTerminator.length);
   const [commandName, ...rest] = before;
-  if (commandName !== undefined && commandName !== 'fetch' && commandName !== 'exec') throw new UsageError(`unknown command '${commandName}'; see --help`);
+  if (commandName !== undefined && commandName !== 'fetch' && commandName !== 'exec' && commandName !== 'watch') throw new UsageError(`unknown command '${commandName}'; see --help`);
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0] ?? ''}'; see --help`);
   const isExec = commandName === 'exec';
   if (isExec && afterTerminator.length === 0) throw new UsageError("'exec' needs the command after '--': config-init exec [options] -- <command> [args...]");
@@ -385,6 +408,14 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
     throw new UsageError(`${label('fallback-max-age')} needs ${label('fallback-dir')}`);
   }
 
+  const isWatch = commandName === 'watch';
+  const templates = pickBoolean(values, env, 'templates');
+  const watching = isWatch || (isExec && pickBoolean(values, env, 'watch'));
+  if (!isExec && values.watch === true) throw new UsageError(`${label('watch')} is an option of 'exec'; for a sidecar use the 'watch' command`);
+  const watch = parseWatchOptions(values, env, isWatch ? 'watch' : isExec ? 'exec' : 'fetch', watching, { pick, label, parseDuration });
+  if (watching && pickBoolean(values, env, 'dry-run')) throw new UsageError(`${label('dry-run')}: not available with ${isWatch ? "'watch'" : "'exec --watch'"}`);
+  if (isWatch && fallbackDir !== undefined) throw new UsageError(`${label('fallback-dir')}: not available with 'watch' (it keeps the last good set in the output folder itself)`);
+
   const options: Options = {
     server,
     app,
@@ -407,8 +438,10 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
     files: pickBoolean(values, env, 'files'),
     fallbackDir,
     fallbackMaxAgeMs,
+    templates,
   };
   const frozen = Object.freeze(options);
-  if (isExec) return { kind: 'exec', options: frozen, command: Object.freeze([...afterTerminator]) };
+  if (isWatch) return { kind: 'watch', options: frozen, watch: watch as WatchOptions };
+  if (isExec) return { kind: 'exec', options: frozen, command: Object.freeze([...afterTerminator]), ...(watching && { watch }) };
   return { kind: 'fetch', options: frozen };
 }

@@ -11,7 +11,7 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DATA_LINK, publishFiles, publishPathViolation, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
-import { FILES_DIR, META_FILE, type ConfigMeta } from './set.js';
+import { FILES_DIR, META_FILE, TEMPLATES_DIR, type ConfigMeta } from './set.js';
 
 /** Permission bits of the fallback copy (folders 0700): only config-init's user reads it. */
 export const FALLBACK_FILE_MODE = 0o600;
@@ -43,6 +43,8 @@ export interface FallbackExpectation {
   names: readonly string[];
   /** Whether the set must hold the `files` folder. */
   files: boolean;
+  /** Whether the set must hold the `templates` folder (`--templates`); default false. */
+  templates?: boolean;
   /** Oldest acceptable set (ms). */
   maxAgeMs: number;
   /** The current time (ms since the epoch). */
@@ -119,6 +121,11 @@ export async function loadFallback(dir: string, want: FallbackExpectation): Prom
     const st = await lstat(join(data, FILES_DIR)).catch(() => null);
     if (!st?.isDirectory()) return `the fallback set has no ${FILES_DIR}/ folder (it was saved without --files)`;
     directories.push(FILES_DIR);
+  }
+  if (want.templates === true) {
+    const st = await lstat(join(data, TEMPLATES_DIR)).catch(() => null);
+    if (!st?.isDirectory()) return `the fallback set has no ${TEMPLATES_DIR}/ folder (it was saved without --templates)`;
+    directories.push(TEMPLATES_DIR);
   }
   files.push({ name: META_FILE, content: metaBytes });
   return { meta, files, directories, ageMs: Math.max(0, ageMs) };

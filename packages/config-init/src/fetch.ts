@@ -73,6 +73,8 @@ export interface FetchOptions {
   envMap?: boolean;
   /** Fetch the raw files too (list, then each file), at the pinned commit. */
   files?: boolean;
+  /** Fetch the rendered templates too (list, then each template), at the pinned commit. */
+  templates?: boolean;
 }
 
 /** The result of {@link fetchConfig}: everything asked for, all at one commit. */
@@ -87,6 +89,13 @@ export interface FetchResult {
   envSha256?: string | undefined;
   /** The raw files in list order (when `files` was asked for). */
   files?: FetchedFile[] | undefined;
+  /** The rendered templates in list order (when `templates` was asked for). */
+  templates?: FetchedFile[] | undefined;
+  /**
+   * ETags of what a watcher long-polls (SPEC §5.1): the environment map or the first
+   * format, the file list, the template list (each when fetched and sent by the service).
+   */
+  etags?: { config?: string | undefined; files?: string | undefined; templates?: string | undefined } | undefined;
   /** HTTP attempts made in total (1 per format when nothing failed). */
   attempts: number;
 }
@@ -151,7 +160,8 @@ function getWithRetry<T>(s: Session, url: URL, accept: string, target: string, r
 
 /**
  * Fetches one application's configuration, all at one commit: the environment map first
- * (when `envMap`), then every requested format, then the raw files (when `files`).
+ * (when `envMap`), then every requested format, then the raw files (when `files`), then
+ * the rendered templates (when `templates`).
  *
  * The first answer is fetched at `opts.ref` (or the default branch); its `Config-Commit`
  * pins every further request (`ref=<commit>`). Every answer is checked (status, commit,
@@ -169,6 +179,8 @@ export async function fetchConfig(opts: FetchOptions, deps: FetchDeps = realFetc
   const documents: FetchedDocument[] = [];
   let env: FetchedEnv | undefined;
   let files: FetchedFile[] | undefined;
+  let templates: FetchedFile[] | undefined;
+  const result: { etags?: FetchResult['etags'] } = {};
   try {
     if (opts.envMap === true) {
       const ref = opts.ref;
@@ -183,20 +195,27 @@ export async function fetchConfig(opts: FetchOptions, deps: FetchDeps = realFetc
       documents.push(doc);
       pinned ??= doc.commit;
     }
-    if (opts.files === true) {
+    const etags: NonNullable<FetchResult['etags']> = { config: env?.etag ?? documents[0]?.etag };
+    for (const kind of ['files', 'templates'] as const) {
+      if (opts[kind] !== true) continue;
+      const what = kind === 'files' ? 'file' : 'template';
       const ref = pinned ?? opts.ref;
-      const list = await getWithRetry(s, filesListUrl(opts.server, opts.app, opts.profiles, ref), 'application/json', 'file list', ref, (res) => checkFileList(res, pinned));
+      const list = await getWithRetry(s, filesListUrl(opts.server, opts.app, opts.profiles, ref, kind), 'application/json', `${what} list`, ref, (res) => checkFileList(res, pinned, kind));
       pinned ??= list.commit;
-      if (pinned === undefined) throw new FetchError('CFG_INIT_ERR_BAD_RESPONSE', 'bad response for the file list: no commit (neither Config-Commit nor a commit field)');
+      if (pinned === undefined) throw new FetchError('CFG_INIT_ERR_BAD_RESPONSE', `bad response for the ${what} list: no commit (neither Config-Commit nor a commit field)`);
+      etags[kind] = list.etag;
       const at = pinned;
-      files = [];
+      const got: FetchedFile[] = [];
       for (const entry of list.entries) {
-        const url = fileUrl(opts.server, opts.app, entry.path, opts.profiles, at);
-        files.push(await getWithRetry(s, url, 'application/octet-stream, */*;q=0.5', `file '${clean(entry.path, 200)}'`, at, (res) => checkFile(res, entry, at)));
+        const url = fileUrl(opts.server, opts.app, entry.path, opts.profiles, at, kind);
+        got.push(await getWithRetry(s, url, 'application/octet-stream, */*;q=0.5', `${what} '${clean(entry.path, 200)}'`, at, (res) => checkFile(res, entry, at, kind)));
       }
+      if (kind === 'files') files = got;
+      else templates = got;
     }
+    result.etags = etags;
   } finally {
     client.close();
   }
-  return { commit: pinned ?? '', documents, env: env?.env, envSha256: env?.sha256, files, attempts: s.budget.attempts };
+  return { commit: pinned ?? '', documents, env: env?.env, envSha256: env?.sha256, files, templates, etags: result.etags, attempts: s.budget.attempts };
 }

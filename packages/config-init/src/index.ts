@@ -2,8 +2,9 @@
  * config-init: fetch one application's configuration from config-service over mutual TLS
  * and publish it atomically (SPEC §7).
  *
- * `run(options, deps)` does one fetch-and-publish and `runExec(options, command, deps)` one
- * fetch-and-start; both return an exit code and a message and never touch `process`. `main(argv, env, io)` parses the command line and calls it;
+ * `run(options, deps)` does one fetch-and-publish, `runExec(options, command, deps, watch?)`
+ * one fetch-and-start (and keeps watching with `--watch`), `runWatch(options, watch, deps)`
+ * the sidecar loop; each returns an exit code and a message and never touches `process`. `main(argv, env, io)` parses the command line and calls it;
  * only `cli.ts` touches `process`.
  */
 import { helpText, parseCommandLine, type Options } from './args.js';
@@ -14,8 +15,14 @@ import { fetchConfig, loadTlsMaterial, realFetchDeps, type FetchDeps, type Fetch
 import { createLogger, writeTerminationLog, type Logger, type LogSink } from './log.js';
 import { publishFiles, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
 import { buildFileSet, OUTPUT_NAMES } from './set.js';
+import { superviseWithWatch } from './exec-watch.js';
+import { watchLoop } from './watch.js';
+import type { WatchOptions } from './watch-args.js';
 
-export { parseCommandLine, helpText, OPTION_TABLE, FORMATS, ENV_NAME_RE, type Options, type Format, type Command, type LogFormat, type EnvNaming } from './args.js';
+export { parseCommandLine, helpText, OPTION_TABLE, FORMATS, ENV_NAME_RE, type Options, type Format, type Command, type LogFormat, type EnvNaming, type WatchOptions } from './args.js';
+export { notifyChange, findProcesses, readPidFile, type NotifyTargets, type NotifyReport, type ProcessTable } from './notify.js';
+export { startHealthServer, WatchState, type HealthServer } from './health.js';
+export { pollOnce, type PollTarget, type PollOutcome } from './poll.js';
 export { ERROR_EXIT_CODES, EXIT, ConfigInitError, UsageError, FetchError, PublishError, exitCodeFor, type ErrorCode } from './errors.js';
 export { fetchConfig, loadTlsMaterial, backoffDelay, parseRetryAfter, configUrl, filesListUrl, fileUrl, filePathViolation, type FetchOptions, type FetchResult, type FetchDeps, type FetchedDocument, type FetchedEnv, type FetchedFile, type FileEntry, type TlsMaterial, type TlsFiles, type TlsReloadInfo, type RetryInfo } from './fetch.js';
 export { publishFiles, publishPathViolation, sha256Hex, fileNameViolation, type PublishFile, type PublishOptions, type PublishResult } from './publish.js';
@@ -142,6 +149,7 @@ async function tryFallback(options: Options, ctx: Context, cause: ConfigInitErro
     ref: options.ref,
     names: options.formats.map((f) => OUTPUT_NAMES[f]),
     files: options.files,
+    templates: options.templates,
     maxAgeMs: options.fallbackMaxAgeMs,
     now: ctx.fetchDeps.now(),
   });
@@ -189,6 +197,7 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
         tlsFiles: { certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile },
         envNaming: options.envNaming,
         files: options.files,
+        templates: options.templates,
       },
       fetchDeps,
     );
@@ -251,12 +260,15 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
  * @param options - validated options.
  * @param command - program and arguments (after `--`).
  * @param deps - sinks, clock, base environment, signal source.
+ * @param watch - `exec --watch`: keep the command in step with the configuration
+ *   (`exec-watch.ts`); the exit code rules stay.
  */
-export async function runExec(options: Options, command: readonly string[], deps: ExecDeps = {}): Promise<RunResult> {
+export async function runExec(options: Options, command: readonly string[], deps: ExecDeps = {}, watch?: WatchOptions): Promise<RunResult> {
   const ctx = contextOf(options, deps);
   const { log, fetchDeps } = ctx;
   let commit: string;
   let config: Readonly<Record<string, string>>;
+  let first: FetchResult;
   try {
     const tls = await loadTlsMaterial(options);
     const fetched = await fetchConfig(
@@ -274,11 +286,13 @@ export async function runExec(options: Options, command: readonly string[], deps
         envNaming: options.envNaming,
         envMap: true,
         files: options.files,
+        templates: options.templates,
       },
       fetchDeps,
     );
     commit = fetched.commit;
     config = fetched.env ?? {};
+    first = fetched;
     const refused = refusedEnvNames(config, options.allowEnv);
     if (refused.length > 0) {
       throw new ConfigInitError(
@@ -287,7 +301,7 @@ export async function runExec(options: Options, command: readonly string[], deps
       );
     }
     const names = Object.keys(config).sort();
-    const set = options.files ? buildFileSet(options, fetched, fetchDeps.now()) : undefined;
+    const set = options.files || options.templates ? buildFileSet(options, fetched, fetchDeps.now()) : undefined;
     if (options.dryRun) {
       for (const name of names) {
         const value = config[name] ?? '';
@@ -309,6 +323,9 @@ export async function runExec(options: Options, command: readonly string[], deps
     return await fail(options, log, thrown);
   }
   try {
+    if (watch !== undefined) {
+      return { ...(await superviseWithWatch(options, watch, command, first, { log, fetchDeps }, { baseEnv: deps.baseEnv ?? {}, signals: deps.signals, onSpawn: deps.onSpawn })), commit };
+    }
     const outcome = await startCommand(command, childEnv(deps.baseEnv ?? {}, config), deps.signals, deps.onSpawn);
     const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.code ?? ''}`;
     const message = `command '${command[0] ?? ''}' ${how}`;
@@ -316,6 +333,37 @@ export async function runExec(options: Options, command: readonly string[], deps
     return { exitCode: outcome.exitCode, message, commit };
   } catch (thrown) {
     return await fail(options, log, thrown);
+  }
+}
+
+/** Injected effects of {@link runWatch}. */
+export interface WatchDeps extends RunDeps {
+  /** SIGTERM and SIGINT stop the watch (the CLI passes `process`). Default: none. */
+  signals?: SignalSource;
+  /** Stops the watch (tests). */
+  stop?: AbortSignal;
+}
+
+/**
+ * `config-init watch`: the sidecar loop of `watch.ts` (publish, long-poll, republish on a
+ * change, notify). Ends with 0 on SIGTERM or SIGINT; 64 when `--health-port` cannot be bound.
+ */
+export async function runWatch(options: Options, watch: WatchOptions, deps: WatchDeps = {}): Promise<RunResult> {
+  const ctx = contextOf(options, deps);
+  const stop = new AbortController();
+  if (deps.stop !== undefined) deps.stop.addEventListener('abort', () => stop.abort());
+  const onSignal = (): void => {
+    ctx.log.info('stopping on a signal', { app: options.app });
+    stop.abort();
+  };
+  deps.signals?.on('SIGTERM', onSignal);
+  deps.signals?.on('SIGINT', onSignal);
+  try {
+    const { exitCode, message } = await watchLoop(options, watch, { log: ctx.log, fetchDeps: ctx.fetchDeps, stop: stop.signal });
+    return { exitCode, message };
+  } finally {
+    deps.signals?.off('SIGTERM', onSignal);
+    deps.signals?.off('SIGINT', onSignal);
   }
 }
 
@@ -374,13 +422,22 @@ export async function main(
     return EXIT.OK;
   }
   if (command.kind === 'exec') {
-    const result = await runExec(command.options, command.command, {
-      stderr: io.stderr,
-      stdout: io.stdout,
-      baseEnv: env,
-      uid: io.uid,
-      ...(io.signals ? { signals: io.signals } : {}),
-    });
+    const result = await runExec(
+      command.options,
+      command.command,
+      {
+        stderr: io.stderr,
+        stdout: io.stdout,
+        baseEnv: env,
+        uid: io.uid,
+        ...(io.signals ? { signals: io.signals } : {}),
+      },
+      command.watch,
+    );
+    return result.exitCode;
+  }
+  if (command.kind === 'watch') {
+    const result = await runWatch(command.options, command.watch, { stderr: io.stderr, stdout: io.stdout, uid: io.uid, ...(io.signals ? { signals: io.signals } : {}) });
     return result.exitCode;
   }
   const result = await run(command.options, { stderr: io.stderr, stdout: io.stdout, uid: io.uid });

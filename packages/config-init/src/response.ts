@@ -22,6 +22,8 @@ export interface FetchedEnv {
   commit: string;
   /** SHA-256 hex of the body (matches the `sha256` of the service's audit event). */
   sha256: string;
+  /** `ETag` of the answer, if any (long-polled by `exec --watch`). */
+  etag?: string | undefined;
 }
 
 /** One entry of the raw-file list. */
@@ -238,18 +240,20 @@ export function checkEnvMap(res: RawResponse, pinned: string | undefined, allowE
   if (empty && !allowEmpty) {
     throw new FetchError('CFG_INIT_ERR_EMPTY_CONFIG', `the configuration is empty (environment map, commit ${commit}); refusing to use it without --allow-empty`, { status: res.status });
   }
-  return { env, commit, sha256: createHash('sha256').update(res.body).digest('hex') };
+  return { env, commit, sha256: createHash('sha256').update(res.body).digest('hex'), etag: header(res.headers, 'etag') };
 }
 
 /**
- * Checks the raw-file list; every path is validated before any file is requested.
+ * Checks the raw-file list (or, `kind` `templates`, the rendered-template list); every
+ * path is validated before any file is requested.
  *
- * @returns the list's commit (header or body) and its entries.
+ * @returns the list's commit (header or body), its entries and its ETag.
  * @throws {@link FetchError} `CFG_INIT_ERR_BAD_RESPONSE` or `CFG_INIT_ERR_UNSAFE_PATH` (65).
  */
-export function checkFileList(res: RawResponse, pinned: string | undefined): { commit: string | undefined; entries: FileEntry[] } {
-  const bad = (what: string): FetchError =>
-    new FetchError('CFG_INIT_ERR_BAD_RESPONSE', `bad response for the file list: ${what}`, { status: res.status });
+export function checkFileList(res: RawResponse, pinned: string | undefined, kind: 'files' | 'templates' = 'files'): { commit: string | undefined; entries: FileEntry[]; etag: string | undefined } {
+  const what = kind === 'files' ? 'file' : 'template';
+  const bad = (why: string): FetchError =>
+    new FetchError('CFG_INIT_ERR_BAD_RESPONSE', `bad response for the ${what} list: ${why}`, { status: res.status });
   const headerCommit = checkCommit(res, pinned, bad, false);
   const type = mediaType(res.headers);
   if (type !== 'application/json') throw bad(`unexpected Content-Type '${clean(type, 80) || '(none)'}'`);
@@ -259,8 +263,8 @@ export function checkFileList(res: RawResponse, pinned: string | undefined): { c
   } catch {
     throw bad('body is not valid UTF-8 JSON');
   }
-  if (parsed === null || typeof parsed !== 'object' || !Array.isArray((parsed as { files?: unknown }).files)) throw bad("body has no 'files' array");
-  const body = parsed as { commit?: unknown; files: unknown[] };
+  if (parsed === null || typeof parsed !== 'object' || !Array.isArray((parsed as Record<string, unknown>)[kind])) throw bad(`body has no '${kind}' array`);
+  const body = { commit: (parsed as { commit?: unknown }).commit, files: (parsed as Record<string, unknown[]>)[kind] as unknown[] };
   let commit = headerCommit;
   if (body.commit !== undefined) {
     if (typeof body.commit !== 'string' || !/^[0-9a-f]{4,64}$/i.test(body.commit)) throw bad("malformed 'commit'");
@@ -272,12 +276,13 @@ export function checkFileList(res: RawResponse, pinned: string | undefined): { c
   const seen = new Set<string>();
   for (const item of body.files) {
     const e = item as { path?: unknown; size?: unknown; sha256?: unknown } | null;
-    if (e === null || typeof e !== 'object' || typeof e.path !== 'string') throw bad('a file entry has no path');
-    if (typeof e.size !== 'number' || !Number.isSafeInteger(e.size) || e.size < 0 || e.size > MAX_BODY_BYTES) throw bad(`file '${clean(e.path, 200)}': bad size`);
-    if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(e.sha256)) throw bad(`file '${clean(e.path, 200)}': bad sha256`);
+    if (e === null || typeof e !== 'object' || typeof e.path !== 'string') throw bad(`a ${what} entry has no path`);
+    if (typeof e.size !== 'number' || !Number.isSafeInteger(e.size) || e.size < 0 || e.size > MAX_BODY_BYTES) throw bad(`${what} '${clean(e.path, 200)}': bad size`);
+    if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(e.sha256)) throw bad(`${what} '${clean(e.path, 200)}': bad sha256`);
     const why = filePathViolation(e.path);
-    if (why) throw new FetchError('CFG_INIT_ERR_UNSAFE_PATH', `refusing raw file path '${clean(e.path, 200)}': it ${why}`, { status: res.status });
-    if (seen.has(e.path)) throw new FetchError('CFG_INIT_ERR_UNSAFE_PATH', `refusing raw file path '${clean(e.path, 200)}': it is listed twice`, { status: res.status });
+    const kindName = kind === 'files' ? 'raw file' : 'template';
+    if (why) throw new FetchError('CFG_INIT_ERR_UNSAFE_PATH', `refusing ${kindName} path '${clean(e.path, 200)}': it ${why}`, { status: res.status });
+    if (seen.has(e.path)) throw new FetchError('CFG_INIT_ERR_UNSAFE_PATH', `refusing ${kindName} path '${clean(e.path, 200)}': it is listed twice`, { status: res.status });
     seen.add(e.path);
     entries.push({ path: e.path, size: e.size, sha256: e.sha256.toLowerCase() });
   }
@@ -286,10 +291,10 @@ export function checkFileList(res: RawResponse, pinned: string | undefined): { c
     const parts = path.split('/');
     for (let i = 1; i < parts.length; i++) {
       const parent = parts.slice(0, i).join('/');
-      if (seen.has(parent)) throw new FetchError('CFG_INIT_ERR_UNSAFE_PATH', `refusing raw file path '${clean(path, 200)}': '${clean(parent, 200)}' is also a file`, { status: res.status });
+      if (seen.has(parent)) throw new FetchError('CFG_INIT_ERR_UNSAFE_PATH', `refusing ${kind === 'files' ? 'raw file' : 'template'} path '${clean(path, 200)}': '${clean(parent, 200)}' is also a file`, { status: res.status });
     }
   }
-  return { commit, entries };
+  return { commit, entries, etag: header(res.headers, 'etag') };
 }
 
 /**
@@ -297,9 +302,9 @@ export function checkFileList(res: RawResponse, pinned: string | undefined): { c
  *
  * @throws {@link FetchError} `CFG_INIT_ERR_BAD_RESPONSE` (65).
  */
-export function checkFile(res: RawResponse, entry: FileEntry, pinned: string | undefined): FetchedFile {
+export function checkFile(res: RawResponse, entry: FileEntry, pinned: string | undefined, kind: 'files' | 'templates' = 'files'): FetchedFile {
   const bad = (what: string): FetchError =>
-    new FetchError('CFG_INIT_ERR_BAD_RESPONSE', `bad response for file '${clean(entry.path, 200)}': ${what}`, { status: res.status });
+    new FetchError('CFG_INIT_ERR_BAD_RESPONSE', `bad response for ${kind === 'files' ? 'file' : 'template'} '${clean(entry.path, 200)}': ${what}`, { status: res.status });
   checkCommit(res, pinned, bad, false);
   if (mediaType(res.headers) === 'application/problem+json') throw bad("unexpected Content-Type 'application/problem+json'");
   if (res.body.length !== entry.size) throw bad(`size ${res.body.length} differs from the listed ${entry.size}`);

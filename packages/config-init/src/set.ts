@@ -21,6 +21,9 @@ export const META_FILE = '.config-meta.json';
 /** Visible name of the folder of raw files (`--files`): `files -> ..data/files`. */
 export const FILES_DIR = 'files';
 
+/** Visible name of the folder of rendered templates (`--templates`): `templates -> ..data/templates`. */
+export const TEMPLATES_DIR = 'templates';
+
 /** Content of `.config-meta.json`. Hashes only, never values. */
 export interface ConfigMeta {
   /** Application name. */
@@ -35,7 +38,7 @@ export interface ConfigMeta {
   time: string;
   /** The config-service base URL. */
   server: string;
-  /** File name or path (`files/logback.xml`) → SHA-256 hex of its bytes (the meta file itself excluded). */
+  /** File name or path (`files/logback.xml`, `templates/nginx.conf`) → SHA-256 hex of its bytes (the meta file itself excluded). */
   files: Record<string, string>;
 }
 
@@ -50,7 +53,8 @@ export interface FileSet {
 }
 
 /**
- * Builds the file set (documents, raw files under `files/`, meta) from a fetch result.
+ * Builds the file set (documents, raw files under `files/`, rendered templates under
+ * `templates/`, meta) from a fetch result.
  *
  * @param options - the run's options (app, profiles, ref, server, `files`).
  * @param fetched - what {@link fetchConfig} returned.
@@ -59,6 +63,7 @@ export interface FileSet {
 export function buildFileSet(options: Options, fetched: FetchResult, now: number): FileSet {
   const files: PublishFile[] = fetched.documents.map((d) => ({ name: OUTPUT_NAMES[d.format], content: d.body }));
   for (const f of fetched.files ?? []) files.push({ name: `${FILES_DIR}/${f.path}`, content: f.body });
+  for (const f of fetched.templates ?? []) files.push({ name: `${TEMPLATES_DIR}/${f.path}`, content: f.body });
   const hashes: Record<string, string> = {};
   for (const f of files) hashes[f.name] = sha256Hex(f.content);
   const server = new URL(options.server.href);
@@ -72,5 +77,5 @@ export function buildFileSet(options: Options, fetched: FetchResult, now: number
     files: hashes,
   };
   files.push({ name: META_FILE, content: `${JSON.stringify(meta, null, 2)}\n` });
-  return { files, directories: options.files ? [FILES_DIR] : [], meta };
+  return { files, directories: [...(options.files ? [FILES_DIR] : []), ...(options.templates ? [TEMPLATES_DIR] : [])], meta };
 }

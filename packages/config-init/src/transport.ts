@@ -175,13 +175,14 @@ export class TlsClient {
   }
 
   /**
-   * One GET of `url` within `timeoutMs` (connect, TLS handshake and the whole answer).
-   * Never rejects: a transport error comes back as a {@link TransportFailure}.
+   * One GET of `url` within `timeoutMs` (connect, TLS handshake and the whole answer),
+   * with extra request `headers` (`If-None-Match` of a long-poll). Never rejects: a
+   * transport error comes back as a {@link TransportFailure}.
    */
-  async request(url: URL, accept: string, timeoutMs: number): Promise<AttemptOutcome> {
+  async request(url: URL, accept: string, timeoutMs: number, headers: Readonly<Record<string, string>> = {}): Promise<AttemptOutcome> {
     await this.#refresh();
     this.#agent ??= new https.Agent({ keepAlive: true, maxSockets: 1, secureContext: this.#context });
-    const outcome = await requestOnce(url, accept, this.#agent, timeoutMs);
+    const outcome = await requestOnce(url, accept, this.#agent, timeoutMs, headers);
     if ('failure' in outcome) this.discardConnection();
     return outcome;
   }
@@ -202,7 +203,7 @@ export class TlsClient {
  * One HTTP GET over `agent`: resolves with the whole answer, or with the transport
  * failure and what had happened on the socket before it (see `transport-errors.ts`).
  */
-export function requestOnce(url: URL, accept: string, agent: https.Agent, timeoutMs: number): Promise<AttemptOutcome> {
+export function requestOnce(url: URL, accept: string, agent: https.Agent, timeoutMs: number, headers: Readonly<Record<string, string>> = {}): Promise<AttemptOutcome> {
   return new Promise((resolve) => {
     let settled = false;
     let handshakeDone = false;
@@ -217,7 +218,7 @@ export function requestOnce(url: URL, accept: string, agent: https.Agent, timeou
     const req = https.request(url, {
       method: 'GET',
       agent,
-      headers: { accept: `${accept}, application/problem+json;q=0.1`, 'user-agent': 'config-init' },
+      headers: { ...headers, accept: `${accept}, application/problem+json;q=0.1`, 'user-agent': 'config-init' },
     });
     const timer = setTimeout(() => {
       req.destroy(Object.assign(new Error(`attempt timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));

@@ -1,6 +1,7 @@
 /**
  * The request URLs of config-init (SPEC §5.1): `{server}/v1/apps/{app}/config`,
- * `/files` and `/files/{path}`, with a path prefix of `--server` kept.
+ * `/files`, `/files/{path}`, `/templates` and `/templates/{path}`, with a path prefix of
+ * `--server` kept.
  */
 import type { EnvNaming, Format } from './args.js';
 
@@ -28,9 +29,19 @@ export function configUrl(server: URL, app: string, profiles: readonly string[],
   ]);
 }
 
-/** Builds `GET {server}/v1/apps/{app}/files?profile=…&ref=…`. */
-export function filesListUrl(server: URL, app: string, profiles: readonly string[], ref: string | undefined): URL {
-  return appUrl(server, app, '/files', [profiles.length > 0 ? `profile=${profiles.join(',')}` : '', ref !== undefined ? `ref=${encodeURIComponent(ref)}` : '']);
+/** The two folders of files by path the service serves: raw files and rendered templates. */
+export type FileKind = 'files' | 'templates';
+
+/** Builds `GET {server}/v1/apps/{app}/files?profile=…&ref=…` (or `/templates`). */
+export function filesListUrl(server: URL, app: string, profiles: readonly string[], ref: string | undefined, kind: FileKind = 'files'): URL {
+  return appUrl(server, app, `/${kind}`, [profiles.length > 0 ? `profile=${profiles.join(',')}` : '', ref !== undefined ? `ref=${encodeURIComponent(ref)}` : '']);
+}
+
+/** `url` with `wait=<seconds>s` added (long-poll, SPEC §5.1). */
+export function withWait(url: URL, waitMs: number): URL {
+  const out = new URL(url.href);
+  out.searchParams.set('wait', `${Math.max(1, Math.ceil(waitMs / 1000))}s`);
+  return out;
 }
 
 /**
@@ -38,8 +49,8 @@ export function filesListUrl(server: URL, app: string, profiles: readonly string
  * URL-encoded on its own (a `/` inside the path stays a separator). `path` must have
  * passed `filePathViolation` (response.ts).
  */
-export function fileUrl(server: URL, app: string, path: string, profiles: readonly string[], ref: string | undefined): URL {
+export function fileUrl(server: URL, app: string, path: string, profiles: readonly string[], ref: string | undefined, kind: FileKind = 'files'): URL {
   const encoded = path.split('/').map(encodeURIComponent).join('/');
-  return appUrl(server, app, `/files/${encoded}`, [profiles.length > 0 ? `profile=${profiles.join(',')}` : '', ref !== undefined ? `ref=${encodeURIComponent(ref)}` : '']);
+  return appUrl(server, app, `/${kind}/${encoded}`, [profiles.length > 0 ? `profile=${profiles.join(',')}` : '', ref !== undefined ? `ref=${encodeURIComponent(ref)}` : '']);
 }
 

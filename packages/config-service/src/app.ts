@@ -23,6 +23,8 @@ import encryptRoutes from './http/routes/encrypt.js';
 import hooksRoutes from './http/routes/hooks.js';
 import type { SyncSignals } from './git/sync-bus.js';
 import historyRoutes from './http/routes/history.js';
+import templatesRoutes from './http/routes/templates.js';
+import { LongPollHub } from './http/long-poll.js';
 import type { Settings } from './settings/schema.js';
 
 /** What {@link buildApp} needs besides the settings: the open stores and the logger. */
@@ -103,6 +105,11 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   app.addHook('onListen', async () => reloader.start());
   app.addHook('onClose', async () => reloader.stop());
 
+  // Long-polls (SPEC §5.1): held requests are answered at once when the service closes.
+  const longPoll = new LongPollHub({ ...settings.longPoll, logger: deps.logger });
+  app.decorate('longPoll', longPoll);
+  app.addHook('preClose', async () => longPoll.close());
+
   installProblemHandlers(app);
   await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs });
   await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });
@@ -119,6 +126,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   await app.register(configRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(auditRoutes);
   await app.register(filesRoutes, { cacheEntries: settings.cache.maxEntries });
+  await app.register(templatesRoutes, { cacheEntries: settings.cache.maxEntries, templates: settings.templates });
   await app.register(springRoutes, { cacheEntries: settings.cache.maxEntries });
   await app.register(historyRoutes);
   await app.register(hooksRoutes, { ...(deps.syncBus && { syncBus: deps.syncBus }), deliveryWindowMs: settings.webhooks.deliveryWindowMs });

@@ -109,6 +109,24 @@ export const CFG_ERR_WEBHOOK_DISABLED = createError('CFG_ERR_WEBHOOK_DISABLED', 
  */
 export const CFG_ERR_RATE_LIMITED = createError('CFG_ERR_RATE_LIMITED', 'Too many requests; retry in %s s', 429);
 
+/**
+ * A long-poll (`wait=`) would hold more requests than `longPoll.maxWaiters` on this replica,
+ * or than `longPoll.maxWaitersPerIdentity` for this caller. `%s` names the setting; the
+ * response carries `Retry-After`.
+ */
+export const CFG_ERR_TOO_MANY_WAITERS = createError('CFG_ERR_TOO_MANY_WAITERS', 'Too many held requests: %s', 429);
+
+// --- templates (404, 422) ---
+/** No templates folder of the application holds a renderable template at the path asked for. */
+export const CFG_ERR_TEMPLATE_NOT_FOUND = createError('CFG_ERR_TEMPLATE_NOT_FOUND', "Template not found in the templates folders of application '%s'", 404);
+/**
+ * A template cannot be rendered: a syntax error, a missing variable or filter (strict), an
+ * `include`/`render` of a file that is not in the templates folders, or a bound crossed
+ * (`templates.renderTimeoutMs`, `templates.maxOutputBytes`). `%s` names the template, line,
+ * column and the variable, filter or bound, never a value.
+ */
+export const CFG_ERR_TEMPLATE_INVALID = createError('CFG_ERR_TEMPLATE_INVALID', '%s', 422);
+
 // --- injector (400) ---
 /**
  * `config-service injector` received a body that is not an `admission.k8s.io/v1`
@@ -148,6 +166,9 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_FILE_NOT_FOUND,
   CFG_ERR_WEBHOOK_DISABLED,
   CFG_ERR_RATE_LIMITED,
+  CFG_ERR_TOO_MANY_WAITERS,
+  CFG_ERR_TEMPLATE_NOT_FOUND,
+  CFG_ERR_TEMPLATE_INVALID,
   CFG_ERR_ADMISSION_REVIEW_INVALID,
   CFG_ERR_SETTINGS_INVALID,
   CFG_ERR_PKI,

@@ -8,6 +8,7 @@ export { loadSettings, listEnvSettings, ENV_PREFIX } from './settings/load.js';
 export type { Settings, RepositorySettings } from './settings/schema.js';
 export { ERRORS, problemCode } from './errors.js';
 export { signWebhook, type WebhookStyle } from './http/routes/hooks.js';
+export { LongPollHub, type LongPollOptions, type WaitOutcome } from './http/long-poll.js';
 export { PgSyncBus, syncChannel, type PgSyncBusOptions, type SyncSignals } from './git/sync-bus.js';
 export { createCa, issueCertificate, createCrl, certificateSerial, type CertificateBundle, type KeyAlgorithm } from './pki/pki.js';
 export { initPki, issueClientFiles } from './pki/files.js';

@@ -4,6 +4,7 @@
  * `yaml` parser is slow, and a blob never changes), so a new commit re-parses only the
  * documents it changed.
  */
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { CFG_ERR_APP_NOT_FOUND, CFG_ERR_DOCUMENT_INVALID, CFG_ERR_DOCUMENT_LIMIT_EXCEEDED, withData } from '../errors.js';
 import type { GitRepository, TreeEntry } from '../git/repository.js';
@@ -15,6 +16,9 @@ import { parseDocument, type ParsedDocument } from './parse.js';
 import { explainConfig } from './explain.js';
 import { envVariables, render, type EnvNaming } from './render.js';
 import type { Format, MergedConfig, PropertySource } from './types.js';
+
+/** Folders of an application that hold files by path, overlaid per profile: raw files and templates. */
+export type OverlayBase = 'files' | 'templates';
 
 /** Repository layouts of SPEC §2. */
 export type Layout = 'folders' | 'spring';
@@ -93,6 +97,8 @@ export class AppConfigReader {
   /** Parses in progress, so concurrent cold reads of one blob parse it once. */
   readonly #parsing = new Map<string, Promise<ParsedDocument>>();
   readonly #schemas = new LRUCache<string, { json: unknown }>({ max: 1_000 });
+  /** Dependency keys ({@link dependencyKey}) by commit, app, profiles and parts. */
+  readonly #dependencies = new LRUCache<string, string>({ max: 10_000 });
 
   /**
    * @param repo the repository to read (local or mirror)
@@ -251,6 +257,31 @@ export class AppConfigReader {
       readonly explain?: boolean;
     },
   ): Promise<{ config: AppConfig; text: string; secretKeys: string[]; secretKeyIds: string[] }> {
+    const { config, merged, secretKeys, secretKeyIds } = await this.readResolved(commit, app, profiles, options);
+    const naming = options.envNaming ?? 'standard';
+    const text = options.explain
+      ? explainConfig(merged, config.sources, commit)
+      : options.envMap
+        ? `${JSON.stringify(Object.fromEntries(envVariables(merged, naming)), null, 2)}\n`
+        : render(merged, format, { envNaming: naming });
+    return { config, text, secretKeys, secretKeyIds };
+  }
+
+  /**
+   * The first steps of {@link readRendered} without rendering: read and merge, resolve
+   * placeholders and check the schema (unless `resolve` is false), then apply `secrets`.
+   * Templates render from this.
+   *
+   * @returns the merge result, the configuration `resolved` before the secrets step
+   *   (`{cipher}` values as written) and `merged` after it, the secret keys and key ids
+   * @throws what {@link readRendered} throws, CFG_ERR_UNRENDERABLE aside
+   */
+  async readResolved(
+    commit: string,
+    app: string,
+    profiles: readonly string[],
+    options: { readonly resolve: boolean; readonly secrets?: SecretsStep | undefined },
+  ): Promise<{ config: AppConfig; resolved: MergedConfig; merged: MergedConfig; secretKeys: string[]; secretKeyIds: string[] }> {
     const config = await this.read(commit, app, profiles);
     const step = options.secrets;
     const bindingOf = (document: string): SecretBinding => documentBinding(app, document);
@@ -264,19 +295,10 @@ export class AppConfigReader {
         },
       }),
     });
-    let merged = resolved.config;
-    let secretKeys: string[] = [];
-    let secretKeyIds: string[] = [];
-    if (step) ({ config: merged, secretKeys, secretKeyIds } = step.apply(merged, { bindingOf, copies: resolved.copies, composed: resolved.composed }));
-    const naming = options.envNaming ?? 'standard';
-    const text = options.explain
-      ? explainConfig(merged, config.sources, commit)
-      : options.envMap
-        ? `${JSON.stringify(Object.fromEntries(envVariables(merged, naming)), null, 2)}\n`
-        : render(merged, format, { envNaming: naming });
-    return { config, text, secretKeys, secretKeyIds };
+    if (!step) return { config, resolved: resolved.config, merged: resolved.config, secretKeys: [], secretKeyIds: [] };
+    const applied = step.apply(resolved.config, { bindingOf, copies: resolved.copies, composed: resolved.composed });
+    return { config, resolved: resolved.config, merged: applied.config, secretKeys: applied.secretKeys, secretKeyIds: applied.secretKeyIds };
   }
-
 
   /**
    * The raw-file folders of `app` for `profiles`, lowest precedence first:
@@ -285,8 +307,17 @@ export class AppConfigReader {
    * layouts.
    */
   rawFileFolders(app: string, profiles: readonly string[]): string[] {
+    return this.overlayFolders(app, profiles, 'files');
+  }
+
+  /**
+   * The overlay folders of `app` named `base` (`files`, `templates`), lowest precedence
+   * first: `<app>/<base>`, then `<app>/<base>-<p>` per profile in request order (a profile
+   * named twice counts at its last position). The same folders in both layouts.
+   */
+  overlayFolders(app: string, profiles: readonly string[], base: OverlayBase): string[] {
     const unique = profiles.filter((p, i) => profiles.lastIndexOf(p) === i);
-    return [`${app}/files`, ...unique.map((p) => `${app}/files-${p}`)];
+    return [`${app}/${base}`, ...unique.map((p) => `${app}/${base}-${p}`)];
   }
 
   /**
@@ -298,15 +329,66 @@ export class AppConfigReader {
    * @throws CFG_ERR_APP_NOT_FOUND (404) when the application does not exist at the commit
    */
   async listRawFiles(commit: string, app: string, profiles: readonly string[]): Promise<RawFileEntry[]> {
+    return this.listOverlay(commit, app, profiles, 'files');
+  }
+
+  /**
+   * Lists the files of the overlay folders `base` of `app` ({@link overlayFolders}) at
+   * `commit`, a higher folder's file replacing a lower one at the same path. Nothing is read
+   * but trees.
+   *
+   * @returns entries sorted by `path` (UTF-16 code units).
+   * @throws CFG_ERR_APP_NOT_FOUND (404) when the application does not exist at the commit
+   */
+  async listOverlay(commit: string, app: string, profiles: readonly string[], base: OverlayBase): Promise<RawFileEntry[]> {
     if (!(await this.appExists(commit, app))) throw new CFG_ERR_APP_NOT_FOUND(app);
     const byPath = new Map<string, RawFileEntry>();
-    for (const folder of this.rawFileFolders(app, profiles)) {
+    for (const folder of this.overlayFolders(app, profiles, base)) {
       for (const f of await this.#repo.listFiles(commit, folder)) {
         const path = f.path.slice(folder.length + 1);
         byPath.set(path, { path, source: f.path, oid: f.oid, type: f.type });
       }
     }
     return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /**
+   * What an answer for `app` and `profiles` at `commit` depends on, as one SHA-256 (hex),
+   * computed from trees only (no blob is read): whether the application exists, and with
+   * `documents` the path, kind and object id of every document {@link read} reads (shared
+   * `application*` ones included, each extension apart, so a `.properties` that starts to
+   * shadow a `.yml` changes it) and of the schema file; then every entry below the overlay
+   * folders named in `overlays` ({@link overlayFolders}).
+   *
+   * Two commits with the same key give the same answers for the same request options, so
+   * ETags and rendered-response caches keyed by it follow the content, not the commit: a
+   * commit that touches another application leaves this key as it was. Remembered per
+   * (commit, app, profiles, parts).
+   */
+  async dependencyKey(commit: string, app: string, profiles: readonly string[], parts: { readonly documents: boolean; readonly overlays?: readonly OverlayBase[] }): Promise<string> {
+    const overlays = parts.overlays ?? [];
+    const memo = `${commit}\0${app}\0${profiles.join(',')}\0${parts.documents ? 'd' : ''}\0${overlays.join(',')}`;
+    const hit = this.#dependencies.get(memo);
+    if (hit !== undefined) return hit;
+    const lines: string[] = [this.#layout];
+    const exists = await this.appExists(commit, app);
+    lines.push(exists ? `app ${app}` : `no app ${app}`);
+    if (exists && parts.documents) {
+      for (const { dir, name } of [...this.#documentLocations(app, profiles), this.#schemaLocation(app)]) {
+        const entry = (await this.#repo.readTree(commit, dir))?.get(name);
+        if (entry !== undefined) lines.push(`doc ${entry.type} ${entry.oid} ${dir ? `${dir}/${name}` : name}`);
+      }
+    }
+    if (exists) {
+      for (const base of overlays) {
+        for (const folder of this.overlayFolders(app, profiles, base)) {
+          for (const f of await this.#repo.listFiles(commit, folder)) lines.push(`${base} ${f.type} ${f.oid} ${f.path}`);
+        }
+      }
+    }
+    const key = createHash('sha256').update(lines.join('\n')).digest('hex');
+    this.#dependencies.set(memo, key);
+    return key;
   }
 
   /**
@@ -328,6 +410,20 @@ export class AppConfigReader {
       const source = `${folder}/${segments.join('/')}`;
       const file = await this.#repo.readFileAt(commit, source);
       if (file) return { source, oid: file.oid, bytes: file.bytes };
+    }
+    return null;
+  }
+
+  /**
+   * The object id of the entry {@link readRawFile} would serve (trees only, nothing read;
+   * `<kind>:<id>` for a symlink or submodule, which it refuses), or `null` when no folder
+   * holds one there.
+   */
+  async rawFileOid(commit: string, app: string, profiles: readonly string[], segments: readonly string[]): Promise<string | null> {
+    for (const folder of this.rawFileFolders(app, profiles).reverse()) {
+      const parts = `${folder}/${segments.join('/')}`.split('/');
+      const entry = (await this.#repo.readTree(commit, parts.slice(0, -1).join('/')))?.get(parts[parts.length - 1] as string);
+      if (entry !== undefined && entry.type !== 'tree') return entry.type === 'blob' ? entry.oid : `${entry.type}:${entry.oid}`;
     }
     return null;
   }

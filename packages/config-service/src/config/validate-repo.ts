@@ -21,6 +21,7 @@ import { resolvePlaceholders, type PlaceholderError } from './placeholders.js';
 import { render } from './render.js';
 import { findSchemaViolation, type AppSchema } from './schema.js';
 import { flatten } from './tree.js';
+import { templateProblems } from './validate-templates.js';
 import { secretFindings } from './validate-secrets.js';
 import type { MergedConfig, Origin } from './types.js';
 
@@ -178,9 +179,9 @@ export interface Finding {
    * (symlinks, LFS pointers), `resource` (spring layout: a non-map `.json`), `secret`
    * (`{cipher}` values: malformed, unbound, bound to another application), `limit` (a
    * document over one of the `documents:` limits), `routing` (an application another
-   * repository serves).
+   * repository serves), `template` (a template of `templates/**` that does not render).
    */
-  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'secret' | 'limit' | 'routing';
+  readonly check: 'document' | 'layer' | 'placeholder' | 'schema' | 'env-name' | 'entry' | 'resource' | 'secret' | 'limit' | 'routing' | 'template';
   readonly message: string;
   /** The requests this was found for (`orders`, `orders/dev`), sorted; empty for per-file checks. */
   readonly contexts: readonly string[];
@@ -319,7 +320,9 @@ function contextName(app: string, profiles: readonly string[]): string {
  * - for every application × profile set: placeholders resolve (a missing key: see
  *   {@link ValidateOptions.unresolved}; a cycle: error), the schema holds (error; only
  *   checked when every placeholder resolved), environment names do not collide and every
- *   value can be an environment variable (`render(..., 'env')`, error);
+ *   value can be an environment variable (`render(..., 'env')`, error), and every
+ *   template of `templates/**` renders (`validate-templates.ts`; error, check `template`,
+ *   at the template's file, line and column);
  * - every `{cipher}` value (`validate-secrets.ts`): a value bound to another application
  *   (error), an envelope this service cannot read (warning), an unbound version-1 value
  *   (see {@link ValidateOptions.unboundSecrets});
@@ -397,6 +400,13 @@ export async function validateRepository(dir: string, options: ValidateOptions =
         const app = base.split('-')[0] as string;
         profileOf(base, app);
       }
+    }
+  }
+
+  // --- templates folders name profiles too (`<app>/templates-<profile>`, both layouts)
+  for (const app of apps) {
+    for (const [name, entry] of (await source.readTree(WORKTREE, app)) ?? new Map<string, TreeEntry>()) {
+      if (entry.type === 'tree' && name.startsWith('templates-')) profileOf(name, 'templates');
     }
   }
 
@@ -555,6 +565,11 @@ export async function validateRepository(dir: string, options: ValidateOptions =
         const keys = e.data?.keys ?? [];
         const origin = originsOfNames(resolved).get(keys[keys.length - 1] ?? '');
         findings.add({ file: origin?.document ?? contextName(app, []), line: origin?.line, column: origin?.column, severity: 'error', check: 'env-name', message: e.message }, context);
+      }
+
+      // Templates render over the resolved configuration; a placeholder problem is reported above.
+      if (placeholderProblems === 0) {
+        for (const t of await templateProblems(reader, source, WORKTREE, app, profiles, resolved)) findings.add({ ...t, severity: 'error' }, context);
       }
     }
   }

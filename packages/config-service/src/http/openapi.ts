@@ -58,6 +58,10 @@ const READ_ERRORS: RouteDoc['errors'] = {
   '503': ['repo_unavailable', 'repo_auth_failed'],
 };
 const FORMAT_TYPES = ['application/json', 'application/yaml', 'text/x-java-properties', 'text/x-shellscript', 'text/plain'];
+/** Long-poll (`wait=`): what a held route may also answer. */
+const WAIT_ERRORS: RouteDoc['errors'] = { '429': ['too_many_waiters'] };
+const WAIT_NOTE = ' With `wait=<duration>` and `If-None-Match`, the answer is held until it differs from that ETag (a commit that does not change it wakes nobody) or the wait ends with 304 (docs/api.md, "Long-poll").';
+const TEMPLATE_422 = [...CONFIG_422, 'template_invalid', 'secret_reference'];
 
 /** Route → documentation, keyed `METHOD url` as Fastify registers the route. */
 const ROUTES: Record<string, RouteDoc> = {
@@ -65,18 +69,42 @@ const ROUTES: Record<string, RouteDoc> = {
   'GET /v1/apps/{app}/config': {
     summary: "An application's merged configuration",
     tag: 'configuration',
-    description: 'Rendered in `format`; headers `Config-Commit`, `ETag`, `Cache-Control: no-store`; `If-None-Match` → 304. With `format=env` and `Accept: application/json`, a JSON map of environment names to values.',
+    description: `Rendered in \`format\`; headers \`Config-Commit\`, \`ETag\` (follows the content: the documents the application reads and the options, not the commit), \`Cache-Control: no-store\`; \`If-None-Match\` → 304. With \`format=env\` and \`Accept: application/json\`, a JSON map of environment names to values.${WAIT_NOTE}`,
     ok: { types: FORMAT_TYPES, description: 'The merged document' },
     notModified: true,
-    errors: { ...READ_ERRORS, '422': CONFIG_422 },
+    errors: { ...READ_ERRORS, ...WAIT_ERRORS, '422': CONFIG_422 },
   },
-  'GET /v1/apps/{app}/files': { summary: "The application's raw files", tag: 'files', ok: { types: ['application/json'], description: 'Paths, sizes and SHA-256 of the raw files' }, errors: { ...READ_ERRORS, '422': ['unsupported_entry'] } },
+  'GET /v1/apps/{app}/files': {
+    summary: "The application's raw files",
+    tag: 'files',
+    description: `A weak \`ETag\` that follows the files; \`If-None-Match\` → 304.${WAIT_NOTE}`,
+    ok: { types: ['application/json'], description: 'Paths, sizes and SHA-256 of the raw files' },
+    notModified: true,
+    errors: { ...READ_ERRORS, ...WAIT_ERRORS, '422': ['unsupported_entry'] },
+  },
   'GET /v1/apps/{app}/files/{*}': {
     summary: 'One raw file, byte for byte',
     tag: 'files',
+    description: `\`ETag\` is the blob id.${WAIT_NOTE}`,
     ok: { types: ['application/octet-stream', 'text/plain'], description: 'The file; the media type follows its extension' },
     notModified: true,
-    errors: { ...READ_ERRORS, '400': ['invalid_name', 'invalid_ref', 'invalid_request', 'invalid_path'], '404': ['app_not_found', 'ref_not_found', 'file_not_found'], '422': ['unsupported_entry'] },
+    errors: { ...READ_ERRORS, ...WAIT_ERRORS, '400': ['invalid_name', 'invalid_ref', 'invalid_request', 'invalid_path'], '404': ['app_not_found', 'ref_not_found', 'file_not_found'], '422': ['unsupported_entry'] },
+  },
+  'GET /v1/apps/{app}/templates': {
+    summary: "The application's templates, rendered (docs/templates.md)",
+    tag: 'files',
+    description: `\`templates/**\` (and \`templates-<profile>/**\`) rendered with Liquid over the merged configuration; partials (a path segment starting with \`_\`) are not listed. A weak \`ETag\`; \`If-None-Match\` → 304.${WAIT_NOTE}`,
+    ok: { types: ['application/json'], description: '`{ commit, templates: [{ path, size, sha256 }] }` of the rendered outputs' },
+    notModified: true,
+    errors: { ...READ_ERRORS, ...WAIT_ERRORS, '422': [...TEMPLATE_422, 'unsupported_entry'] },
+  },
+  'GET /v1/apps/{app}/templates/{*}': {
+    summary: 'One template, rendered',
+    tag: 'files',
+    description: `Secrets are decrypted for callers allowed \`secrets:read\`; for anyone else a template that outputs one is 422 \`secret_reference\`.${WAIT_NOTE}`,
+    ok: { types: ['application/octet-stream', 'text/plain'], description: 'The rendered template; the media type follows its extension' },
+    notModified: true,
+    errors: { ...READ_ERRORS, ...WAIT_ERRORS, '400': ['invalid_name', 'invalid_ref', 'invalid_request', 'invalid_path'], '404': ['app_not_found', 'ref_not_found', 'template_not_found'], '422': [...TEMPLATE_422, 'unsupported_entry'] },
   },
   'GET /v1/apps/{app}/history': { summary: "Commits that changed an application's documents", tag: 'configuration', ok: { types: ['application/json'], description: 'First-parent commits, newest first' }, errors: READ_ERRORS },
   'GET /v1/apps/{app}/diff': { summary: 'Key-level diff of the configuration between two refs (secrets masked)', tag: 'configuration', ok: { types: ['application/json'], description: 'Added, removed and changed keys' }, errors: { ...READ_ERRORS, '422': CONFIG_422 } },
@@ -141,7 +169,7 @@ const COMMON: Partial<Record<Status, string[]>> = {
 const DESCRIPTIONS: Record<Status, string> = {
   '200': 'OK',
   '202': 'Accepted',
-  '304': 'Not modified (`If-None-Match` matched the `ETag`)',
+  '304': 'Not modified (`If-None-Match` matched the `ETag`; with `wait=`, the wait ended without a change)',
   '400': 'Bad request',
   '401': 'No valid client certificate or token',
   '403': 'Not allowed by the access policy',
@@ -211,7 +239,7 @@ async function openapiPlugin(app: FastifyInstance): Promise<void> {
       security: [{ mutualTLS: [] }, { bearerJWT: [] }],
       tags: [
         { name: 'configuration', description: 'SPEC §5.1' },
-        { name: 'files', description: 'Raw files of an application' },
+        { name: 'files', description: 'Raw files and rendered templates of an application' },
         { name: 'spring', description: 'Spring Cloud Config compatibility (SPEC §5.3)' },
         { name: 'audit', description: 'SPEC §5.2, §6' },
         { name: 'secrets', description: 'SPEC §2.5' },

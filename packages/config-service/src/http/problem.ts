@@ -68,9 +68,9 @@ export function installProblemHandlers(app: FastifyInstance): void {
     if (err.code === 'CFG_ERR_SECRET_DECRYPT_FAILED' && typeof keyId === 'string' && KEY_ID_PATTERN.test(keyId) && request.audit) {
       request.audit.secretKeyIds = [keyId];
     }
-    // Git unavailable: when the next sync attempt is due (set by withRetryAfter).
+    // Git unavailable: when the next sync attempt is due; too many waiters (set by withRetryAfter).
     const retryAfter = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
-    if (p.status === 503 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+    if ((p.status === 503 || p.status === 429) && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
     return sendProblem(reply, p);
   });
   app.setNotFoundHandler((request, reply) => {

@@ -4,7 +4,9 @@
  * admission rather than failing later in its init container.
  *
  * `<prefix>/app` asks for injection; `<prefix>/profiles`, `/formats`, `/mount-path` and
- * `/ref` are optional; `<prefix>/injected` is written by the injector.
+ * `/ref` are optional; `<prefix>/watch: "true"` asks for the watch sidecar instead of the
+ * init container, told how to notify the application by `/on-change-http` or
+ * `/on-change-signal` with `/process-name`; `<prefix>/injected` is written by the injector.
  */
 import { refFormatViolation } from '../git/ref-name.js';
 import { NAME_PATTERN } from '../http/names.js';
@@ -18,6 +20,11 @@ export interface InjectionRequest {
   /** Absolute folder the configuration is mounted at in every container. */
   mountPath: string;
   ref: string | undefined;
+  /**
+   * `<prefix>/watch: "true"`: config-init runs as a native sidecar (`config-init watch`)
+   * that republishes on every change; with how to tell the application.
+   */
+  watch?: { onChangeHttp?: string; onChangeSignal?: string; processName?: string } | undefined;
 }
 
 /** The outcome of reading a pod's annotations. */
@@ -27,7 +34,10 @@ export type AnnotationResult =
   | { kind: 'deny'; message: string };
 
 /** Annotation names under the prefix, without it. */
-export const ANNOTATIONS = ['app', 'profiles', 'formats', 'mount-path', 'ref', 'injected'] as const;
+export const ANNOTATIONS = ['app', 'profiles', 'formats', 'mount-path', 'ref', 'watch', 'on-change-http', 'on-change-signal', 'process-name', 'injected'] as const;
+
+/** Signals a watch sidecar may send (config-init's `--on-change-signal`, short names). */
+const WATCH_SIGNALS = ['HUP', 'USR1', 'USR2', 'INT', 'TERM', 'QUIT', 'WINCH'];
 
 const NAME_RULE = `must match ${NAME_PATTERN.source} and contain no '..' (the service's name rule, SPEC §5)`;
 
@@ -87,5 +97,29 @@ export function readAnnotations(annotations: Readonly<Record<string, string>> | 
     const violation = refFormatViolation(ref);
     if (violation) return { kind: 'deny', message: `annotation ${prefix}ref: ${JSON.stringify(ref)} ${violation} (git's ref-name rules)` };
   }
-  return { kind: 'inject', request: { app, profiles, formats, mountPath, ref }, warnings: [] };
+  const watchRaw = get('watch');
+  if (watchRaw !== undefined && watchRaw !== 'true' && watchRaw !== 'false') return { kind: 'deny', message: `annotation ${prefix}watch: ${JSON.stringify(watchRaw)} must be "true" or "false"` };
+  const watching = watchRaw === 'true';
+  const onChangeHttp = get('on-change-http');
+  const onChangeSignal = get('on-change-signal');
+  const processName = get('process-name');
+  for (const [name, value] of [['on-change-http', onChangeHttp], ['on-change-signal', onChangeSignal], ['process-name', processName]] as const) {
+    if (value !== undefined && !watching) return { kind: 'deny', message: `annotation ${prefix}${name}: needs ${prefix}watch: "true" (only the watch sidecar notifies the application)` };
+  }
+  if (onChangeHttp !== undefined && !/^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?(\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$/.test(onChangeHttp)) {
+    return { kind: 'deny', message: `annotation ${prefix}on-change-http: ${JSON.stringify(onChangeHttp)} must be an http:// URL of the pod itself (localhost, 127.0.0.1 or [::1])` };
+  }
+  if ((onChangeSignal === undefined) !== (processName === undefined)) {
+    return { kind: 'deny', message: `annotation ${prefix}${onChangeSignal === undefined ? 'process-name' : 'on-change-signal'}: needs ${prefix}${onChangeSignal === undefined ? 'on-change-signal' : 'process-name'} too (the sidecar signals a process found by name)` };
+  }
+  if (onChangeSignal !== undefined && !WATCH_SIGNALS.includes(onChangeSignal.replace(/^SIG/, ''))) {
+    return { kind: 'deny', message: `annotation ${prefix}on-change-signal: ${JSON.stringify(onChangeSignal)} is not one of ${WATCH_SIGNALS.join(', ')}` };
+  }
+  if (processName !== undefined && !/^[A-Za-z0-9._+-]{1,64}$/.test(processName)) {
+    return { kind: 'deny', message: `annotation ${prefix}process-name: ${JSON.stringify(processName)} must be a program name (letters, digits, '.', '_', '+', '-')` };
+  }
+  const watch = watching
+    ? { ...(onChangeHttp !== undefined && { onChangeHttp }), ...(onChangeSignal !== undefined && { onChangeSignal: onChangeSignal.replace(/^SIG/, ''), processName }) }
+    : undefined;
+  return { kind: 'inject', request: { app, profiles, formats, mountPath, ref, ...(watch !== undefined && { watch }) }, warnings: [] };
 }

@@ -1,6 +1,7 @@
 /**
  * The JSON Patch (RFC 6902) that injects config-init into a pod (SPEC §7.1): the init
- * container, a memory-backed `emptyDir` mounted read-only into every application
+ * container (or, with `<prefix>/watch: "true"`, the watch sidecar: the same container as a
+ * native sidecar running `config-init watch`, with a startup probe on its health port), a memory-backed `emptyDir` mounted read-only into every application
  * container, the identity volume, the pod `fsGroup` when none is set, and the
  * `<prefix>/injected` annotation that makes a second pass a no-op. Paths are JSON Pointers
  * (RFC 6901: `~` → `~0`, `/` → `~1`).
@@ -20,6 +21,7 @@ export interface PodLike {
   metadata?: { name?: string; generateName?: string; namespace?: string; annotations?: Record<string, string> };
   spec?: {
     serviceAccountName?: string;
+    shareProcessNamespace?: boolean;
     initContainers?: ContainerLike[];
     containers?: ContainerLike[];
     volumes?: { name: string }[];
@@ -47,6 +49,8 @@ export function jsonPointer(...tokens: (string | number)[]): string {
 
 /** The init container for `request`, as the injector adds it. */
 export function initContainer(request: InjectionRequest, settings: Pick<InjectorSettings, 'configInit' | 'identity'>): Record<string, unknown> {
+  const watch = request.watch;
+  const port = settings.configInit.healthPort;
   const id = settings.identity.mountPath;
   const env: { name: string; value: string }[] = [
     { name: 'CONFIG_INIT_SERVER', value: settings.configInit.serverUrl },
@@ -59,12 +63,31 @@ export function initContainer(request: InjectionRequest, settings: Pick<Injector
     { name: 'CONFIG_INIT_CA', value: `${id}/ca.crt` },
     { name: 'CONFIG_INIT_OUTPUT_DIR', value: request.mountPath },
     { name: 'CONFIG_INIT_LOG_FORMAT', value: settings.configInit.logFormat },
+    ...(watch !== undefined
+      ? [
+          { name: 'CONFIG_INIT_HEALTH_PORT', value: String(port) },
+          ...(watch.onChangeHttp !== undefined ? [{ name: 'CONFIG_INIT_ON_CHANGE_HTTP', value: watch.onChangeHttp }] : []),
+          ...(watch.onChangeSignal !== undefined ? [{ name: 'CONFIG_INIT_ON_CHANGE_SIGNAL', value: watch.onChangeSignal }, { name: 'CONFIG_INIT_PROCESS_NAME', value: watch.processName ?? '' }] : []),
+        ]
+      : []),
   ];
+  // The watch sidecar is a native sidecar (an init container with restartPolicy: Always,
+  // Kubernetes 1.29+): the application containers start once its startupProbe passes, i.e.
+  // once the first set is published, and it keeps running beside them.
+  const sidecar =
+    watch === undefined
+      ? {}
+      : {
+          restartPolicy: 'Always',
+          startupProbe: { httpGet: { path: '/health/ready', port }, periodSeconds: 1, failureThreshold: 120 },
+          livenessProbe: { httpGet: { path: '/health/live', port }, periodSeconds: 10 },
+        };
   return {
     name: INIT_CONTAINER_NAME,
     image: settings.configInit.image,
     imagePullPolicy: settings.configInit.imagePullPolicy,
-    args: ['fetch'],
+    args: [watch === undefined ? 'fetch' : 'watch'],
+    ...sidecar,
     env,
     resources: settings.configInit.resources,
     securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
@@ -104,6 +127,9 @@ export function injectionPatch(pod: PodLike, request: InjectionRequest, settings
   for (const c of [...init, ...containers]) {
     const clash = (c.volumeMounts ?? []).find((m) => m.mountPath.replace(/\/+$/, '') === request.mountPath);
     if (clash) return { kind: 'deny', message: `annotation ${settings.annotationPrefix}/mount-path: container ${c.name} already mounts volume ${clash.name} at ${request.mountPath}` };
+  }
+  if (request.watch?.processName !== undefined && spec.shareProcessNamespace !== true) {
+    return { kind: 'deny', message: `annotation ${settings.annotationPrefix}/process-name: the watch sidecar finds the process by name only when the pod sets spec.shareProcessNamespace: true (the injector never turns it on itself)` };
   }
   if (settings.identity.source === 'csi' && (spec.serviceAccountName ?? 'default') !== request.app) {
     warnings.push(`service account ${spec.serviceAccountName ?? 'default'} differs from the application ${request.app}: the workload certificate names the service account, so config-service must grant it ${request.app}`);

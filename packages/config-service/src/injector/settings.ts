@@ -45,6 +45,7 @@ export const InjectorSettingsSchema = Type.Object(
         imagePullPolicy: Type.Union([Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')], { default: 'IfNotPresent' }),
         serverUrl: Type.String({ pattern: '^https://', description: "config-service API URL as pods reach it (CONFIG_INIT_SERVER)" }),
         logFormat: Type.Union([Type.Literal('json'), Type.Literal('text')], { default: 'json' }),
+        healthPort: Type.Integer({ minimum: 1, maximum: 65535, default: 8787, description: "Port of the watch sidecar's /health/live and /health/ready (CONFIG_INIT_HEALTH_PORT; shared with the pod's other containers, so pick one no application uses)" }),
         resources: Type.Object(
           { requests: Type.Optional(Quantities), limits: Type.Optional(Quantities) },
           { additionalProperties: false, default: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '128Mi' } } },

@@ -235,9 +235,26 @@ export const SettingsSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    longPoll: Type.Object(
+      {
+        maxWaitMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 300_000, description: 'Longest wait= of a long-poll, ms; a longer wait= is cut to it' }),
+        maxWaiters: Type.Integer({ minimum: 0, default: 50_000, description: 'Most long-poll requests held at once by this replica; beyond it 429 too_many_waiters' }),
+        maxWaitersPerIdentity: Type.Integer({ minimum: 0, default: 1_000, description: 'Most long-poll requests held at once for one caller (certificate identity or token subject); beyond it 429 too_many_waiters' }),
+        localPollMs: Type.Integer({ minimum: 100, default: 1_000, description: "How often a local repository's refs are read while long-polls wait on it, ms (never while none waits)" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    templates: Type.Object(
+      {
+        renderTimeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 2_000, description: 'Most milliseconds one template may render; then 422 template_invalid' }),
+        maxOutputBytes: Type.Integer({ minimum: 1024, default: 1_048_576, description: 'Largest rendered template, bytes; a larger one is 422 template_invalid' }),
+        maxTemplateBytes: Type.Integer({ minimum: 1024, default: 1_048_576, description: 'Largest template file (and partial), bytes; a larger one is 422 template_invalid' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     cache: Type.Object(
       {
-        maxEntries: Type.Integer({ minimum: 0, default: 5000, description: 'Rendered responses kept per (commit, app, profiles, format)' }),
+        maxEntries: Type.Integer({ minimum: 0, default: 5000, description: 'Rendered responses kept, by what they depend on (the blobs and paths the application reads) and the request options' }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -24,7 +24,7 @@ describe('loadInjectorSettings', () => {
     expect(s.annotationPrefix).toBe('config-service.example');
     expect(s.identity).toEqual({ source: 'csi', csiDriver: 'spiffe.csi.cert-manager.io', secretName: '{app}-config-client-tls', mountPath: '/var/run/config-service/identity' });
     expect(s.defaults).toEqual({ mountPath: '/config', formats: ['properties'], fsGroup: 10001 });
-    expect(s.configInit).toEqual({ image: 'registry.example.com/config-init:1', serverUrl: 'https://config-service.svc', imagePullPolicy: 'IfNotPresent', logFormat: 'json', resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '128Mi' } } });
+    expect(s.configInit).toEqual({ image: 'registry.example.com/config-init:1', serverUrl: 'https://config-service.svc', imagePullPolicy: 'IfNotPresent', logFormat: 'json', healthPort: 8787, resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '128Mi' } } });
   });
 
   it('CONFIG_SERVICE_INJECTOR_* variables win over the file; lists and maps as YAML', () => {

@@ -11,6 +11,7 @@ import { readableApps } from '../../auth/policy.js';
 import { secretsStep } from '../../secrets/apply.js';
 import { readTarget } from '../target.js';
 import { secretsModeFor } from '../secrets-mode.js';
+import { answerOrWait, parseWait, WAIT_PATTERN } from '../long-poll.js';
 
 const ConfigParams = Type.Object({ app: Type.String() });
 const ConfigQuery = Type.Object(
@@ -24,6 +25,8 @@ const ConfigQuery = Type.Object(
     envNaming: Type.Union([Type.Literal('standard'), Type.Literal('spring')], { default: 'standard' }),
     /** With format=json: also where each value came from and what it overrode (secrets masked). */
     explain: Type.Boolean({ default: false }),
+    /** Long-poll (with `If-None-Match`): hold the answer until it changes, at most this long (`30s`, `5m`, `500ms`; no unit = seconds). */
+    wait: Type.Optional(Type.String({ pattern: WAIT_PATTERN })),
   },
   { additionalProperties: false },
 );
@@ -45,49 +48,82 @@ export interface ConfigRoutesOptions {
   cacheEntries: number;
 }
 
+/** The ETag of a cache key: a strong tag of 32 base64url characters of its SHA-256. */
+export function etagOfKey(key: string): string {
+  return `"${createHash('sha256').update(key).digest('base64url').slice(0, 32)}"`;
+}
+
 /** Registers the configuration routes. */
 export default async function configRoutes(app: FastifyInstance, opts: ConfigRoutesOptions): Promise<void> {
   const cache = opts.cacheEntries > 0 ? new LRUCache<string, Rendered>({ max: opts.cacheEntries }) : undefined;
+  /** Renders in progress, so concurrent misses of one key (a wake of many waiters) render once. */
+  const rendering = new Map<string, Promise<Rendered>>();
 
   app.get<{ Params: Static<typeof ConfigParams>; Querystring: Static<typeof ConfigQuery> }>(
     '/v1/apps/:app/config',
     { schema: { params: ConfigParams, querystring: ConfigQuery } },
     async (request, reply) => {
       const format = request.query.format as Format;
-      const { app: appName, profiles, commit, store } = await readTarget(request, {
+      const target = await readTarget(request, {
         action: 'config.read',
         format,
         app: request.params.app,
         profile: request.query.profile,
         ref: request.query.ref,
       });
+      const { app: appName, profiles, store } = target;
       const { resolve, envNaming, explain } = request.query;
       if (explain && format !== 'json') throw new CFG_ERR_INVALID_REQUEST('explain=true is only available with format=json');
       // `config-init exec` asks for format=env with Accept: application/json: the variables as a JSON object.
       const envMap = (format === 'env' || format === 'dotenv') && /\bapplication\/json\b/.test(request.headers.accept ?? '');
       // An explanation never shows secrets, whoever asks.
       const mode = explain ? 'redact' : secretsModeFor(request, appName, profiles);
-      const key = [store.name, commit, appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', explain ? 'explain' : '', mode].join('\0');
-      let rendered = cache?.get(key);
-      if (!rendered) {
-        const { config, text, secretKeys, secretKeyIds } = await store.reader.readRendered(commit, appName, profiles, format, {
-          resolve,
-          envNaming,
-          envMap,
-          explain,
-          // Placeholders over secrets: composed with the plaintext (decrypt), refused (redact), masked (explain).
-          secrets: secretsStep(explain ? 'explain' : mode, app.secretsKeyring),
-        });
-        rendered = {
-          body: Buffer.from(text, 'utf8'),
-          etag: `"${createHash('sha256').update(key).digest('base64url').slice(0, 32)}"`,
-          mediaType: envMap ? 'application/json; charset=utf-8' : MEDIA_TYPES[format],
-          propertyCount: config.merged.size,
-          secretKeys,
-          secretKeyIds,
-        };
-        cache?.set(key, rendered);
-      }
+      const options = [appName, profiles.join(','), format, resolve ? 'resolve' : 'raw', envNaming, envMap ? 'map' : 'text', mode].join('\0');
+      // The answer depends on the documents the application reads and on the options, not on
+      // the commit: a commit that leaves them as they were keeps the ETag and the cache entry.
+      // An explanation names the commit of each origin, so it depends on the commit too.
+      const keyAt = async (commit: string): Promise<string> =>
+        [store.name, await store.reader.dependencyKey(commit, appName, profiles, { documents: true }), options, explain ? `explain@${commit}` : ''].join('\0');
+      const produce = async (commit: string): Promise<Rendered> => {
+        const key = await keyAt(commit);
+        const hit = cache?.get(key);
+        if (hit) return hit;
+        let pending = rendering.get(key);
+        if (pending === undefined) {
+          pending = (async () => {
+            const { config, text, secretKeys, secretKeyIds } = await store.reader.readRendered(commit, appName, profiles, format, {
+              resolve,
+              envNaming,
+              envMap,
+              explain,
+              // Placeholders over secrets: composed with the plaintext (decrypt), refused (redact), masked (explain).
+              secrets: secretsStep(explain ? 'explain' : mode, app.secretsKeyring),
+            });
+            const rendered: Rendered = {
+              body: Buffer.from(text, 'utf8'),
+              etag: etagOfKey(key),
+              mediaType: envMap ? 'application/json; charset=utf-8' : MEDIA_TYPES[format],
+              propertyCount: config.merged.size,
+              secretKeys,
+              secretKeyIds,
+            };
+            cache?.set(key, rendered);
+            return rendered;
+          })();
+          rendering.set(key, pending);
+          const done = (): void => {
+            rendering.delete(key);
+          };
+          pending.then(done, done);
+        }
+        return pending;
+      };
+      const { result: rendered, commit, notModified } = await answerOrWait(request, reply, target, {
+        waitMs: parseWait(request.query.wait, app.longPoll.options.maxWaitMs),
+        group: `config\0${store.name}\0${options}\0${explain ? 'explain' : ''}`,
+        produce,
+        etagAt: async (at) => etagOfKey(await keyAt(at)),
+      });
       request.audit.secretKeys = rendered.secretKeys;
       request.audit.secretKeyIds = rendered.secretKeyIds;
       reply
@@ -95,7 +131,7 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
         .header('etag', rendered.etag)
         .header('cache-control', 'no-store')
         .header('config-property-count', String(rendered.propertyCount));
-      if (request.headers['if-none-match'] === rendered.etag) return reply.code(304).send();
+      if (notModified) return reply.code(304).send();
       return reply.type(rendered.mediaType).header('vary', 'accept').send(rendered.body);
     },
   );

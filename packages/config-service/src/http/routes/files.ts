@@ -13,6 +13,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { CFG_ERR_FILE_NOT_FOUND, CFG_ERR_INVALID_PATH, CFG_ERR_UNSUPPORTED_ENTRY } from '../../errors.js';
 import { readTarget } from '../target.js';
+import { answerOrWait, parseWait, WAIT_PATTERN } from '../long-poll.js';
 
 const ListParams = Type.Object({ app: Type.String() });
 const FileParams = Type.Object({ app: Type.String(), '*': Type.String() });
@@ -20,6 +21,8 @@ const FilesQuery = Type.Object(
   {
     profile: Type.Optional(Type.String({ maxLength: 1024 })),
     ref: Type.Optional(Type.String({ maxLength: 1024 })),
+    /** Long-poll (with `If-None-Match`): hold the answer until it changes, at most this long. */
+    wait: Type.Optional(Type.String({ pattern: WAIT_PATTERN })),
   },
   { additionalProperties: false },
 );
@@ -109,30 +112,44 @@ export default async function filesRoutes(app: FastifyInstance, opts: FilesRoute
     '/v1/apps/:app/files',
     { schema: { params: ListParams, querystring: FilesQuery } },
     async (request, reply) => {
-      const { app: appName, profiles, commit, store } = await readTarget(request, {
+      const target = await readTarget(request, {
         action: 'files.list',
         format: 'json',
         app: request.params.app,
         profile: request.query.profile,
         ref: request.query.ref,
       });
-      const entries = await store.reader.listRawFiles(commit, appName, profiles);
-      const files: FileListEntry[] = [];
-      for (const e of entries) {
-        let d = digests.get(e.oid);
-        if (!d) {
-          // Throws CFG_ERR_UNSUPPORTED_ENTRY (422) for symlinks, submodules, LFS pointers.
-          const file = await store.repository.readFileAt(commit, e.source);
-          if (!file) throw new CFG_ERR_UNSUPPORTED_ENTRY(`${JSON.stringify(e.source)} cannot be read as a file`);
-          d = { size: file.bytes.byteLength, sha256: createHash('sha256').update(file.bytes).digest('hex') };
-          digests.set(e.oid, d);
-        } else if (e.type !== 'blob') {
-          throw new CFG_ERR_UNSUPPORTED_ENTRY(`${JSON.stringify(e.source)} is not a regular file`);
+      const { app: appName, profiles, store } = target;
+      // Weak: two commits with the same files give equivalent lists (only `commit` differs).
+      const etagAt = async (commit: string): Promise<string> =>
+        `W/"${createHash('sha256').update(['files', store.name, appName, profiles.join(','), await store.reader.dependencyKey(commit, appName, profiles, { documents: false, overlays: ['files'] })].join('\0')).digest('base64url').slice(0, 32)}"`;
+      const produce = async (commit: string): Promise<{ etag: string; files: FileListEntry[] }> => {
+        const entries = await store.reader.listRawFiles(commit, appName, profiles);
+        const files: FileListEntry[] = [];
+        for (const e of entries) {
+          let d = digests.get(e.oid);
+          if (!d) {
+            // Throws CFG_ERR_UNSUPPORTED_ENTRY (422) for symlinks, submodules, LFS pointers.
+            const file = await store.repository.readFileAt(commit, e.source);
+            if (!file) throw new CFG_ERR_UNSUPPORTED_ENTRY(`${JSON.stringify(e.source)} cannot be read as a file`);
+            d = { size: file.bytes.byteLength, sha256: createHash('sha256').update(file.bytes).digest('hex') };
+            digests.set(e.oid, d);
+          } else if (e.type !== 'blob') {
+            throw new CFG_ERR_UNSUPPORTED_ENTRY(`${JSON.stringify(e.source)} is not a regular file`);
+          }
+          files.push({ path: e.path, size: d.size, sha256: d.sha256 });
         }
-        files.push({ path: e.path, size: d.size, sha256: d.sha256 });
-      }
-      const body: FileList = { commit, files };
-      reply.header('config-commit', commit).header('cache-control', 'no-store');
+        return { etag: await etagAt(commit), files };
+      };
+      const { result, commit, notModified } = await answerOrWait(request, reply, target, {
+        waitMs: parseWait(request.query.wait, app.longPoll.options.maxWaitMs),
+        group: `files\0${store.name}\0${appName}\0${profiles.join(',')}`,
+        produce,
+        etagAt,
+      });
+      reply.header('config-commit', commit).header('cache-control', 'no-store').header('etag', result.etag);
+      if (notModified) return reply.code(304).send();
+      const body: FileList = { commit, files: result.files };
       return reply.type('application/json; charset=utf-8').send(JSON.stringify(body));
     },
   );
@@ -142,17 +159,28 @@ export default async function filesRoutes(app: FastifyInstance, opts: FilesRoute
     { schema: { params: FileParams, querystring: FilesQuery } },
     async (request, reply) => {
       let segments: string[] = [];
-      const { app: appName, profiles, commit, store } = await readTarget(
+      const target = await readTarget(
         request,
         { action: 'files.read', format: 'raw', app: request.params.app, profile: request.query.profile, ref: request.query.ref },
         () => (segments = parseFilePath(request.params['*'])),
       );
-      const file = await store.reader.readRawFile(commit, appName, profiles, segments);
-      if (!file) throw new CFG_ERR_FILE_NOT_FOUND(appName);
-      const etag = `"${file.oid}"`;
-      reply.header('config-commit', commit).header('etag', etag).header('cache-control', 'no-store');
-      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-      return reply.type(fileMediaType(segments[segments.length - 1] as string)).send(Buffer.from(file.bytes.buffer, file.bytes.byteOffset, file.bytes.byteLength));
+      const { app: appName, profiles, store } = target;
+      // The ETag is the winning blob's id: it follows the content, whatever the commit.
+      const produce = async (at: string): Promise<{ etag: string; file: { oid: string; bytes: Uint8Array } }> => {
+        const file = await store.reader.readRawFile(at, appName, profiles, segments);
+        if (!file) throw new CFG_ERR_FILE_NOT_FOUND(appName);
+        return { etag: `"${file.oid}"`, file };
+      };
+      const { result, commit: served, notModified } = await answerOrWait(request, reply, target, {
+        waitMs: parseWait(request.query.wait, app.longPoll.options.maxWaitMs),
+        group: `file\0${store.name}\0${appName}\0${profiles.join(',')}\0${segments.join('/')}`,
+        produce,
+        etagAt: async (at) => `"${(await store.reader.rawFileOid(at, appName, profiles, segments)) ?? 'none'}"`,
+      });
+      reply.header('config-commit', served).header('etag', result.etag).header('cache-control', 'no-store');
+      if (notModified) return reply.code(304).send();
+      const bytes = result.file.bytes;
+      return reply.type(fileMediaType(segments[segments.length - 1] as string)).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     },
   );
 }
