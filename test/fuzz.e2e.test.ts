@@ -153,7 +153,6 @@ describe('fuzzing names, queries and refs', () => {
     let sent = 0;
     let sentRaw = 0;
     let next = 0;
-    const started = Date.now();
     const check = (p: string, status: number, body: string): void => {
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       if (status >= 500 || status === 0) failures.push(`${status} ${JSON.stringify(p).slice(0, 200)} ${body.slice(0, 200)}`);
@@ -190,12 +189,10 @@ describe('fuzzing names, queries and refs', () => {
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
     await pool.close();
-    const elapsed = Date.now() - started;
 
     expect(failures).toEqual([]);
     expect(sent + sentRaw).toBe(TOTAL);
     expect(sentRaw).toBeGreaterThan(0);
-    expect(elapsed).toBeLessThan(90_000);
     // The generator reached the interesting answers, not only one kind of rejection.
     expect(statuses.get(200) ?? 0).toBeGreaterThan(50);
     expect(statuses.get(400) ?? 0).toBeGreaterThan(TOTAL / 10);
