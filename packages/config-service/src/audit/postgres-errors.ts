@@ -3,6 +3,9 @@
  * the sync bus, which shares the connection string).
  */
 
+/** How much longer than `queryTimeoutMs` the client waits for an answer before it drops the connection. */
+export const QUERY_TIMEOUT_GRACE_MS = 1000;
+
 /** Errors after which a connection must not go back to the pool (nor be sent a ROLLBACK). */
 export function isConnectionError(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
@@ -78,4 +81,21 @@ function containsSecret(v: unknown, secrets: readonly string[], depth: number, s
     if (containsSecret(child, secrets, depth + 1, seen)) return true;
   }
   return false;
+}
+
+/**
+ * Why a PostgreSQL operation failed, for readiness: the timeout that expired, or the
+ * error's own text (already scrubbed of credentials).
+ */
+export function describePgError(err: Error, connectTimeoutMs: number, queryTimeoutMs: number): string {
+  const code = (err as { code?: unknown }).code;
+  const message = err.message;
+  if (message === 'Query read timeout') return `PostgreSQL did not answer within ${queryTimeoutMs + QUERY_TIMEOUT_GRACE_MS} ms`;
+  if (/timeout exceeded when trying to connect|due to connection timeout/.test(message)) {
+    return `no connection to PostgreSQL within ${connectTimeoutMs} ms`;
+  }
+  if (code === '57014') return `a statement ran longer than ${queryTimeoutMs} ms (statement_timeout; another replica holding the chain's lock?)`;
+  if (code === 'ECONNREFUSED') return 'PostgreSQL refused the connection (ECONNREFUSED)';
+  if (code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated unexpectedly/.test(message)) return 'the connection to PostgreSQL was reset or closed';
+  return typeof code === 'string' ? `${code}: ${message}` : message;
 }

@@ -6,7 +6,9 @@
  * ever written) and `<t>_checkpoints` (signed checkpoints). Names longer than PostgreSQL's
  * 63 bytes are shortened with a hash of the table name.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { GENESIS_HASH } from './chain.js';
 
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s, 'utf8').digest('hex');
@@ -133,4 +135,95 @@ export function headSchemaSql(table: string): string[] {
  */
 export function advisoryLockKey(table: string): string {
   return createHash('sha256').update(`config-service audit chain\n${table}`, 'utf8').digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * Text as a column holds it. PostgreSQL text cannot hold U+0000 and `pg` sends lone
+ * surrogates as U+FFFD, so both become U+FFFD, consistently when writing, filtering and
+ * verifying (the event JSON, which is what is hashed, keeps them escaped and exact).
+ */
+export function columnText(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
+export function nullableColumn(s: string | undefined): string | null {
+  return s === undefined ? null : columnText(s);
+}
+
+/** What {@link prepareSchema} found and created. */
+export interface PreparedSchema {
+  /** False when the anchor table is missing and could not be created (pruning then fails). */
+  hasAnchorTable: boolean;
+  /** False when the anchor table has no `checkpoint` column and it could not be added (anchors are then unsigned). */
+  anchorSigned: boolean;
+  storeId: string;
+  /** The last `seq` written. */
+  lastSeq: number;
+}
+
+/**
+ * Creates what is missing, inside a transaction that holds the chain's lock (so replicas
+ * starting together do not race): the events table (required), then the parts later
+ * versions added — the request id index and the anchor's checkpoint column (optional: a
+ * role that may not create them keeps what it can, `warn` says so), the anchor table
+ * (optional: pruning is then unavailable), the counter and checkpoint tables (required).
+ * The counter starts at the last stored event, or at the anchor when every event was pruned.
+ *
+ * @param warn told what could not be created (`err`, and what).
+ * @param describe a scrubbed message of an error (it may quote the connection string).
+ * @throws Error naming what could not be created when a required part fails.
+ */
+export async function prepareSchema(
+  c: pg.PoolClient,
+  table: string,
+  lockKey: string,
+  warn: (err: unknown, what: string) => void,
+  describe: (err: unknown) => string,
+): Promise<PreparedSchema> {
+  const t = `"${table}"`;
+  const a = `"${anchorTableName(table)}"`;
+  const h = `"${headTableName(table)}"`;
+  let hasAnchorTable = true;
+  let anchorSigned = true;
+  await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey]);
+  const exists = async (name: string): Promise<boolean> => (await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`"${name}"`])).rows[0]?.t !== null;
+  /** Runs DDL in a savepoint; a failure is thrown when `required`, else reported and returned as false. */
+  const ddl = async (sqls: readonly string[], required: boolean, what: string): Promise<boolean> => {
+    await c.query('SAVEPOINT audit_ddl');
+    try {
+      for (const sql of sqls) await c.query(sql);
+      await c.query('RELEASE SAVEPOINT audit_ddl');
+      return true;
+    } catch (err) {
+      await c.query('ROLLBACK TO SAVEPOINT audit_ddl');
+      if (required) throw new Error(`cannot create ${what}: ${describe(err)}`);
+      warn(err, what);
+      return false;
+    }
+  };
+  if (!(await exists(table))) await ddl(schemaSql(table), true, `the table ${table}`);
+  const requestIndex = (
+    await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%(request_id, seq)%'`, [table])
+  ).rows[0]?.n;
+  if (requestIndex === 0) await ddl([requestIdIndexSql(table)], false, 'the request id index (requestId= queries scan the table)');
+  if (!(await exists(anchorTableName(table)))) {
+    hasAnchorTable = await ddl(anchorSchemaSql(table), false, `the retention anchor table ${anchorTableName(table)}; pruning is unavailable`);
+    anchorSigned = hasAnchorTable;
+  } else {
+    const column = await c.query('SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2', [
+      anchorTableName(table),
+      'checkpoint',
+    ]);
+    if (column.rowCount === 0) anchorSigned = await ddl(anchorSchemaSql(table).slice(1), false, `the checkpoint column of ${anchorTableName(table)}; retention anchors are unsigned`);
+  }
+  if (!(await exists(headTableName(table))) || !(await exists(checkpointTableName(table)))) {
+    await ddl(headSchemaSql(table), true, `the counter and checkpoint tables ${headTableName(table)}, ${checkpointTableName(table)}`);
+  }
+  const tail = (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${t} ORDER BY seq DESC LIMIT 1`)).rows[0];
+  const anchor = hasAnchorTable ? (await c.query<{ seq: string; prev_hash: string }>(`SELECT seq, prev_hash FROM ${a} WHERE id = 1`)).rows[0] : undefined;
+  const start = tail ? { seq: tail.seq, hash: tail.hash } : anchor ? { seq: String(Number(anchor.seq) - 1), hash: anchor.prev_hash } : { seq: '0', hash: GENESIS_HASH };
+  await c.query(`INSERT INTO ${h} (id, store_id, seq, hash) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING`, [randomUUID(), start.seq, start.hash]);
+  const head = (await c.query<{ store_id: string; seq: string }>(`SELECT store_id, seq FROM ${h} WHERE id = 1`)).rows[0];
+  return { hasAnchorTable, anchorSigned, storeId: head?.store_id ?? '', lastSeq: Math.max(Number(head?.seq ?? 0), Number(tail?.seq ?? 0)) };
 }

@@ -42,7 +42,7 @@
  * The connection string carries a password: it is never logged nor put in an error
  * message; errors from `pg` that would contain it are replaced by scrubbed copies.
  */
-import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import pg from 'pg';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, hashEventBody, type ChainAnchor } from './chain.js';
@@ -51,17 +51,8 @@ import { CheckpointSchedule, type StoreCheckpointOptions } from './checkpoint-sc
 import { closedError, CommitQueue, emptyStats, StoreHealth, withDeadline, type Pending } from './commit-queue.js';
 import { withChainFields } from './event.js';
 import { eventJsonParts, joinEventJson, rememberEventJson } from './event-json.js';
-import { connectionSecrets, isConnectionError, scrubError } from './postgres-errors.js';
-import {
-  advisoryLockKey,
-  anchorSchemaSql,
-  anchorTableName,
-  checkpointTableName,
-  headSchemaSql,
-  headTableName,
-  requestIdIndexSql,
-  schemaSql,
-} from './postgres-schema.js';
+import { connectionSecrets, describePgError, isConnectionError, QUERY_TIMEOUT_GRACE_MS, scrubError } from './postgres-errors.js';
+import { advisoryLockKey, anchorTableName, checkpointTableName, columnText, headTableName, nullableColumn, prepareSchema } from './postgres-schema.js';
 import { parseAfter, parseInstant, parseLimit } from './query.js';
 import { checkRow, pageQuery, rowToEvent, SILENT, toPage, type EventRow } from './rows.js';
 import type {
@@ -115,8 +106,7 @@ export interface PostgresAuditStoreOptions {
   checkpoints?: StoreCheckpointOptions;
 }
 
-/** How much longer than `queryTimeoutMs` the client waits for an answer before it drops the connection. */
-export const QUERY_TIMEOUT_GRACE_MS = 1000;
+export { QUERY_TIMEOUT_GRACE_MS } from './postgres-errors.js';
 
 /** Default table of the events. */
 export const DEFAULT_POSTGRES_AUDIT_TABLE = 'audit_events';
@@ -247,55 +237,13 @@ export class PostgresAuditStore implements AuditStore {
   async init(): Promise<void> {
     let lastSeq: number;
     try {
-      lastSeq = await this.#transaction(async (c) => {
-        await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
-        const exists = async (name: string): Promise<boolean> =>
-          (await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`"${name}"`])).rows[0]?.t !== null;
-        /** Runs DDL in a savepoint; a failure is thrown when `required`, else logged and reported as false. */
-        const ddl = async (sqls: readonly string[], required: boolean, what: string): Promise<boolean> => {
-          await c.query('SAVEPOINT audit_ddl');
-          try {
-            for (const sql of sqls) await c.query(sql);
-            await c.query('RELEASE SAVEPOINT audit_ddl');
-            return true;
-          } catch (err) {
-            await c.query('ROLLBACK TO SAVEPOINT audit_ddl');
-            if (required) throw new Error(`cannot create ${what}: ${this.#scrub(err).message}`);
-            this.#logger.warn({ err: this.#scrub(err), table: this.#table }, `audit store: cannot create ${what}`);
-            return false;
-          }
-        };
-        if (!(await exists(this.#table))) await ddl(schemaSql(this.#table), true, `the table ${this.#table}`);
-        // Parts added by later versions; a role that may not create them keeps what it can.
-        const prefixIndex = (await c.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%(request_id, seq)%'`,
-          [this.#table],
-        )).rows[0]?.n;
-        if (prefixIndex === 0) await ddl([requestIdIndexSql(this.#table)], false, 'the request id index (requestId= queries scan the table)');
-        if (!(await exists(anchorTableName(this.#table)))) {
-          this.#hasAnchorTable = await ddl(anchorSchemaSql(this.#table), false, `the retention anchor table ${anchorTableName(this.#table)}; pruning is unavailable`);
-          this.#anchorSigned = this.#hasAnchorTable;
-        } else {
-          const column = await c.query('SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2', [
-            anchorTableName(this.#table),
-            'checkpoint',
-          ]);
-          if (column.rowCount === 0) {
-            this.#anchorSigned = await ddl(anchorSchemaSql(this.#table).slice(1), false, `the checkpoint column of ${anchorTableName(this.#table)}; retention anchors are unsigned`);
-          }
-        }
-        if (!(await exists(headTableName(this.#table))) || !(await exists(checkpointTableName(this.#table)))) {
-          await ddl(headSchemaSql(this.#table), true, `the counter and checkpoint tables ${headTableName(this.#table)}, ${checkpointTableName(this.#table)}`);
-        }
-        // The counter starts at the last stored event (or the anchor, when every event was pruned).
-        const tail = (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#t} ORDER BY seq DESC LIMIT 1`)).rows[0];
-        const anchor = this.#hasAnchorTable ? (await c.query<{ seq: string; prev_hash: string }>(`SELECT seq, prev_hash FROM ${this.#a} WHERE id = 1`)).rows[0] : undefined;
-        const start = tail ? { seq: tail.seq, hash: tail.hash } : anchor ? { seq: String(Number(anchor.seq) - 1), hash: anchor.prev_hash } : { seq: '0', hash: GENESIS_HASH };
-        await c.query(`INSERT INTO ${this.#h} (id, store_id, seq, hash) VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING`, [randomUUID(), start.seq, start.hash]);
-        const head = (await c.query<{ store_id: string; seq: string }>(`SELECT store_id, seq FROM ${this.#h} WHERE id = 1`)).rows[0];
-        this.#storeId = head?.store_id ?? '';
-        return Math.max(Number(head?.seq ?? 0), Number(tail?.seq ?? 0));
-      });
+      const prepared = await this.#transaction((c) =>
+        prepareSchema(c, this.#table, this.#lockKey, (err, what) => this.#logger.warn({ err: this.#scrub(err), table: this.#table }, `audit store: cannot create ${what}`), (err) => this.#scrub(err).message),
+      );
+      this.#hasAnchorTable = prepared.hasAnchorTable;
+      this.#anchorSigned = prepared.anchorSigned;
+      this.#storeId = prepared.storeId;
+      lastSeq = prepared.lastSeq;
     } catch (err) {
       this.#closed = true;
       await this.#pool.end().catch(() => {});
@@ -642,16 +590,7 @@ export class PostgresAuditStore implements AuditStore {
 
   /** Why an operation failed, for readiness: the timeout that expired, or the error's own text. */
   #describe(err: Error): string {
-    const code = (err as { code?: unknown }).code;
-    const message = err.message;
-    if (message === 'Query read timeout') return `PostgreSQL did not answer within ${this.#queryTimeoutMs + QUERY_TIMEOUT_GRACE_MS} ms`;
-    if (/timeout exceeded when trying to connect|due to connection timeout/.test(message)) {
-      return `no connection to PostgreSQL within ${this.#connectTimeoutMs} ms`;
-    }
-    if (code === '57014') return `a statement ran longer than ${this.#queryTimeoutMs} ms (statement_timeout; another replica holding the chain's lock?)`;
-    if (code === 'ECONNREFUSED') return 'PostgreSQL refused the connection (ECONNREFUSED)';
-    if (code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated unexpectedly/.test(message)) return 'the connection to PostgreSQL was reset or closed';
-    return typeof code === 'string' ? `${code}: ${message}` : message;
+    return describePgError(err, this.#connectTimeoutMs, this.#queryTimeoutMs);
   }
 
   /**
@@ -768,21 +707,6 @@ class AbandonedBatch extends Error {
     super('a caller stopped waiting; the batch is rolled back');
   }
 }
-
-/**
- * Text as a column holds it. PostgreSQL text cannot hold U+0000 and `pg` sends lone
- * surrogates as U+FFFD, so both become U+FFFD, consistently when writing, filtering and
- * verifying (the event JSON, which is what is hashed, keeps them escaped and exact).
- */
-function columnText(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
-}
-
-function nullableColumn(s: string | undefined): string | null {
-  return s === undefined ? null : columnText(s);
-}
-
 
 function positiveMs(v: number, name: string): number {
   if (!Number.isInteger(v) || v < 1) throw new TypeError(`openPostgresAuditStore: ${name} must be an integer >= 1 (milliseconds)`);

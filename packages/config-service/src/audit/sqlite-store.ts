@@ -24,7 +24,6 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, type ChainAnchor } from './chain.js';
@@ -41,11 +40,10 @@ import {
   BATCH_IDLE,
   BATCH_WRITING,
   type WireEvent,
-  type WriterData,
-  type WriterReply,
   type WriterRequest,
   type WriterResult,
 } from './sqlite-protocol.js';
+import { WriterClient } from './sqlite-writer-client.js';
 import type {
   AppendOptions,
   AuditEvent,
@@ -105,12 +103,6 @@ export function openSqliteAuditStore(opts: SqliteAuditStoreOptions): SqliteAudit
   return new SqliteAuditStore(opts);
 }
 
-/** An operation sent to the writer and not answered yet. */
-interface InFlight {
-  resolve: (value: WriterResult) => void;
-  reject: (err: Error) => void;
-}
-
 /** Page size of a verification read. */
 const VERIFY_PAGE = 1000;
 
@@ -134,9 +126,7 @@ export class SqliteAuditStore implements AuditStore {
   /** The state word of the batch in flight, shared with the writer. */
   readonly #flagBuffer = new SharedArrayBuffer(4);
   readonly #flag = new Int32Array(this.#flagBuffer);
-  #worker: Worker | undefined;
-  readonly #inFlight = new Map<number, InFlight>();
-  #nextId = 1;
+  readonly #writerClient: WriterClient;
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   /** The batch being committed, if any (one at a time). */
   #writing: Promise<void> | undefined;
@@ -180,6 +170,16 @@ export class SqliteAuditStore implements AuditStore {
     this.#db = db;
     this.#storeId = head.store_id;
     this.#schedule = opts.checkpoints ? new CheckpointSchedule(opts.checkpoints, this.#logger, () => void this.checkpoint()) : undefined;
+    this.#writerClient = new WriterClient(
+      {
+        path: this.#path,
+        busyTimeoutMs: this.#busyTimeoutMs,
+        flag: this.#flagBuffer,
+        writerId: this.#schedule?.writerId ?? '',
+        ...(this.#schedule && { signer: this.#schedule.signer }),
+      },
+      this.#logger,
+    );
     this.#logger.info({ path: opts.path, lastSeq: head.seq }, 'audit store opened');
   }
 
@@ -392,15 +392,7 @@ export class SqliteAuditStore implements AuditStore {
         }
       }
     }
-    const worker = this.#worker;
-    if (worker) {
-      try {
-        await this.#send({ op: 'close', id: 0 });
-      } catch (err) {
-        this.#logger.error({ err }, 'audit store close failed');
-      }
-      await worker.terminate();
-    }
+    await this.#writerClient.close();
     this.#closed = true;
     try {
       this.#db.close();
@@ -420,50 +412,9 @@ export class SqliteAuditStore implements AuditStore {
     return cp;
   }
 
-  /** Starts the writer thread when it is not running. */
-  #writer(): Worker {
-    if (this.#worker) return this.#worker;
-    const data: WriterData = {
-      path: this.#path,
-      busyTimeoutMs: this.#busyTimeoutMs,
-      flag: this.#flagBuffer,
-      writerId: this.#schedule?.writerId ?? '',
-      ...(this.#schedule && { signer: this.#schedule.signer }),
-    };
-    const worker = spawnWriter(data);
-    worker.on('message', (reply: WriterReply) => {
-      const op = this.#inFlight.get(reply.id);
-      if (!op) return;
-      this.#inFlight.delete(reply.id);
-      if (this.#inFlight.size === 0) worker.unref();
-      if (reply.ok) op.resolve(reply.value);
-      else op.reject(Object.assign(new Error(reply.error.message), { name: reply.error.name }, reply.error.code !== undefined && { code: reply.error.code }));
-    });
-    const lost = (err: Error): void => {
-      if (this.#worker !== worker) return;
-      this.#worker = undefined;
-      for (const op of this.#inFlight.values()) op.reject(err);
-      this.#inFlight.clear();
-    };
-    worker.on('error', (err) => {
-      this.#logger.error({ err }, 'audit store writer thread failed; it is restarted at the next write');
-      lost(err);
-    });
-    worker.on('exit', (code) => lost(new Error(`the audit store writer thread exited (code ${code})`)));
-    worker.unref();
-    this.#worker = worker;
-    return worker;
-  }
-
-  /** Sends one request to the writer (starting it when needed); resolves with its answer. */
+  /** Sends one request to the writer thread (starting it when needed); resolves with its answer. */
   #send(req: WriterRequest): Promise<WriterResult> {
-    const worker = this.#writer();
-    const id = this.#nextId++;
-    return new Promise<WriterResult>((resolve, reject) => {
-      this.#inFlight.set(id, { resolve, reject });
-      worker.ref();
-      worker.postMessage({ ...req, id });
-    });
+    return this.#writerClient.send(req);
   }
 
   #scheduleFlush(): void {
@@ -550,17 +501,6 @@ export class SqliteAuditStore implements AuditStore {
     this.#queue.committed(batch, stored);
     if (result.checkpoint !== undefined) this.#signed(result.checkpoint);
   }
-}
-
-/**
- * Starts the writer thread: `sqlite-writer.js` beside this module. When the service runs
- * from its TypeScript sources (its own unit tests), the thread first registers `tsx` (a
- * development dependency) so it can load `sqlite-writer.ts`.
- */
-function spawnWriter(workerData: WriterData): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData });
-  const entry = JSON.stringify(new URL('./sqlite-writer.ts', import.meta.url).href);
-  return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${entry}); })`, { eval: true, workerData });
 }
 
 /** Checks one stored row against the chain; false once the chain is broken. */
