@@ -38,7 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await service?.close();
-  if (url) await psql(url, `DROP TABLE IF EXISTS "${table}", "${table}_anchor"`);
+  if (url) await psql(url, `DROP TABLE IF EXISTS "${table}", "${table}_anchor", "${table}_head", "${table}_checkpoints"`);
 });
 
 /** Runs the built CLI; resolves with its exit code and output even when it fails. */
@@ -109,7 +109,20 @@ describe('audit store: PostgreSQL', () => {
     const env = { ...process.env, [URL_ENV]: url };
     const verify = await cli(['audit', 'verify', '--config', settingsFile], env);
     expect(verify).toMatchObject({ code: 0 });
-    expect(JSON.parse(verify.stdout)).toEqual({ ok: true, checked: 2 });
+    const verdict = JSON.parse(verify.stdout) as { storeId: string };
+    expect(verdict).toEqual({
+      ok: true,
+      checked: 2,
+      storeId: verdict.storeId,
+      lastSeq: 2,
+      firstSeq: 1,
+      checkpoints: { outside: 0, stored: 0, matched: 0, pruned: 0 },
+      notProven: [
+        'No outside checkpoints were given (--checkpoints): the chain was checked as the database holds it. That the newest events were not deleted together with the counter, or that the whole chain was not rewritten by someone who can write to the database, cannot be proven without checkpoints kept outside it (the log stream, a witness file).',
+        'No public key was given (--public-key, or audit.checkpoints.keys in the settings): no signature was checked, neither of the retention anchor nor of stored checkpoints.',
+      ],
+    });
+    expect(verdict.storeId).toMatch(/^[0-9a-f-]{36}$/);
 
     const query = await cli(['audit', 'query', '--config', settingsFile, '--outcome', 'denied'], env);
     expect(query.code).toBe(0);
@@ -120,7 +133,7 @@ describe('audit store: PostgreSQL', () => {
     await psql(url, `UPDATE "${table}" SET event = replace(event, '"status":403', '"status":200') WHERE seq = 2`);
     const broken = await cli(['audit', 'verify', '--config', settingsFile], env);
     expect(broken.code).toBe(1);
-    expect(JSON.parse(broken.stdout)).toEqual({ ok: false, checked: 2, firstBreak: { seq: 2, reason: 'hash mismatch' } });
+    expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, checked: 2, firstBreak: { seq: 2, reason: 'hash mismatch' } });
 
     // Without the variable the CLI fails and names it, and nothing of the URL is printed.
     const { [URL_ENV]: _unset, ...noUrl } = env;

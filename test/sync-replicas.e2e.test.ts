@@ -73,7 +73,7 @@ afterAll(async () => {
   await server?.close();
   work?.remove();
   if (root) rmSync(root, { recursive: true, force: true });
-  if (url) await psql(url, `DROP TABLE IF EXISTS "${table}"`);
+  if (url) await psql(url, `DROP TABLE IF EXISTS "${table}", "${table}_anchor", "${table}_head", "${table}_checkpoints"`);
 });
 
 async function config(service: TestService): Promise<HttpsResult> {

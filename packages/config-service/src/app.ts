@@ -33,6 +33,8 @@ export interface AppDependencies {
   /** The repositories, opened (and started) by the caller; stopped when the app closes. */
   repositories: RepositoryRegistry;
   auditStore: AuditStore;
+  /** The audit store signs checkpoints (`GET /v1/audit/checkpoints` serves them). Default false. */
+  auditCheckpoints?: boolean;
   /** Sync signals shared by replicas (PostgreSQL audit store and remote repositories only). */
   syncBus?: SyncSignals | undefined;
 }
@@ -111,7 +113,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   app.addHook('preClose', async () => longPoll.close());
 
   installProblemHandlers(app);
-  await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs });
+  await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs, checkpoints: deps.auditCheckpoints ?? false });
   await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });
   await app.register(repositoriesPlugin, { registry: deps.repositories });
   await app.register(authPlugin, {

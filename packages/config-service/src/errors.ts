@@ -53,6 +53,15 @@ export const CFG_ERR_REPO_NOT_FOUND = createError('CFG_ERR_REPO_NOT_FOUND', "No 
 
 // --- audit (503) ---
 export const CFG_ERR_AUDIT_UNAVAILABLE = createError('CFG_ERR_AUDIT_UNAVAILABLE', 'The audit log cannot record this request: %s', 503);
+/**
+ * `GET /v1/audit/checkpoints` on a service that signs no checkpoint: `audit.checkpoints.keys`
+ * has no key with a private part (issue 13).
+ */
+export const CFG_ERR_AUDIT_CHECKPOINTS_OFF = createError(
+  'CFG_ERR_AUDIT_CHECKPOINTS_OFF',
+  'Audit checkpoints are off on this service: audit.checkpoints.keys has no private key',
+  404,
+);
 
 // --- secrets (400, 422) ---
 /**

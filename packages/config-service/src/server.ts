@@ -6,7 +6,15 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { auditStoreSettings, createAuditStore, startAuditHealthProbe, startAuditRetention } from './audit/index.js';
+import {
+  auditCheckpointKeys,
+  auditStoreSettings,
+  createAuditStore,
+  logAuditCheckpoint,
+  rawJsonLogger,
+  startAuditHealthProbe,
+  startAuditRetention,
+} from './audit/index.js';
 import { DocumentParserPool } from './document-parser.js';
 import { PgSyncBus } from './git/sync-bus.js';
 import { RepositoryRegistry } from './http/plugins/repositories.js';
@@ -54,7 +62,26 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   const logger = options.logger ? options.logger.child({}, { redact: redactOptions() }) : pino(loggerOptions(settings.log.level));
   mkdirSync(settings.dataDir, { recursive: true });
   const auditSettings = auditStoreSettings(settings, options.env ?? process.env);
-  const auditStore = await createAuditStore(auditSettings, logger);
+  // Signed checkpoints (issue 13): a key outside the database; each one also goes to the log
+  // stream, where log shippers keep copies the database's administrator cannot reach.
+  const checkpointKeys = auditCheckpointKeys(settings, options.env ?? process.env);
+  const checkpointLog = rawJsonLogger(logger);
+  const auditStore = await createAuditStore(
+    auditSettings,
+    logger,
+    checkpointKeys.signer && {
+      signer: checkpointKeys.signer,
+      everyEvents: settings.audit.checkpoints.everyEvents,
+      intervalMs: settings.audit.checkpoints.intervalMs,
+      onCheckpoint: (_cp, json) => logAuditCheckpoint(checkpointLog, json),
+    },
+  );
+  if (!checkpointKeys.signer) {
+    logger.warn(
+      { setting: 'audit.checkpoints.keys' },
+      'audit checkpoints are off: no signing key is configured; audit verify cannot prove that the newest events were not deleted (docs/audit.md)',
+    );
+  }
   const flog = logger as unknown as FastifyBaseLogger;
   // Large documents are parsed in worker threads, within the documents: limits.
   const documentParser = new DocumentParserPool(settings.documents, flog);
@@ -76,7 +103,7 @@ export async function startService(settings: Readonly<Settings>, options: { logg
   }
   let api: FastifyInstance;
   try {
-    api = await buildApp(settings, { logger: flog, repositories, auditStore, ...(syncBus && { syncBus }) });
+    api = await buildApp(settings, { logger: flog, repositories, auditStore, auditCheckpoints: checkpointKeys.signer !== undefined, ...(syncBus && { syncBus }) });
   } catch (err) {
     await syncBus?.close();
     await repositories.stop();

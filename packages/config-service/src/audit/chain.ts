@@ -11,11 +11,13 @@
  * with UTF-8 bytes hashed, and `prevHash` = {@link GENESIS_HASH} for `seq` 1. Changing,
  * removing or reordering any stored event therefore breaks the chain at that event (or at
  * the next one); {@link verifyChain} names the first break. Truncating the newest events
- * cannot be seen from the chain alone; compare the last `seq` with an external record
- * (metrics, log shipper) for that.
+ * cannot be seen from the chain alone: stores keep a counter of the last event written
+ * (a row deletion does not roll it back), and signed checkpoints kept outside the database
+ * (`checkpoint.ts`) prove the rest; {@link ChainVerifier.finish} checks both.
  */
 import { createHash } from 'node:crypto';
 import { toEventInput } from './event.js';
+import { eventJsonParts, joinEventJson } from './event-json.js';
 import type { AuditEvent, AuditEventInput, ChainBreakReason, VerifyResult } from './types.js';
 
 /** `prevHash` of the first event: 64 zeros. */
@@ -77,9 +79,8 @@ export function canonicalJson(value: CanonicalValue): string {
  * @throws TypeError when the event's fields are malformed (see `toEventInput`).
  */
 export function eventBodyJson(event: AuditEventInput & { seq: number }): string {
-  const body: Record<string, CanonicalValue> = { ...(toEventInput(event) as unknown as Record<string, CanonicalValue>) };
-  body.seq = event.seq;
-  return canonicalJson(body);
+  // The fixed-order serialiser of event-json.ts writes exactly canonicalJson(body).
+  return joinEventJson(eventJsonParts(toEventInput(event)), event.seq);
 }
 
 /** Hex SHA-256 of `prevHash + "\n" + bodyJson` (UTF-8): an event's `hash`. */
@@ -104,19 +105,64 @@ export interface ChainAnchor {
 }
 
 /**
+ * A hash the chain must have at a `seq`: a signed checkpoint (already checked), from the
+ * store's own checkpoint table or from outside evidence.
+ */
+export interface ExpectedHash {
+  seq: number;
+  hash: string;
+  /** Where it comes from, for the verdict (`witness.ndjson:3`, `stored checkpoint`). */
+  source: string;
+}
+
+/** The store's counter: the last event ever written, which a deletion of rows does not roll back. */
+export interface ChainHead {
+  /** 0 when no event was ever written. */
+  seq: number;
+  /** The hash of that event; {@link GENESIS_HASH} when none. */
+  hash: string;
+}
+
+/**
  * Checks events one at a time, in `seq` order, and remembers the first break. Lets a
  * store stream its rows (synchronously or not) without holding them all in memory.
+ *
+ * With `expect`, the chain must also pass through each expected hash (`checkpoint
+ * mismatch` at the first event whose hash differs); {@link finish} then checks the end of
+ * the chain against the store's counter and the newest expectation (`missing events`).
  */
 export class ChainVerifier {
   #expectedSeq: number;
   #expectedPrev: string;
   #checked = 0;
-  #break: { seq: number; reason: ChainBreakReason } | undefined;
+  #break: { seq: number; reason: ChainBreakReason; detail?: string } | undefined;
+  readonly #expect = new Map<number, ExpectedHash[]>();
+  readonly #beforeStart: ExpectedHash[] = [];
+  #matched = 0;
 
-  /** @param anchor where the chain starts; default `seq` 1 after {@link GENESIS_HASH}. */
-  constructor(anchor: ChainAnchor = { seq: 1, prevHash: GENESIS_HASH }) {
+  /**
+   * @param anchor where the chain starts; default `seq` 1 after {@link GENESIS_HASH}.
+   * @param expect hashes the chain must pass through. Those before the anchor's event
+   *   (pruned) cannot be checked and are listed by {@link beforeStart}; one at the anchor's
+   *   own event (`anchor.seq - 1`) is compared with `anchor.prevHash`.
+   */
+  constructor(anchor: ChainAnchor = { seq: 1, prevHash: GENESIS_HASH }, expect: readonly ExpectedHash[] = []) {
     this.#expectedSeq = anchor.seq;
     this.#expectedPrev = anchor.prevHash;
+    for (const e of expect) {
+      if (e.seq < anchor.seq - 1) {
+        this.#beforeStart.push(e);
+        continue;
+      }
+      if (e.seq === anchor.seq - 1) {
+        if (e.hash === anchor.prevHash) this.#matched++;
+        else this.#break ??= { seq: e.seq, reason: 'checkpoint mismatch', detail: `${e.source} has hash ${e.hash} at seq ${e.seq}; the chain starts after hash ${anchor.prevHash}` };
+        continue;
+      }
+      const list = this.#expect.get(e.seq);
+      if (list) list.push(e);
+      else this.#expect.set(e.seq, [e]);
+    }
   }
 
   /** True once a break was found; later events are ignored. */
@@ -124,10 +170,21 @@ export class ChainVerifier {
     return this.#break !== undefined;
   }
 
+  /** Expectations older than the start of the chain (pruned): they could not be checked. */
+  get beforeStart(): readonly ExpectedHash[] {
+    return this.#beforeStart;
+  }
+
+  /** Expectations the chain was found to pass through. */
+  get matched(): number {
+    return this.#matched;
+  }
+
   /**
    * Checks the next event: first its `seq` (`sequence gap`), then its `prevHash`
    * (`prev-hash mismatch`), then its own hash (`hash mismatch`, also when its fields are
-   * malformed), then `extra` (a store's own checks of the row it read the event from).
+   * malformed), then `extra` (a store's own checks of the row it read the event from),
+   * then the expected hashes at its `seq` (`checkpoint mismatch`).
    * Returns false when the chain is broken (now or before).
    */
   push(event: AuditEvent, extra?: (event: AuditEvent) => ChainBreakReason | undefined): boolean {
@@ -137,6 +194,20 @@ export class ChainVerifier {
     if (reason) {
       this.#break = { seq: event.seq, reason };
       return false;
+    }
+    const expected = this.#expect.get(event.seq);
+    if (expected) {
+      const wrong = expected.find((e) => e.hash !== event.hash);
+      if (wrong) {
+        this.#break = {
+          seq: event.seq,
+          reason: 'checkpoint mismatch',
+          detail: `event ${event.seq} has hash ${event.hash}; ${wrong.source} signed hash ${wrong.hash} for it: the chain was rewritten at or before seq ${event.seq}`,
+        };
+        return false;
+      }
+      this.#matched += expected.length;
+      this.#expect.delete(event.seq);
     }
     this.#expectedSeq = event.seq + 1;
     this.#expectedPrev = event.hash;
@@ -148,6 +219,58 @@ export class ChainVerifier {
     if (this.#break) return;
     this.#checked++;
     this.#break = { seq, reason };
+  }
+
+  /**
+   * Checks the end of the chain once every event was pushed: the store's counter (`head`)
+   * must be the last event checked (`missing events` when it is further: the newest
+   * events were deleted; `counter mismatch` when it is behind or names another hash), and
+   * no expected hash may lie beyond the last event (`missing events`: the store does not
+   * reach a signed checkpoint).
+   * @param head the store's counter; `undefined` when its row is missing (`counter
+   *   mismatch`: it exists from the store's creation on); `null` when the caller keeps no
+   *   counter (only the expectations are checked).
+   */
+  finish(head: ChainHead | undefined | null): void {
+    if (this.#break) return;
+    const lastSeq = this.#expectedSeq - 1;
+    const lastHash = this.#expectedPrev;
+    if (head === undefined) {
+      this.#break = { seq: lastSeq + 1, reason: 'counter mismatch', detail: "the store's counter row is missing: it was deleted" };
+      return;
+    }
+    if (head !== null) {
+      if (head.seq > lastSeq) {
+        this.#break = {
+          seq: lastSeq + 1,
+          reason: 'missing events',
+          detail: `the store's counter says events up to seq ${head.seq} were written; ${lastSeq === 0 ? 'no event is stored' : `the last stored event is seq ${lastSeq}`}: events ${lastSeq + 1} to ${head.seq} are missing`,
+        };
+        return;
+      }
+      if (head.seq < lastSeq || head.hash !== lastHash) {
+        this.#break = {
+          seq: head.seq < lastSeq ? head.seq + 1 : lastSeq,
+          reason: 'counter mismatch',
+          detail: `the store's counter (seq ${head.seq}, hash ${head.hash}) is not the last stored event (seq ${lastSeq}, hash ${lastHash}): it was edited`,
+        };
+        return;
+      }
+    }
+    let newest: ExpectedHash | undefined;
+    for (const list of this.#expect.values()) for (const e of list) if (e.seq > lastSeq && (!newest || e.seq > newest.seq)) newest = e;
+    if (newest) {
+      this.#break = {
+        seq: lastSeq + 1,
+        reason: 'missing events',
+        detail: `${newest.source} shows the chain reached seq ${newest.seq}; ${lastSeq === 0 ? 'no event is stored' : `the store ends at seq ${lastSeq}`}: events ${lastSeq + 1} to ${newest.seq} are missing`,
+      };
+    }
+  }
+
+  /** The last event accepted: `seq` and `hash` (the anchor's when none was). */
+  get last(): ChainHead {
+    return { seq: this.#expectedSeq - 1, hash: this.#expectedPrev };
   }
 
   /** The verdict so far. */

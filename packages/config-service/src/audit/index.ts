@@ -6,6 +6,8 @@ import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
 import type { Settings } from '../settings/schema.js';
 import { DEFAULT_POSTGRES_AUDIT_TABLE, openPostgresAuditStore } from './postgres-store.js';
 import { openSqliteAuditStore } from './sqlite-store.js';
+import type { StoreCheckpointOptions } from './checkpoint-schedule.js';
+import { loadCheckpointKeys, type CheckpointKeys } from './checkpoint.js';
 import type { AuditLogger, AuditStore } from './types.js';
 
 export type {
@@ -21,8 +23,27 @@ export type {
   AuditStoreHealth,
   AuditStoreStats,
   ChainBreakReason,
+  ChainExamination,
+  CheckpointQuery,
+  ExamineOptions,
   VerifyResult,
 } from './types.js';
+export {
+  checkCheckpointSignature,
+  checkpointJson,
+  loadCheckpointKeys,
+  parseCheckpointEvidence,
+  readPublicKeyFiles,
+  type Checkpoint,
+  type CheckpointKeys,
+  type CheckpointPublicKey,
+  type CheckpointSigner,
+  type EvidenceCheckpoint,
+} from './checkpoint.js';
+export { defaultWriterId, type StoreCheckpointOptions } from './checkpoint-schedule.js';
+export { verifyAuditStore, type AuditVerdict, type VerifyAuditOptions, type VerdictBreakReason } from './verify-report.js';
+export { runWitness, type WitnessOptions, type WitnessResult } from './witness.js';
+export { logAuditCheckpoint, logAuditEvent, rawJsonLogger, RawJson } from './log-line.js';
 export {
   GENESIS_HASH,
   canonicalJson,
@@ -86,6 +107,10 @@ export interface AuditSettingsInput {
   sqlitePath?: string | undefined;
   /** `audit.commitTimeoutMs`: also how long a SQLite write waits for the file's lock. */
   commitTimeoutMs?: number | undefined;
+  checkpoints?: {
+    keys: readonly { id: string; privateKeyFile?: string | undefined; privateKeyEnv?: string | undefined; publicKeyFile?: string | undefined }[];
+    signingKey?: string | undefined;
+  };
   postgres?:
     | {
         connectionStringEnv?: string | undefined;
@@ -146,20 +171,31 @@ export function auditStoreSettings(
 }
 
 /**
+ * The checkpoint keys of `audit.checkpoints` (none when the section is absent).
+ * @throws CFG_ERR_SETTINGS_INVALID naming the setting (see `loadCheckpointKeys`).
+ */
+export function auditCheckpointKeys(settings: { readonly audit: Readonly<AuditSettingsInput> }, env: Readonly<Record<string, string | undefined>>): CheckpointKeys {
+  const cp = settings.audit.checkpoints;
+  return cp ? loadCheckpointKeys(cp, env) : { publicKeys: [] };
+}
+
+/**
  * Opens the audit store the settings name. Asynchronous so that stores that must connect
  * first (PostgreSQL) fit the same call.
  *
  * @param logger receives operational messages (write failures, recovery), not events.
+ * @param checkpoints the signing key and schedule of signed checkpoints; absent: none.
  * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE (503) when the store cannot be opened (`cause`
  *   set; for PostgreSQL scrubbed of the connection string's credentials).
  */
-export async function createAuditStore(settings: AuditStoreSettings, logger?: AuditLogger): Promise<AuditStore> {
+export async function createAuditStore(settings: AuditStoreSettings, logger?: AuditLogger, checkpoints?: StoreCheckpointOptions): Promise<AuditStore> {
   switch (settings.kind) {
     case 'sqlite':
       return openSqliteAuditStore({
         path: settings.path,
         ...(settings.busyTimeoutMs !== undefined && { busyTimeoutMs: settings.busyTimeoutMs }),
         ...(logger && { logger }),
+        ...(checkpoints && { checkpoints }),
       });
     case 'postgres':
       return openPostgresAuditStore({
@@ -169,6 +205,7 @@ export async function createAuditStore(settings: AuditStoreSettings, logger?: Au
         ...(settings.connectTimeoutMs !== undefined && { connectTimeoutMs: settings.connectTimeoutMs }),
         ...(settings.queryTimeoutMs !== undefined && { queryTimeoutMs: settings.queryTimeoutMs }),
         ...(logger && { logger }),
+        ...(checkpoints && { checkpoints }),
       });
     default: {
       const unknownKind: never = settings;

@@ -13,8 +13,12 @@
  * next one.
  *
  * Several replicas: each write transaction first takes a transaction-level advisory lock
- * (`pg_advisory_xact_lock`) on a key derived from the table name, then reads the chain tail
- * (last `seq` and `hash`) and inserts after it. The lock serialises the writers of one
+ * (`pg_advisory_xact_lock`) on a key derived from the table name, then reads the counter
+ * (`<table>_head`: the `seq` and `hash` of the last event ever written; the last stored
+ * event when that is further, which only a replica of an older version can have written),
+ * inserts after it and moves the counter on. A number is never given twice: deleting rows
+ * does not roll the counter back (a PostgreSQL sequence is not used because a rolled-back
+ * transaction would consume numbers and leave gaps that are not deletions). The lock serialises the writers of one
  * table across every connection to the database, so the chain has no gaps and no forks
  * however many replicas write; it is released by `COMMIT`/`ROLLBACK` (or when a connection
  * dies), never held between batches. The primary key on `seq` is a second guard.
@@ -38,13 +42,18 @@
  * The connection string carries a password: it is never logged nor put in an error
  * message; errors from `pg` that would contain it are replaced by scrubbed copies.
  */
-import { createHash } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import pg from 'pg';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
+import { ChainVerifier, GENESIS_HASH, hashEventBody, type ChainAnchor } from './chain.js';
+import { checkpointJson, signCheckpoint, storedCheckpoint, type Checkpoint } from './checkpoint.js';
+import { CheckpointSchedule, type StoreCheckpointOptions } from './checkpoint-schedule.js';
 import { closedError, CommitQueue, emptyStats, StoreHealth, withDeadline, type Pending } from './commit-queue.js';
 import { withChainFields } from './event.js';
-import { parseInstant } from './query.js';
+import { eventJsonParts, joinEventJson, rememberEventJson } from './event-json.js';
+import { connectionSecrets, describePgError, isConnectionError, QUERY_TIMEOUT_GRACE_MS, scrubError } from './postgres-errors.js';
+import { advisoryLockKey, anchorTableName, checkpointTableName, columnText, headTableName, nullableColumn, prepareSchema } from './postgres-schema.js';
+import { parseAfter, parseInstant, parseLimit } from './query.js';
 import { checkRow, pageQuery, rowToEvent, SILENT, toPage, type EventRow } from './rows.js';
 import type {
   AppendOptions,
@@ -56,8 +65,14 @@ import type {
   AuditStore,
   AuditStoreHealth,
   AuditStoreStats,
+  ChainExamination,
+  CheckpointQuery,
+  ExamineOptions,
   VerifyResult,
 } from './types.js';
+
+export { advisoryLockKey, anchorTableName, auditTableNames, checkpointTableName, headTableName } from './postgres-schema.js';
+export { connectionSecrets, scrubError } from './postgres-errors.js';
 
 /** Options of {@link openPostgresAuditStore}. */
 export interface PostgresAuditStoreOptions {
@@ -87,10 +102,11 @@ export interface PostgresAuditStoreOptions {
    * Default 5000.
    */
   queryTimeoutMs?: number;
+  /** Signed checkpoints (issue 13); absent: none are signed and retention anchors are unsigned. */
+  checkpoints?: StoreCheckpointOptions;
 }
 
-/** How much longer than `queryTimeoutMs` the client waits for an answer before it drops the connection. */
-export const QUERY_TIMEOUT_GRACE_MS = 1000;
+export { QUERY_TIMEOUT_GRACE_MS } from './postgres-errors.js';
 
 /** Default table of the events. */
 export const DEFAULT_POSTGRES_AUDIT_TABLE = 'audit_events';
@@ -132,6 +148,13 @@ export class PostgresAuditStore implements AuditStore {
   readonly #t: string;
   /** The retention anchor table's name, double-quoted for SQL. */
   readonly #a: string;
+  /** The counter table's name, double-quoted for SQL. */
+  readonly #h: string;
+  /** The checkpoint table's name, double-quoted for SQL. */
+  readonly #c: string;
+  readonly #schedule: CheckpointSchedule | undefined;
+  readonly #signingKey: KeyObject | undefined;
+  #storeId = '';
   /** Advisory lock key of the table (a signed 64-bit integer, as text). */
   readonly #lockKey: string;
   readonly #secrets: string[];
@@ -146,6 +169,8 @@ export class PostgresAuditStore implements AuditStore {
   #immediate: NodeJS.Immediate | undefined;
   /** False when the anchor table is missing and could not be created (pruning then fails). */
   #hasAnchorTable = true;
+  /** False when the anchor table has no `checkpoint` column and it could not be added (anchors are then unsigned). */
+  #anchorSigned = true;
   #closing = false;
   #closed = false;
   #closePromise: Promise<void> | undefined;
@@ -175,6 +200,10 @@ export class PostgresAuditStore implements AuditStore {
     this.#secrets = connectionSecrets(opts.connectionString);
     this.#t = `"${this.#table}"`;
     this.#a = `"${anchorTableName(this.#table)}"`;
+    this.#h = `"${headTableName(this.#table)}"`;
+    this.#c = `"${checkpointTableName(this.#table)}"`;
+    this.#schedule = opts.checkpoints ? new CheckpointSchedule(opts.checkpoints, this.#logger, () => void this.checkpoint()) : undefined;
+    this.#signingKey = opts.checkpoints ? createPrivateKey(opts.checkpoints.signer.privateKeyPem) : undefined;
     this.#lockKey = advisoryLockKey(this.#table);
     this.#insertSql = `INSERT INTO ${this.#t} (seq, time, request_id, actor_kind, actor_subject, action, app, commit_id,
         outcome, status, prev_hash, hash, event)
@@ -208,29 +237,13 @@ export class PostgresAuditStore implements AuditStore {
   async init(): Promise<void> {
     let lastSeq: number;
     try {
-      lastSeq = await this.#transaction(async (c) => {
-        await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
-        const exists = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [this.#t]);
-        if (exists.rows[0]?.t === null) {
-          for (const sql of schemaSql(this.#table)) await c.query(sql);
-        }
-        // Tables created before retention existed get their anchor table now. A role that
-        // may not create it still appends and verifies (nothing was ever pruned then).
-        const anchorExists = await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [this.#a]);
-        if (anchorExists.rows[0]?.t === null) {
-          await c.query('SAVEPOINT audit_anchor');
-          try {
-            await c.query(anchorSchemaSql(this.#table));
-            await c.query('RELEASE SAVEPOINT audit_anchor');
-          } catch (err) {
-            await c.query('ROLLBACK TO SAVEPOINT audit_anchor');
-            this.#hasAnchorTable = false;
-            this.#logger.warn({ err: this.#scrub(err), table: anchorTableName(this.#table) }, 'audit store: cannot create the retention anchor table; pruning is unavailable');
-          }
-        }
-        const tail = await c.query<{ seq: string }>(`SELECT seq FROM ${this.#t} ORDER BY seq DESC LIMIT 1`);
-        return Number(tail.rows[0]?.seq ?? 0);
-      });
+      const prepared = await this.#transaction((c) =>
+        prepareSchema(c, this.#table, this.#lockKey, (err, what) => this.#logger.warn({ err: this.#scrub(err), table: this.#table }, `audit store: cannot create ${what}`), (err) => this.#scrub(err).message),
+      );
+      this.#hasAnchorTable = prepared.hasAnchorTable;
+      this.#anchorSigned = prepared.anchorSigned;
+      this.#storeId = prepared.storeId;
+      lastSeq = prepared.lastSeq;
     } catch (err) {
       this.#closed = true;
       await this.#pool.end().catch(() => {});
@@ -257,6 +270,11 @@ export class PostgresAuditStore implements AuditStore {
     return { ...this.#stats };
   }
 
+  /** {@inheritDoc AuditStore.storeId} */
+  async storeId(): Promise<string> {
+    return this.#storeId;
+  }
+
   /**
    * {@inheritDoc AuditStore.append}
    * @throws (rejects) TypeError for a malformed event; CFG_ERR_AUDIT_UNAVAILABLE when the
@@ -264,13 +282,13 @@ export class PostgresAuditStore implements AuditStore {
    */
   append(event: AuditEventInput, options: AppendOptions = {}): Promise<AuditEvent> {
     if (this.#closed || this.#closing) return Promise.reject(closedError());
-    return this.#queue.add(event, options.timeoutMs, () => this.#schedule());
+    return this.#queue.add(event, options.timeoutMs, () => this.#scheduleFlush());
   }
 
   /** {@inheritDoc AuditStore.appendEventually} */
   appendEventually(event: AuditEventInput): void {
     if (this.#closed || this.#closing) return;
-    this.#queue.addDeferred(event, () => this.#schedule());
+    this.#queue.addDeferred(event, () => this.#scheduleFlush());
   }
 
   /**
@@ -302,7 +320,7 @@ export class PostgresAuditStore implements AuditStore {
     }
     this.#health.recover('probe');
     this.#queue.retryDeferred();
-    if (this.#queue.ready) this.#schedule();
+    if (this.#queue.ready) this.#scheduleFlush();
   }
 
   /**
@@ -331,14 +349,28 @@ export class PostgresAuditStore implements AuditStore {
    * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read.
    */
   async verify(): Promise<VerifyResult> {
+    const { ok, checked, firstBreak } = await this.examine();
+    return firstBreak ? { ok, checked, firstBreak } : { ok, checked };
+  }
+
+  /**
+   * {@inheritDoc AuditStore.examine}
+   *
+   * One REPEATABLE READ snapshot: the counter, the anchor and every page agree even while
+   * another replica appends or prunes.
+   */
+  async examine(opts: ExamineOptions = {}): Promise<ChainExamination> {
     this.#assertOpen();
     const sql = `SELECT * FROM ${this.#t} WHERE seq > $1 ORDER BY seq LIMIT ${VERIFY_PAGE}`;
     try {
-      // One REPEATABLE READ snapshot: the anchor and every page agree even while another
-      // replica appends or prunes.
       return await this.#transaction(async (c) => {
         await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-        const v = new ChainVerifier(await this.#chainStart(c));
+        const head = (await c.query<{ store_id: string; seq: string; hash: string }>(`SELECT store_id, seq, hash FROM ${this.#h} WHERE id = 1`)).rows[0];
+        const anchor = this.#hasAnchorTable
+          ? (await c.query<{ seq: string; prev_hash: string; checkpoint?: string | null }>(`SELECT * FROM ${this.#a} WHERE id = 1`)).rows[0]
+          : undefined;
+        const start: ChainAnchor = anchor ? { seq: Number(anchor.seq), prevHash: anchor.prev_hash } : { seq: 1, prevHash: GENESIS_HASH };
+        const v = new ChainVerifier(start, opts.expect);
         let after = '0';
         for (;;) {
           const { rows } = await c.query<EventRow<string>>(sql, [after]);
@@ -356,11 +388,69 @@ export class PostgresAuditStore implements AuditStore {
           if (v.broken || rows.length < VERIFY_PAGE || !last) break;
           after = last.seq;
         }
-        return v.result();
+        v.finish(head ? { seq: Number(head.seq), hash: head.hash } : undefined);
+        return {
+          ...v.result(),
+          storeId: head?.store_id ?? this.#storeId,
+          ...(head && { head: { seq: Number(head.seq), hash: head.hash } }),
+          start,
+          ...(anchor && { anchor: { seq: Number(anchor.seq), prevHash: anchor.prev_hash, checkpoint: anchor.checkpoint ?? null } }),
+          beforeStart: v.beforeStart,
+          matched: v.matched,
+        };
       });
     } catch (err) {
       throw this.#unavailable('the PostgreSQL audit store cannot be read', err);
     }
+  }
+
+  /** {@inheritDoc AuditStore.checkpoints} */
+  async checkpoints(q: CheckpointQuery = {}): Promise<Checkpoint[]> {
+    this.#assertOpen();
+    const after = parseAfter(q.after);
+    const limit = parseLimit(q.limit);
+    let rows: { checkpoint: string }[];
+    try {
+      rows = (await this.#pool.query<{ checkpoint: string }>(`SELECT checkpoint FROM ${this.#c} WHERE seq > $1 ORDER BY seq, id LIMIT $2`, [after, limit])).rows;
+    } catch (err) {
+      throw this.#unavailable('the PostgreSQL audit store cannot be read', err);
+    }
+    return rows.map((r) => storedCheckpoint(r.checkpoint));
+  }
+
+  /** {@inheritDoc AuditStore.checkpoint} */
+  async checkpoint(force = false): Promise<Checkpoint | undefined> {
+    const schedule = this.#schedule;
+    if (!schedule || this.#closed || (!force && schedule.pending === 0)) return undefined;
+    let json: string | undefined;
+    try {
+      json = await this.#transaction(async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
+        const head = (await c.query<{ store_id: string; seq: string; hash: string }>(`SELECT store_id, seq, hash FROM ${this.#h} WHERE id = 1`)).rows[0];
+        return head ? this.#signAndStore(c, 'checkpoint', head.store_id, Number(head.seq), head.hash) : undefined;
+      });
+    } catch (err) {
+      this.#logger.warn({ err: this.#scrub(err) }, 'audit checkpoint could not be written; retrying at the next interval');
+      return undefined;
+    }
+    return json === undefined ? undefined : this.#signed(json);
+  }
+
+  /** Signs a checkpoint and inserts it (inside a transaction); its text, or undefined without a key. */
+  async #signAndStore(c: pg.PoolClient, kind: Checkpoint['kind'], storeId: string, seq: number, hash: string): Promise<string | undefined> {
+    const schedule = this.#schedule;
+    if (!schedule || !this.#signingKey || seq < 1) return undefined;
+    const cp = signCheckpoint({ kind, storeId, writerId: schedule.writerId, seq, hash, time: new Date().toISOString(), keyId: schedule.signer.keyId }, this.#signingKey);
+    const json = checkpointJson(cp);
+    await c.query(`INSERT INTO ${this.#c} (seq, kind, checkpoint) VALUES ($1, $2, $3)`, [seq, kind, json]);
+    return json;
+  }
+
+  /** Records a checkpoint that was committed and tells the listener; returns it. */
+  #signed(json: string): Checkpoint {
+    const cp = storedCheckpoint(json);
+    this.#schedule?.signed(cp, json);
+    return cp;
   }
 
   /**
@@ -375,8 +465,9 @@ export class PostgresAuditStore implements AuditStore {
     if (!this.#hasAnchorTable) {
       throw new CFG_ERR_AUDIT_UNAVAILABLE(`the PostgreSQL audit store cannot prune: the table ${anchorTableName(this.#table)} is missing`);
     }
+    let result: { deleted: number; checkpoint?: string | undefined };
     try {
-      return await this.#transaction(async (c) => {
+      result = await this.#transaction(async (c) => {
         await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
         const firstKept = (await c.query<{ seq: string }>(`SELECT seq FROM ${this.#t} WHERE time >= $1 ORDER BY seq LIMIT 1`, [cutoff])).rows[0];
         const lastDeleted = firstKept
@@ -384,23 +475,30 @@ export class PostgresAuditStore implements AuditStore {
           : (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#t} ORDER BY seq DESC LIMIT 1`)).rows[0];
         if (!lastDeleted) return { deleted: 0 };
         const { rowCount } = await c.query(`DELETE FROM ${this.#t} WHERE seq <= $1`, [lastDeleted.seq]);
-        await c.query(
-          `INSERT INTO ${this.#a} (id, seq, prev_hash) VALUES (1, $1::bigint + 1, $2)
-           ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash`,
-          [lastDeleted.seq, lastDeleted.hash],
-        );
-        return { deleted: rowCount ?? 0 };
+        const storeId = (await c.query<{ store_id: string }>(`SELECT store_id FROM ${this.#h} WHERE id = 1`)).rows[0]?.store_id ?? this.#storeId;
+        const checkpoint = this.#anchorSigned ? await this.#signAndStore(c, 'retention', storeId, Number(lastDeleted.seq), lastDeleted.hash) : undefined;
+        if (this.#anchorSigned) {
+          await c.query(
+            `INSERT INTO ${this.#a} (id, seq, prev_hash, checkpoint) VALUES (1, $1::bigint + 1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash, checkpoint = excluded.checkpoint`,
+            [lastDeleted.seq, lastDeleted.hash, checkpoint ?? null],
+          );
+        } else {
+          await c.query(
+            `INSERT INTO ${this.#a} (id, seq, prev_hash) VALUES (1, $1::bigint + 1, $2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash`,
+            [lastDeleted.seq, lastDeleted.hash],
+          );
+        }
+        // Checkpoints of deleted events can no longer be checked; the retention one stays.
+        await c.query(`DELETE FROM ${this.#c} WHERE seq < $1`, [lastDeleted.seq]);
+        return { deleted: rowCount ?? 0, checkpoint };
       });
     } catch (err) {
       throw this.#unavailable('the PostgreSQL audit store could not prune old events', err);
     }
-  }
-
-  /** Where the stored chain starts: the retention anchor, else `seq` 1 after the genesis hash. */
-  async #chainStart(c: pg.PoolClient): Promise<ChainAnchor> {
-    if (!this.#hasAnchorTable) return { seq: 1, prevHash: GENESIS_HASH };
-    const anchor = (await c.query<{ seq: string; prev_hash: string }>(`SELECT seq, prev_hash FROM ${this.#a} WHERE id = 1`)).rows[0];
-    return anchor ? { seq: Number(anchor.seq), prevHash: anchor.prev_hash } : { seq: 1, prevHash: GENESIS_HASH };
+    if (result.checkpoint !== undefined) this.#signed(result.checkpoint);
+    return { deleted: result.deleted };
   }
 
   /** {@inheritDoc AuditStore.close} */
@@ -421,6 +519,11 @@ export class PostgresAuditStore implements AuditStore {
       if (!this.#flushing) this.#startFlush();
       await this.#flushing;
     }
+    if (this.#schedule) {
+      this.#schedule.stop();
+      // The shutdown checkpoint: the head this replica leaves behind.
+      if (this.#schedule.pending > 0) await this.checkpoint();
+    }
     try {
       await this.#pool.end();
     } catch (err) {
@@ -433,7 +536,7 @@ export class PostgresAuditStore implements AuditStore {
     if (this.#closed || this.#closing) throw closedError();
   }
 
-  #schedule(): void {
+  #scheduleFlush(): void {
     if (this.#immediate || this.#flushing) return;
     // One turn of the event loop lets concurrent appends join the batch.
     this.#immediate = setImmediate(() => {
@@ -461,8 +564,9 @@ export class PostgresAuditStore implements AuditStore {
     const batch = this.#queue.take(this.#maxBatch);
     if (batch.length === 0) return;
     let events: AuditEvent[];
+    let checkpoint: string | undefined;
     try {
-      events = await this.#transaction((c) => this.#write(c, batch));
+      ({ events, checkpoint } = await this.#transaction((c) => this.#write(c, batch)));
     } catch (err) {
       if (err instanceof AbandonedBatch) {
         // Rolled back: the events of callers still waiting go again, in order.
@@ -479,39 +583,42 @@ export class PostgresAuditStore implements AuditStore {
     this.#stats.events += events.length;
     this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, events.length);
     this.#health.recover('commit', { events: events.length });
+    this.#schedule?.committed(events.length);
     this.#queue.committed(batch, events);
+    if (checkpoint !== undefined) this.#signed(checkpoint);
   }
 
   /** Why an operation failed, for readiness: the timeout that expired, or the error's own text. */
   #describe(err: Error): string {
-    const code = (err as { code?: unknown }).code;
-    const message = err.message;
-    if (message === 'Query read timeout') return `PostgreSQL did not answer within ${this.#queryTimeoutMs + QUERY_TIMEOUT_GRACE_MS} ms`;
-    if (/timeout exceeded when trying to connect|due to connection timeout/.test(message)) {
-      return `no connection to PostgreSQL within ${this.#connectTimeoutMs} ms`;
-    }
-    if (code === '57014') return `a statement ran longer than ${this.#queryTimeoutMs} ms (statement_timeout; another replica holding the chain's lock?)`;
-    if (code === 'ECONNREFUSED') return 'PostgreSQL refused the connection (ECONNREFUSED)';
-    if (code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated unexpectedly/.test(message)) return 'the connection to PostgreSQL was reset or closed';
-    return typeof code === 'string' ? `${code}: ${message}` : message;
+    return describePgError(err, this.#connectTimeoutMs, this.#queryTimeoutMs);
   }
 
-  /** Body of the write transaction: locks the table's chain, reads the tail, inserts the batch after it. */
-  async #write(c: pg.PoolClient, batch: readonly Pending[]): Promise<AuditEvent[]> {
+  /**
+   * Body of the write transaction: locks the table's chain, reads the counter, inserts the
+   * batch after it, moves the counter on and, when due, signs a checkpoint of the new head.
+   */
+  async #write(c: pg.PoolClient, batch: readonly Pending[]): Promise<{ events: AuditEvent[]; checkpoint?: string | undefined }> {
     await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [this.#lockKey]);
     // Read committed: this statement's snapshot is taken after the lock was granted, so it
-    // sees every batch committed by whoever held the lock before.
-    const tail = (await c.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#t} ORDER BY seq DESC LIMIT 1`)).rows[0];
-    // No event stored: continue after the last pruned event (the anchor), or from genesis.
-    const start = tail ? undefined : await this.#chainStart(c);
-    let seq = tail ? Number(tail.seq) : (start?.seq ?? 1) - 1;
-    let prevHash = tail ? tail.hash : (start?.prevHash ?? GENESIS_HASH);
+    // sees every batch committed by whoever held the lock before. The last stored event
+    // counts too when it is further than the counter: a replica of an older version (during
+    // a rolling upgrade) appends without moving the counter.
+    const head = (
+      await c.query<{ store_id: string; seq: string; hash: string; tail_seq: string | null; tail_hash: string | null }>(
+        `SELECT h.store_id, h.seq, h.hash, t.seq AS tail_seq, t.hash AS tail_hash FROM ${this.#h} h
+         LEFT JOIN LATERAL (SELECT seq, hash FROM ${this.#t} ORDER BY seq DESC LIMIT 1) t ON true WHERE h.id = 1`,
+      )
+    ).rows[0];
+    if (!head) throw new Error(`the counter row of ${headTableName(this.#table)} is missing (the store was tampered with); run audit verify`);
+    const tailAhead = head.tail_seq !== null && Number(head.tail_seq) > Number(head.seq);
+    let seq = tailAhead ? Number(head.tail_seq) : Number(head.seq);
+    let prevHash = tailAhead ? (head.tail_hash as string) : head.hash;
     const cols: unknown[][] = Array.from({ length: 13 }, () => []);
     const out: AuditEvent[] = [];
     for (const { input } of batch) {
       seq++;
-      // `input` was checked by toEventInput in append, so it is hashed as is.
-      const body = canonicalJson({ ...(input as unknown as Record<string, CanonicalValue>), seq });
+      // `input` was checked by toEventInput in append: serialised once, here.
+      const body = joinEventJson(eventJsonParts(input), seq);
       const hash = hashEventBody(prevHash, body);
       const values = [
         seq,
@@ -529,14 +636,18 @@ export class PostgresAuditStore implements AuditStore {
         body,
       ];
       values.forEach((v, i) => cols[i]?.push(v));
-      out.push(withChainFields(input, seq, prevHash, hash));
+      const event = withChainFields(input, seq, prevHash, hash);
+      rememberEventJson(event, body);
+      out.push(event);
       prevHash = hash;
     }
     await c.query(this.#insertSql, cols);
+    await c.query(`UPDATE ${this.#h} SET seq = $1, hash = $2 WHERE id = 1`, [seq, prevHash]);
+    const checkpoint = this.#schedule?.dueWith(batch.length) ? await this.#signAndStore(c, 'checkpoint', head.store_id, seq, prevHash) : undefined;
     // Last check before COMMIT (no timer can run between it and the COMMIT being sent): an
     // event whose request was already answered 503 must not be committed.
     if (this.#queue.abandoned(batch)) throw new AbandonedBatch();
-    return out;
+    return { events: out, checkpoint };
   }
 
   /**
@@ -597,167 +708,7 @@ class AbandonedBatch extends Error {
   }
 }
 
-/** The DDL of a table and its indexes. Index names stay within PostgreSQL's 63 bytes. */
-function schemaSql(table: string): string[] {
-  const t = `"${table}"`;
-  const prefix = table.length <= 48 ? table : `${table.slice(0, 39)}_${sha256Hex(table).slice(0, 8)}`;
-  const index = (suffix: string, columns: string): string =>
-    `CREATE INDEX IF NOT EXISTS "${prefix}_${suffix}" ON ${t} (${columns})`;
-  // `event` holds the exact canonical JSON that was hashed (with `seq`); the other columns
-  // copy the filterable fields. `time` compares bytewise (it sorts as text). Each filter
-  // index ends with `seq`, so `WHERE app = $1 AND seq < $2 ORDER BY seq DESC` is one range scan.
-  return [
-    `CREATE TABLE IF NOT EXISTS ${t} (
-      seq           BIGINT  PRIMARY KEY CHECK (seq > 0),
-      time          TEXT    COLLATE "C" NOT NULL,
-      request_id    TEXT    NOT NULL,
-      actor_kind    TEXT    NOT NULL,
-      actor_subject TEXT,
-      action        TEXT    NOT NULL,
-      app           TEXT,
-      commit_id     TEXT,
-      outcome       TEXT    NOT NULL,
-      status        INTEGER NOT NULL,
-      prev_hash     TEXT    NOT NULL,
-      hash          TEXT    NOT NULL,
-      event         TEXT    NOT NULL
-    )`,
-    `COMMENT ON TABLE ${t} IS 'config-service audit log, schema v1 (hash-chained; do not edit)'`,
-    index('time', 'time'),
-    index('app', 'app, seq'),
-    index('actor', 'actor_subject, seq'),
-    index('action', 'action, seq'),
-    index('outcome', 'outcome, seq'),
-    index('commit', 'commit_id, seq'),
-  ];
-}
-
-/**
- * The name of a table's retention anchor table: `<table>_anchor`, shortened (with a hash of
- * the table name) when that would exceed PostgreSQL's 63 bytes.
- */
-export function anchorTableName(table: string): string {
-  return table.length <= 56 ? `${table}_anchor` : `${table.slice(0, 47)}_${sha256Hex(table).slice(0, 8)}_anchor`;
-}
-
-/**
- * The DDL of a table's retention anchor (one row at most): the `seq` and `prev_hash` the
- * oldest remaining event (or the next event appended, when none remains) must carry once
- * `prune` deleted old events. Absent: the chain starts at `seq` 1 after the genesis hash.
- */
-function anchorSchemaSql(table: string): string {
-  return `CREATE TABLE IF NOT EXISTS "${anchorTableName(table)}" (
-      id        SMALLINT PRIMARY KEY CHECK (id = 1),
-      seq       BIGINT   NOT NULL CHECK (seq > 0),
-      prev_hash TEXT     NOT NULL
-    )`;
-}
-
-function sha256Hex(s: string): string {
-  return createHash('sha256').update(s, 'utf8').digest('hex');
-}
-
-/**
- * The advisory lock key of a table: the first 8 bytes of SHA-256 of a fixed prefix and
- * the table name, as a signed 64-bit decimal (PostgreSQL's `bigint`).
- */
-export function advisoryLockKey(table: string): string {
-  return createHash('sha256').update(`config-service audit chain\n${table}`, 'utf8').digest().readBigInt64BE(0).toString();
-}
-
-/**
- * Text as a column holds it. PostgreSQL text cannot hold U+0000 and `pg` sends lone
- * surrogates as U+FFFD, so both become U+FFFD, consistently when writing, filtering and
- * verifying (the event JSON, which is what is hashed, keeps them escaped and exact).
- */
-function columnText(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
-}
-
-function nullableColumn(s: string | undefined): string | null {
-  return s === undefined ? null : columnText(s);
-}
-
-
-/** Errors after which a connection must not go back to the pool (nor be sent a ROLLBACK). */
-function isConnectionError(err: unknown): boolean {
-  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
-  // pg's client-side timeout and its "connection gone" errors carry no code.
-  if (typeof message === 'string' && /^(Query read timeout|Connection terminated|Client has encountered a connection error)/.test(message)) return true;
-  // Class 08 (connection exception), 57P01-03 (shutdown), or a socket error.
-  return typeof code === 'string' && (/^08/.test(code) || /^57P0[123]$/.test(code) || /^E[A-Z]+$/.test(code));
-}
-
 function positiveMs(v: number, name: string): number {
   if (!Number.isInteger(v) || v < 1) throw new TypeError(`openPostgresAuditStore: ${name} must be an integer >= 1 (milliseconds)`);
   return v;
-}
-
-/**
- * Every spelling of the credential a connection string holds, to keep out of logs and
- * errors: the whole string, and its password as written and decoded (userinfo or a
- * `password` parameter). Empty strings are left out.
- */
-export function connectionSecrets(connectionString: string): string[] {
-  const secrets = new Set<string>([connectionString]);
-  const add = (s: string | null | undefined): void => {
-    if (!s) return;
-    secrets.add(s);
-    try {
-      secrets.add(decodeURIComponent(s));
-    } catch {
-      // not percent-encoded text; the raw form is enough
-    }
-    secrets.add(encodeURIComponent(s));
-  };
-  try {
-    const url = new URL(connectionString, 'postgres://base');
-    add(url.password);
-    add(url.searchParams.get('password'));
-  } catch {
-    // Not a URL: pg will fail on it; the whole string is already a secret.
-  }
-  const m = /(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/.exec(connectionString);
-  if (m?.[1]) add(m[1].replace(/^'|'$/g, ''));
-  return [...secrets].filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
-}
-
-/**
- * Returns `err` when no string in it (message, stack, own properties, causes) contains a
- * secret; otherwise a plain Error carrying the scrubbed message and the `code` only.
- */
-export function scrubError(err: unknown, secrets: readonly string[]): Error {
-  const e = err instanceof Error ? err : new Error(String(err));
-  if (!containsSecret(e, secrets, 0, new Set())) return e;
-  const copy = new Error(scrubText(e.message, secrets));
-  copy.name = e.name;
-  copy.stack = `${copy.name}: ${copy.message}`;
-  const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string') (copy as Error & { code?: string }).code = code;
-  return copy;
-}
-
-function scrubText(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join('[REDACTED]');
-  return out;
-}
-
-function containsSecret(v: unknown, secrets: readonly string[], depth: number, seen: Set<unknown>): boolean {
-  if (typeof v === 'string') return secrets.some((s) => v.includes(s));
-  if (typeof v !== 'object' || v === null || depth > 4 || seen.has(v)) return false;
-  seen.add(v);
-  const keys = new Set<string>(Object.getOwnPropertyNames(v));
-  if (v instanceof Error) ['message', 'stack', 'cause'].forEach((k) => keys.add(k));
-  for (const k of keys) {
-    let child: unknown;
-    try {
-      child = (v as Record<string, unknown>)[k];
-    } catch {
-      continue;
-    }
-    if (containsSecret(child, secrets, depth + 1, seen)) return true;
-  }
-  return false;
 }

@@ -62,3 +62,13 @@ export function parseLimit(limit: number | undefined): number {
   if (!Number.isInteger(limit) || limit < 1) throw new CFG_ERR_INVALID_REQUEST('limit must be an integer >= 1');
   return Math.min(limit, MAX_QUERY_LIMIT);
 }
+
+/**
+ * `after` of a checkpoint query: an integer >= 0; default 0.
+ * @throws CFG_ERR_INVALID_REQUEST (400) otherwise
+ */
+export function parseAfter(after: number | undefined): number {
+  if (after === undefined) return 0;
+  if (!Number.isSafeInteger(after) || after < 0) throw new CFG_ERR_INVALID_REQUEST('after must be an integer >= 0');
+  return after;
+}

@@ -36,6 +36,7 @@ export const EXACT_FILTERS = [
   ['action', 'action'],
   ['outcome', 'outcome'],
   ['commit', 'commit_id'],
+  ['requestId', 'request_id'],
 ] as const satisfies readonly (readonly [keyof AuditQuery, keyof EventRow])[];
 
 /** The stored event of a row. */

@@ -4,26 +4,46 @@
  * Durability: `journal_mode = WAL` with `synchronous = FULL`, so a transaction is fsynced
  * to the WAL before `COMMIT` returns, and {@link AuditStore.append} resolves only after that.
  *
- * Group commit: `append` queues the event and schedules one flush after a short window
- * (`commitWindowMs`, default 2 ms); the flush writes every queued event (at most `maxBatchSize`) in ONE `BEGIN IMMEDIATE`
- * transaction, chaining them in call order, then settles all their promises. Requests that
- * arrive while a commit is being fsynced are queued and share the next one, so the cost
- * of an fsync is spread over every concurrent request. better-sqlite3 is synchronous: the
- * event loop waits for each commit's fsync.
+ * Off the event loop (issue 9): a writer thread (`sqlite-writer.ts`) owns the write
+ * connection. `append` checks and serialises the event here, once (`event-json.ts`), and
+ * queues it; one batch at a time goes to the writer, which commits it in ONE `BEGIN
+ * IMMEDIATE` transaction and answers with the hashes. Events that arrive while a batch is
+ * being committed wait and share the next one (group commit), so the cost of an fsync is
+ * spread over every concurrent request, and the event loop never waits for it. When idle,
+ * the first event waits at most `commitWindowMs` for others to join it.
  *
- * The chain tail (last `seq` and `hash`) is read inside each write transaction, so the
- * chain continues across restarts and stays correct even if another process appends to
- * the same file.
+ * Reads (queries, `examine`/`verify`, checkpoints) use connections of their own on this
+ * thread (WAL lets them read while the writer writes): a query reads one page;
+ * verification reads one snapshot a page at a time and yields between pages.
+ *
+ * The counter (`audit_head`) is read and moved inside each write transaction, so the
+ * chain continues across restarts, numbers are never given twice (deleting rows does not
+ * roll the counter back), and the chain stays one chain when several threads or processes
+ * append to the same file.
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, canonicalJson, hashEventBody, type CanonicalValue, type ChainAnchor } from './chain.js';
-import { closedError, CommitQueue, emptyStats, StoreHealth, type Pending } from './commit-queue.js';
+import { ChainVerifier, GENESIS_HASH, type ChainAnchor } from './chain.js';
+import { storedCheckpoint, type Checkpoint } from './checkpoint.js';
+import { CheckpointSchedule, type StoreCheckpointOptions } from './checkpoint-schedule.js';
+import { closedError, CommitQueue, emptyStats, StoreHealth, withDeadline, type Pending } from './commit-queue.js';
 import { withChainFields } from './event.js';
-import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, parseInstant } from './query.js';
+import { eventJsonParts, joinEventJson, rememberEventJson } from './event-json.js';
+import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, parseAfter, parseInstant, parseLimit } from './query.js';
 import { checkRow, pageQuery, rowToEvent, SILENT, toPage, type EventRow } from './rows.js';
+import { migrate, SELECT_ANCHOR, SELECT_HEAD, type AnchorRow, type HeadRow } from './sqlite-schema.js';
+import {
+  BATCH_ABANDONED,
+  BATCH_IDLE,
+  BATCH_WRITING,
+  type WireEvent,
+  type WriterRequest,
+  type WriterResult,
+} from './sqlite-protocol.js';
+import { WriterClient } from './sqlite-writer-client.js';
 import type {
   AppendOptions,
   AuditEvent,
@@ -34,6 +54,9 @@ import type {
   AuditStore,
   AuditStoreHealth,
   AuditStoreStats,
+  ChainExamination,
+  CheckpointQuery,
+  ExamineOptions,
   VerifyResult,
 } from './types.js';
 
@@ -47,75 +70,26 @@ export interface SqliteAuditStoreOptions {
   logger?: AuditLogger;
   /**
    * How long a write (or a probe) waits for another connection's lock before failing, in
-   * milliseconds. better-sqlite3 waits synchronously: the event loop waits too, so keep it
-   * within the commit wait of requests (`audit.commitTimeoutMs`, which the service passes).
-   * Default 5000.
+   * milliseconds (the writer thread waits, not the event loop). Keep it within the commit
+   * wait of requests (`audit.commitTimeoutMs`, which the service passes). Default 5000.
    */
   busyTimeoutMs?: number;
-  /** Most events committed in one transaction; the rest wait for the next flush. Default 1000. */
+  /** Most events committed in one transaction; the rest wait for the next batch. Default 1000. */
   maxBatchSize?: number;
   /**
-   * Group-commit window in milliseconds: the first queued event waits at most this long for
-   * others to share its transaction. better-sqlite3 commits synchronously, so without a
-   * window a commit would take only the events queued in the same event-loop turn (one,
-   * under load), and every request would pay a full fsync. Default 2; 0 flushes on the
-   * next turn (`setImmediate`).
+   * Group-commit window in milliseconds: when no batch is being committed, the first
+   * queued event waits at most this long for others to share its transaction (while a
+   * batch is being committed, new events wait for it anyway). Default 0: the next turn of
+   * the event loop (`setImmediate`), so events queued in the same turn share a batch.
    */
   commitWindowMs?: number;
+  /** Signed checkpoints (issue 13); absent: none are signed and retention anchors are unsigned. */
+  checkpoints?: StoreCheckpointOptions;
 }
 
-/** Schema version kept in `PRAGMA user_version`: 2 added the retention anchor. */
-const SCHEMA_VERSION = 2;
-
-
-/*
- * One row per event. `event` holds the exact canonical JSON that was hashed (with `seq`),
- * the other columns copy the filterable fields so queries use indexes. Every secondary
- * index implicitly ends with the rowid (`seq`), so `WHERE app = ? AND seq < ? ORDER BY
- * seq DESC` is a range scan of one index.
- */
-const SCHEMA_V1 = `
-CREATE TABLE audit_events (
-  seq           INTEGER PRIMARY KEY CHECK (seq > 0),
-  time          TEXT    NOT NULL,
-  request_id    TEXT    NOT NULL,
-  actor_kind    TEXT    NOT NULL,
-  actor_subject TEXT,
-  action        TEXT    NOT NULL,
-  app           TEXT,
-  commit_id     TEXT,
-  outcome       TEXT    NOT NULL,
-  status        INTEGER NOT NULL,
-  prev_hash     TEXT    NOT NULL,
-  hash          TEXT    NOT NULL,
-  event         TEXT    NOT NULL
-) STRICT;
-CREATE INDEX audit_events_time    ON audit_events (time);
-CREATE INDEX audit_events_app     ON audit_events (app);
-CREATE INDEX audit_events_actor   ON audit_events (actor_subject);
-CREATE INDEX audit_events_action  ON audit_events (action);
-CREATE INDEX audit_events_outcome ON audit_events (outcome);
-CREATE INDEX audit_events_commit  ON audit_events (commit_id);
-`;
-
-/*
- * The retention anchor (one row at most): where the stored chain starts once `prune` has
- * deleted old events — the `seq` and `prev_hash` the oldest remaining event (or the next
- * event appended, when none remains) must carry. Absent: the chain starts at `seq` 1
- * after the genesis hash.
- */
-const SCHEMA_V2 = `
-CREATE TABLE audit_anchor (
-  id        INTEGER PRIMARY KEY CHECK (id = 1),
-  seq       INTEGER NOT NULL CHECK (seq > 0),
-  prev_hash TEXT    NOT NULL
-) STRICT;
-`;
-
-
-
 /**
- * Opens (creating or migrating when needed) the SQLite audit store at `opts.path`.
+ * Opens (creating or migrating when needed) the SQLite audit store at `opts.path`. The
+ * writer thread starts with the first write.
  *
  * Query order is newest first (descending `seq`); `nextCursor` is the base64url of the
  * last `seq` returned, and the next page holds the events with a lower `seq`. `since` is
@@ -129,78 +103,104 @@ export function openSqliteAuditStore(opts: SqliteAuditStoreOptions): SqliteAudit
   return new SqliteAuditStore(opts);
 }
 
+/** Page size of a verification read. */
+const VERIFY_PAGE = 1000;
+
 /**
  * The SQLite {@link AuditStore}. Create it with {@link openSqliteAuditStore}.
  */
 export class SqliteAuditStore implements AuditStore {
+  readonly #path: string;
+  readonly #busyTimeoutMs: number;
+  /** The read connection (queries, checkpoints); the writer thread has its own. */
   readonly #db: Database.Database;
+  readonly #storeId: string;
   readonly #logger: AuditLogger;
   readonly #maxBatch: number;
   readonly #stats: AuditStoreStats = emptyStats();
   readonly #health: StoreHealth;
   readonly #queue: CommitQueue;
   readonly #queryStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
-  readonly #tail: Database.Statement<[], { seq: number; hash: string }>;
-  readonly #anchor: Database.Statement<[], { seq: number; prev_hash: string }>;
-  readonly #insert: Database.Statement<unknown[]>;
-  readonly #writeBatch: Database.Transaction<(batch: readonly Pending[]) => AuditEvent[]>;
-  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   readonly #windowMs: number;
+  readonly #schedule: CheckpointSchedule | undefined;
+  /** The state word of the batch in flight, shared with the writer. */
+  readonly #flagBuffer = new SharedArrayBuffer(4);
+  readonly #flag = new Int32Array(this.#flagBuffer);
+  readonly #writerClient: WriterClient;
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** The batch being committed, if any (one at a time). */
+  #writing: Promise<void> | undefined;
   #closed = false;
+  #closePromise: Promise<void> | undefined;
   /** True while close() commits what is queued (a failed deferred batch is then dropped). */
   #closing = false;
 
   /** Use {@link openSqliteAuditStore}. */
   constructor(opts: SqliteAuditStoreOptions) {
+    this.#path = opts.path;
+    this.#busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
     this.#logger = opts.logger ?? SILENT;
     this.#health = new StoreHealth(this.#logger, 'sqlite');
-    this.#queue = new CommitQueue(this.#stats, this.#logger, (ms) =>
-      this.#health.fail(`an audit event was not committed within ${ms} ms`, 'audit store commit timed out; failing requests closed', { timeoutMs: ms }),
-    );
+    this.#queue = new CommitQueue(this.#stats, this.#logger, (ms, inDoubt) => {
+      // A caller of the batch in flight gave up: the writer rolls it back unless it is already committing.
+      if (inDoubt) Atomics.compareExchange(this.#flag, 0, BATCH_WRITING, BATCH_ABANDONED);
+      this.#health.fail(`an audit event was not committed within ${ms} ms`, 'audit store commit timed out; failing requests closed', { timeoutMs: ms });
+    });
     this.#maxBatch = opts.maxBatchSize ?? 1000;
-    this.#windowMs = opts.commitWindowMs ?? 2;
+    this.#windowMs = opts.commitWindowMs ?? 0;
     if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) {
       throw new TypeError('openSqliteAuditStore: maxBatchSize must be an integer >= 1');
     }
     let db: Database.Database | undefined;
+    let head: HeadRow | undefined;
     try {
       mkdirSync(dirname(opts.path), { recursive: true });
       // Create the file owner-only before SQLite does; its -wal and -shm files copy the mode.
       closeSync(openSync(opts.path, 'a', 0o600));
-      db = new Database(opts.path, { timeout: opts.busyTimeoutMs ?? 5000 });
+      db = new Database(opts.path, { timeout: this.#busyTimeoutMs });
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new Error(`journal_mode is '${String(mode)}', WAL is required`);
-      db.pragma('synchronous = FULL');
       migrate(db);
-      this.#tail = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
-      this.#anchor = db.prepare('SELECT seq, prev_hash FROM audit_anchor WHERE id = 1');
-      this.#insert = db.prepare(
-        `INSERT INTO audit_events (seq, time, request_id, actor_kind, actor_subject, action, app, commit_id,
-           outcome, status, prev_hash, hash, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      this.#writeBatch = db.transaction((batch: readonly Pending[]) => this.#write(batch));
-      const tail = this.#tail.get();
-      this.#logger.info({ path: opts.path, lastSeq: tail?.seq ?? 0 }, 'audit store opened');
+      head = db.prepare<[], HeadRow>(SELECT_HEAD).get();
+      if (!head) throw new Error('the audit_head row is missing (the store was tampered with); run audit verify');
     } catch (err) {
       db?.close();
       throw new CFG_ERR_AUDIT_UNAVAILABLE(`cannot open the SQLite audit store at ${opts.path}`, { cause: err });
     }
     this.#db = db;
+    this.#storeId = head.store_id;
+    this.#schedule = opts.checkpoints ? new CheckpointSchedule(opts.checkpoints, this.#logger, () => void this.checkpoint()) : undefined;
+    this.#writerClient = new WriterClient(
+      {
+        path: this.#path,
+        busyTimeoutMs: this.#busyTimeoutMs,
+        flag: this.#flagBuffer,
+        writerId: this.#schedule?.writerId ?? '',
+        ...(this.#schedule && { signer: this.#schedule.signer }),
+      },
+      this.#logger,
+    );
+    this.#logger.info({ path: opts.path, lastSeq: head.seq }, 'audit store opened');
   }
 
   /** {@inheritDoc AuditStore.healthy} */
   get healthy(): boolean {
-    return this.#health.healthy && !this.#closed;
+    return this.#health.healthy && !this.#closed && !this.#closing;
   }
 
   /** {@inheritDoc AuditStore.health} */
   get health(): Readonly<AuditStoreHealth> {
-    return this.#closed ? { healthy: false, reason: 'the audit store is closed' } : this.#health.snapshot;
+    return this.#closed || this.#closing ? { healthy: false, reason: 'the audit store is closed' } : this.#health.snapshot;
   }
 
   /** {@inheritDoc AuditStore.stats} */
   get stats(): Readonly<AuditStoreStats> {
     return { ...this.#stats };
+  }
+
+  /** {@inheritDoc AuditStore.storeId} */
+  async storeId(): Promise<string> {
+    return this.#storeId;
   }
 
   /**
@@ -209,28 +209,27 @@ export class SqliteAuditStore implements AuditStore {
    *   store is closed or the transaction holding the event fails (`cause` set).
    */
   append(event: AuditEventInput, options: AppendOptions = {}): Promise<AuditEvent> {
-    if (this.#closed) return Promise.reject(closedError());
-    return this.#queue.add(event, options.timeoutMs, () => this.#schedule());
+    if (this.#closed || this.#closing) return Promise.reject(closedError());
+    return this.#queue.add(event, options.timeoutMs, () => this.#scheduleFlush());
   }
 
   /** {@inheritDoc AuditStore.appendEventually} */
   appendEventually(event: AuditEventInput): void {
-    if (this.#closed) return;
-    this.#queue.addDeferred(event, () => this.#schedule());
+    if (this.#closed || this.#closing) return;
+    this.#queue.addDeferred(event, () => this.#scheduleFlush());
   }
 
   /**
    * {@inheritDoc AuditStore.probe}
    *
-   * Synchronous underneath: it waits at most `busyTimeoutMs` for the write lock, so
-   * `timeoutMs` is not enforced separately. A passing probe also lets deferred events be
-   * tried again.
+   * The writer thread waits at most `busyTimeoutMs` for the write lock; the probe as a
+   * whole is bounded by `timeoutMs`. A passing probe also lets deferred events be tried again.
    */
-  async probe(_timeoutMs: number): Promise<void> {
-    if (this.#closed) return;
+  async probe(timeoutMs: number): Promise<void> {
+    if (this.#closed || this.#closing) return;
     this.#stats.probes++;
     try {
-      this.#db.transaction(() => this.#tail.get()).immediate();
+      await withDeadline(this.#send({ op: 'probe', id: 0 }), timeoutMs, `the probe did not finish within ${timeoutMs} ms`);
     } catch (err) {
       this.#stats.probeFailures++;
       this.#health.fail(`probe failed: ${(err as Error).message}`, 'audit store probe failed; failing requests closed', { err });
@@ -238,7 +237,7 @@ export class SqliteAuditStore implements AuditStore {
     }
     this.#health.recover('probe');
     this.#queue.retryDeferred();
-    if (this.#queue.ready) this.#schedule();
+    if (this.#queue.ready) this.#scheduleFlush();
   }
 
   /**
@@ -250,7 +249,6 @@ export class SqliteAuditStore implements AuditStore {
   async query(q: AuditQuery): Promise<AuditPage> {
     this.#assertOpen();
     const { sql, params, limit } = pageQuery(q, 'audit_events', () => '?');
-
     try {
       let stmt = this.#queryStatements.get(sql);
       if (!stmt) {
@@ -268,81 +266,133 @@ export class SqliteAuditStore implements AuditStore {
    *
    * Besides the chain rules, checks that each row's `event` text is exactly the canonical
    * JSON that was hashed (`hash mismatch` otherwise), that it parses as an event
-   * (`malformed event`) and that the indexed columns agree with it (`column mismatch`).
-   * Reads the table in one pass; the event loop waits for it.
+   * (`malformed event`), that the indexed columns agree with it (`column mismatch`), and
+   * that the counter is the last stored event (`missing events`, `counter mismatch`).
    * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read.
    */
   async verify(): Promise<VerifyResult> {
+    const { ok, checked, firstBreak } = await this.examine();
+    return firstBreak ? { ok, checked, firstBreak } : { ok, checked };
+  }
+
+  /**
+   * {@inheritDoc AuditStore.examine}
+   *
+   * Reads one snapshot (a read transaction on a connection of its own) a page of
+   * {@link VERIFY_PAGE} rows at a time, yielding to the event loop between pages.
+   */
+  async examine(opts: ExamineOptions = {}): Promise<ChainExamination> {
     this.#assertOpen();
+    let db: Database.Database | undefined;
     try {
-      // One read transaction: the anchor and the rows come from the same snapshot, even if
-      // another process prunes meanwhile.
-      return this.#db.transaction(() => {
-        const v = new ChainVerifier(this.#chainStart());
-        const stmt = this.#db.prepare<[], EventRow>('SELECT * FROM audit_events ORDER BY seq');
-        for (const row of stmt.iterate()) {
-          let event: AuditEvent;
-          try {
-            event = rowToEvent(row);
-          } catch {
-            v.fail(row.seq, 'malformed event');
-            break;
-          }
-          if (!v.push(event, (e) => checkRow(row, e))) break;
-        }
-        return v.result();
-      })();
+      db = new Database(this.#path, { readonly: true, timeout: this.#busyTimeoutMs });
+      db.exec('BEGIN');
+      const head = db.prepare<[], HeadRow>(SELECT_HEAD).get();
+      const anchor = db.prepare<[], AnchorRow>(SELECT_ANCHOR).get();
+      const start: ChainAnchor = anchor ? { seq: anchor.seq, prevHash: anchor.prev_hash } : { seq: 1, prevHash: GENESIS_HASH };
+      const v = new ChainVerifier(start, opts.expect);
+      const page = db.prepare<[number], EventRow>(`SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ${VERIFY_PAGE}`);
+      let after = 0;
+      for (;;) {
+        const rows = page.all(after);
+        for (const row of rows) if (!pushRow(v, row)) break;
+        const last = rows[rows.length - 1];
+        if (v.broken || rows.length < VERIFY_PAGE || !last) break;
+        after = last.seq;
+        await yieldToLoop();
+      }
+      v.finish(head ? { seq: head.seq, hash: head.hash } : undefined);
+      db.exec('COMMIT');
+      return {
+        ...v.result(),
+        storeId: head?.store_id ?? this.#storeId,
+        ...(head && { head: { seq: head.seq, hash: head.hash } }),
+        start,
+        ...(anchor && { anchor: { seq: anchor.seq, prevHash: anchor.prev_hash, checkpoint: anchor.checkpoint } }),
+        beforeStart: v.beforeStart,
+        matched: v.matched,
+      };
     } catch (err) {
       throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store cannot be read', { cause: err });
+    } finally {
+      db?.close();
+    }
+  }
+
+  /** {@inheritDoc AuditStore.checkpoints} */
+  async checkpoints(q: CheckpointQuery = {}): Promise<Checkpoint[]> {
+    this.#assertOpen();
+    const after = parseAfter(q.after);
+    const limit = parseLimit(q.limit);
+    let rows: { checkpoint: string }[];
+    try {
+      rows = this.#db.prepare<[number, number], { checkpoint: string }>('SELECT checkpoint FROM audit_checkpoints WHERE seq > ? ORDER BY seq, id LIMIT ?').all(after, limit);
+    } catch (err) {
+      throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store cannot be read', { cause: err });
+    }
+    return rows.map((r) => storedCheckpoint(r.checkpoint));
+  }
+
+  /** {@inheritDoc AuditStore.checkpoint} */
+  async checkpoint(force = false): Promise<Checkpoint | undefined> {
+    const schedule = this.#schedule;
+    if (!schedule || this.#closed || (!force && schedule.pending === 0)) return undefined;
+    try {
+      const r = await this.#send({ op: 'checkpoint', id: 0 });
+      if (r.op !== 'checkpoint' || r.checkpoint === undefined) return undefined;
+      return this.#signed(r.checkpoint);
+    } catch (err) {
+      this.#logger.warn({ err }, 'audit checkpoint could not be written; retrying at the next interval');
+      return undefined;
     }
   }
 
   /**
    * {@inheritDoc AuditStore.prune}
    *
-   * Runs in one `BEGIN IMMEDIATE` transaction (the deletion and the anchor commit
-   * together); in-process appends wait for it, as they wait for any commit.
+   * Runs in the writer thread, in one `BEGIN IMMEDIATE` transaction (the deletion, the
+   * signed retention checkpoint and the anchor commit together); appends wait for it.
    */
   async prune(before: string): Promise<{ deleted: number }> {
     this.#assertOpen();
     const cutoff = parseInstant(before, 'before');
+    let r: WriterResult;
     try {
-      return this.#db
-        .transaction(() => {
-          const firstKept = this.#db
-            .prepare<[string], { seq: number }>('SELECT seq FROM audit_events WHERE time >= ? ORDER BY seq LIMIT 1')
-            .get(cutoff);
-          const lastDeleted = firstKept
-            ? this.#db
-                .prepare<[number], { seq: number; hash: string }>('SELECT seq, hash FROM audit_events WHERE seq < ? ORDER BY seq DESC LIMIT 1')
-                .get(firstKept.seq)
-            : this.#tail.get();
-          if (!lastDeleted) return { deleted: 0 };
-          const { changes } = this.#db.prepare('DELETE FROM audit_events WHERE seq <= ?').run(lastDeleted.seq);
-          this.#db
-            .prepare('INSERT INTO audit_anchor (id, seq, prev_hash) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash')
-            .run(lastDeleted.seq + 1, lastDeleted.hash);
-          return { deleted: changes };
-        })
-        .immediate();
+      r = await this.#send({ op: 'prune', id: 0, cutoff });
     } catch (err) {
       throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not prune old events', { cause: err });
     }
-  }
-
-  /** Where the stored chain starts: the retention anchor, else `seq` 1 after the genesis hash. */
-  #chainStart(): ChainAnchor {
-    const anchor = this.#anchor.get();
-    return anchor ? { seq: anchor.seq, prevHash: anchor.prev_hash } : { seq: 1, prevHash: GENESIS_HASH };
+    if (r.op !== 'prune') return { deleted: 0 };
+    if (r.checkpoint !== undefined) this.#signed(r.checkpoint);
+    return { deleted: r.deleted };
   }
 
   /** {@inheritDoc AuditStore.close} */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#cancelTimer();
+  close(): Promise<void> {
+    this.#closePromise ??= this.#close();
+    return this.#closePromise;
+  }
+
+  async #close(): Promise<void> {
     this.#closing = true;
+    this.#cancelTimer();
     this.#queue.retryDeferred();
-    while (this.#queue.ready) this.#flushOnce();
+    while (this.#writing || this.#queue.ready) {
+      if (!this.#writing) this.#startBatch();
+      await this.#writing;
+    }
+    if (this.#schedule) {
+      this.#schedule.stop();
+      if (this.#schedule.pending > 0) {
+        try {
+          const r = await this.#send({ op: 'checkpoint', id: 0 });
+          if (r.op === 'checkpoint' && r.checkpoint !== undefined) this.#signed(r.checkpoint);
+        } catch (err) {
+          this.#logger.warn({ err }, 'audit checkpoint at close could not be written');
+        }
+      }
+    }
+    await this.#writerClient.close();
     this.#closed = true;
     try {
       this.#db.close();
@@ -352,17 +402,26 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw closedError();
+    if (this.#closed || this.#closing) throw closedError();
   }
 
-  #schedule(): void {
-    if (this.#timer) return;
-    const run = () => {
+  /** Records a checkpoint the writer signed and tells the listener; returns it. */
+  #signed(json: string): Checkpoint {
+    const cp = storedCheckpoint(json);
+    this.#schedule?.signed(cp, json);
+    return cp;
+  }
+
+  /** Sends one request to the writer thread (starting it when needed); resolves with its answer. */
+  #send(req: WriterRequest): Promise<WriterResult> {
+    return this.#writerClient.send(req);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#timer || this.#writing) return;
+    const run = (): void => {
       this.#timer = undefined;
-      this.#flushOnce();
-      // Whatever exceeded maxBatchSize (or arrived meanwhile) goes in a later turn, so
-      // other I/O runs in between.
-      if (this.#queue.ready) this.#schedule();
+      if (!this.#writing) this.#startBatch();
     };
     // A full batch is not held back by the window.
     this.#timer = this.#windowMs > 0 && this.#queue.size < this.#maxBatch ? setTimeout(run, this.#windowMs) : setImmediate(run);
@@ -376,41 +435,24 @@ export class SqliteAuditStore implements AuditStore {
     this.#timer = undefined;
   }
 
-  /** Commits up to maxBatchSize queued events in one transaction and settles them. */
-  #flushOnce(): void {
+  /** Sends the next batch to the writer; when it is answered, the following one (events that queued meanwhile). */
+  #startBatch(): void {
     const batch = this.#queue.take(this.#maxBatch);
     if (batch.length === 0) return;
-    let events: AuditEvent[];
-    try {
-      events = this.#writeBatch.immediate(batch);
-    } catch (err) {
-      this.#stats.failedTransactions++;
-      this.#health.fail(`write failed: ${(err as Error).message}`, 'audit store write failed; failing requests closed', { err, events: batch.length });
-      this.#queue.failed(batch, () => new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not commit the event', { cause: err }), this.#closing);
-      return;
-    }
-    this.#stats.transactions++;
-    this.#stats.events += events.length;
-    this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, events.length);
-    this.#health.recover('commit', { events: events.length });
-    this.#queue.committed(batch, events);
+    this.#writing = this.#commit(batch).finally(() => {
+      this.#writing = undefined;
+      if (this.#queue.ready && !this.#closing) this.#startBatch();
+    });
   }
 
-  /** Body of the write transaction: chains and inserts the batch after the stored tail. */
-  #write(batch: readonly Pending[]): AuditEvent[] {
-    const tail = this.#tail.get();
-    // No event stored: continue after the last pruned event (the anchor), or from genesis.
-    const start = tail ? undefined : this.#chainStart();
-    let seq = tail ? tail.seq : (start?.seq ?? 1) - 1;
-    let prevHash = tail ? tail.hash : (start?.prevHash ?? GENESIS_HASH);
-    const out: AuditEvent[] = [];
-    for (const { input } of batch) {
-      seq++;
-      // `input` was checked by toEventInput in append, so it is hashed as is.
-      const body = canonicalJson({ ...(input as unknown as Record<string, CanonicalValue>), seq });
-      const hash = hashEventBody(prevHash, body);
-      this.#insert.run(
-        seq,
+  /** Commits one batch in the writer and settles its events. Never rejects. */
+  async #commit(batch: readonly Pending[]): Promise<void> {
+    const parts = batch.map((p) => eventJsonParts(p.input));
+    const events: WireEvent[] = batch.map(({ input }, i) => {
+      const part = parts[i]!;
+      return [
+        part.head,
+        part.tail,
         input.time,
         input.requestId,
         input.actor.kind,
@@ -420,26 +462,55 @@ export class SqliteAuditStore implements AuditStore {
         input.commit ?? null,
         input.outcome,
         input.status,
-        prevHash,
-        hash,
-        body,
-      );
-      out.push(withChainFields(input, seq, prevHash, hash));
-      prevHash = hash;
+      ];
+    });
+    const checkpoint = this.#schedule?.dueWith(batch.length) ?? false;
+    Atomics.store(this.#flag, 0, BATCH_WRITING);
+    let reply: WriterResult;
+    try {
+      reply = await this.#send({ op: 'write', id: 0, events, checkpoint });
+    } catch (err) {
+      this.#stats.failedTransactions++;
+      this.#health.fail(`write failed: ${(err as Error).message}`, 'audit store write failed; failing requests closed', { err, events: batch.length });
+      this.#queue.failed(batch, () => new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not commit the event', { cause: err }), this.#closing);
+      return;
+    } finally {
+      Atomics.store(this.#flag, 0, BATCH_IDLE);
     }
-    return out;
+    if (reply.op !== 'write') return;
+    const result = reply.result;
+    if ('abandoned' in result) {
+      // Rolled back: the events of callers still waiting go again, in order.
+      this.#queue.requeue(batch);
+      return;
+    }
+    let prev = result.prevHash;
+    const stored = batch.map(({ input }, i) => {
+      const seq = result.firstSeq + i;
+      const hash = result.hashes[i]!;
+      const event = withChainFields(input, seq, prev, hash);
+      rememberEventJson(event, joinEventJson(parts[i]!, seq));
+      prev = hash;
+      return event;
+    });
+    this.#stats.transactions++;
+    this.#stats.events += stored.length;
+    this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, stored.length);
+    this.#health.recover('commit', { events: stored.length });
+    this.#schedule?.committed(stored.length);
+    this.#queue.committed(batch, stored);
+    if (result.checkpoint !== undefined) this.#signed(result.checkpoint);
   }
 }
 
-function migrate(db: Database.Database): void {
-  db.transaction(() => {
-    const version = db.pragma('user_version', { simple: true });
-    if (typeof version !== 'number' || version > SCHEMA_VERSION) {
-      throw new Error(`the database has schema version ${String(version)}; this build knows up to ${SCHEMA_VERSION}`);
-    }
-    if (version < 1) db.exec(SCHEMA_V1);
-    if (version < 2) db.exec(SCHEMA_V2);
-    if (version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  }).immediate();
+/** Checks one stored row against the chain; false once the chain is broken. */
+function pushRow(v: ChainVerifier, row: EventRow): boolean {
+  let event: AuditEvent;
+  try {
+    event = rowToEvent(row);
+  } catch {
+    v.fail(row.seq, 'malformed event');
+    return false;
+  }
+  return v.push(event, (e) => checkRow(row, e));
 }
-

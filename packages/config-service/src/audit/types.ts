@@ -8,6 +8,8 @@
  * Nothing in an event is ever a configuration value or a credential: secrets appear only
  * by key name, and the body served only by its SHA-256.
  */
+import type { ChainAnchor, ChainHead, ExpectedHash } from './chain.js';
+import type { Checkpoint } from './checkpoint.js';
 
 /**
  * What an UNVERIFIED client certificate claims (it was untrusted, revoked, expired...):
@@ -86,7 +88,11 @@ export interface AuditEventInput {
 
 /** An event as stored: its input plus its place in the hash chain. */
 export interface AuditEvent extends AuditEventInput {
-  /** Position in the chain: 1 for the first event ever stored, then +1 without gaps. */
+  /**
+   * Position in the chain: 1 for the first event ever stored, then +1 without gaps. A
+   * number is never given twice: it comes from the store's counter, which deleting rows
+   * does not roll back.
+   */
   seq: number;
   /** `hash` of the event with `seq - 1`; 64 zeros (`GENESIS_HASH` in `chain.ts`) for `seq` 1. */
   prevHash: string;
@@ -111,6 +117,8 @@ export interface AuditQuery {
   until?: string;
   /** Exact (full) commit id. */
   commit?: string;
+  /** Exact request id (the `Request-Id` response header): a client proves its own read was recorded. */
+  requestId?: string;
   /** `nextCursor` of the previous page; absent for the first page. */
   cursor?: string;
   /** Events per page: an integer ≥ 1; default 100, values above 1000 are treated as 1000. */
@@ -132,6 +140,16 @@ export type ChainBreakReason =
   | 'prev-hash mismatch'
   /** `seq` is not the previous `seq` + 1 (an event was removed or inserted). */
   | 'sequence gap'
+  /**
+   * The chain ends before an event known to have been written: the store's counter, or a
+   * signed checkpoint, names a later `seq` (the newest events were deleted).
+   * `firstBreak.seq` is the first missing `seq`.
+   */
+  | 'missing events'
+  /** The store's counter of the last event written disagrees with the stored chain (it was edited). */
+  | 'counter mismatch'
+  /** An event's hash differs from the one a signed checkpoint recorded for its `seq` (the chain was rewritten). */
+  | 'checkpoint mismatch'
   /** A store's indexed columns disagree with the stored event (filters would lie). */
   | 'column mismatch'
   /** A store row could not be read back as an event at all. */
@@ -143,8 +161,46 @@ export interface VerifyResult {
   ok: boolean;
   /** Events examined, including the one that broke the chain. */
   checked: number;
-  /** The first event at which the chain is broken (verification stops there). */
-  firstBreak?: { seq: number; reason: ChainBreakReason };
+  /**
+   * The first event at which the chain is broken (verification stops there). `detail`
+   * explains the reasons that compare the chain with something else (`missing events`,
+   * `counter mismatch`, `checkpoint mismatch`).
+   */
+  firstBreak?: { seq: number; reason: ChainBreakReason; detail?: string };
+}
+
+/** What {@link AuditStore.examine} checks the chain against. */
+export interface ExamineOptions {
+  /** Hashes the chain must pass through (signed checkpoints whose signatures were checked). */
+  expect?: readonly ExpectedHash[];
+}
+
+/** The full result of {@link AuditStore.examine}: the verdict and what it was based on. */
+export interface ChainExamination extends VerifyResult {
+  /** The store's id (kept in the database; checkpoints name it). */
+  storeId: string;
+  /** The store's counter of the last event written; absent when its row is missing (then `firstBreak` says so). */
+  head?: ChainHead;
+  /** Where the stored chain starts: `seq` 1 after the genesis hash, or the retention anchor. */
+  start: ChainAnchor;
+  /**
+   * The retention anchor the chain starts from, when a prune left one: `checkpoint` is the
+   * text of its signed retention checkpoint, `null` when it is unsigned (no key was
+   * configured when it was written, or it was forged).
+   */
+  anchor?: { seq: number; prevHash: string; checkpoint: string | null };
+  /** Expectations that were older than the start of the chain (pruned), so not checked. */
+  beforeStart: readonly ExpectedHash[];
+  /** How many expectations the chain was found to pass through. */
+  matched: number;
+}
+
+/** Which checkpoints {@link AuditStore.checkpoints} returns. */
+export interface CheckpointQuery {
+  /** Only checkpoints with a `seq` above this; default 0 (all). */
+  after?: number;
+  /** Most checkpoints returned: an integer ≥ 1; default 100, values above 1000 are treated as 1000. */
+  limit?: number;
 }
 
 /** Counters a store keeps for metrics and tests. All counts since the store was opened. */
@@ -218,6 +274,11 @@ export interface AuditLogger {
  */
 export interface AuditStore {
   /**
+   * The store's id: a UUID created with the store and kept in the database. Checkpoints
+   * carry it. Resolves once the store is open.
+   */
+  storeId(): Promise<string>;
+  /**
    * Records one event. Resolves with the stored event only once it is durably committed
    * (fsynced), so a response may be sent; events appended concurrently are committed
    * together (group commit) and get consecutive `seq` in call order.
@@ -256,7 +317,10 @@ export interface AuditStore {
    * and `hash` of the last event deleted (which is the `seq` and `prevHash` of the oldest
    * remaining event, or of the next event appended when every event was deleted).
    * {@link AuditStore.verify} starts from that anchor and appends keep chaining after the
-   * last event ever stored, so the chain stays verifiable.
+   * last event ever stored, so the chain stays verifiable. With a signing key configured
+   * the anchor carries a signed `retention` checkpoint of the last event deleted (also
+   * stored with the other checkpoints and given to `onCheckpoint`), so a forged anchor is
+   * refused by `audit verify`; stored checkpoints older than it are deleted with the events.
    *
    * Only a prefix of the chain is deleted: deletion stops at the first event (in `seq`
    * order) whose `time` is not before `before`, so an event with an earlier time but a
@@ -268,7 +332,30 @@ export interface AuditStore {
    *   CFG_ERR_AUDIT_UNAVAILABLE when the store is closed or the transaction fails.
    */
   prune(before: string): Promise<{ deleted: number }>;
-  /** Commits every pending event, then releases the storage. Idempotent. */
+  /**
+   * The full check behind {@link AuditStore.verify}: the chain from its start (genesis or
+   * the retention anchor), each row's own consistency, the counter of the last event
+   * written (`missing events` when the newest events were deleted, `counter mismatch` when
+   * the counter was edited), and the expected hashes of `opts.expect`. Reads one snapshot
+   * a page at a time. Signatures are not checked here (`verify-report.ts` does).
+   * @throws (rejects) CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read.
+   */
+  examine(opts?: ExamineOptions): Promise<ChainExamination>;
+  /**
+   * Signs a checkpoint of the chain head now and stores it, when a signing key is
+   * configured and this writer committed events since its last checkpoint (or `force`).
+   * Resolves with it (also given to the `onCheckpoint` listener), or undefined when none
+   * was due. Never rejects: a failure is logged and retried at the next opportunity.
+   */
+  checkpoint(force?: boolean): Promise<Checkpoint | undefined>;
+  /**
+   * Stored checkpoints (periodic, shutdown and retention ones, as signed), in `seq` order
+   * (then in the order they were stored).
+   * @throws (rejects) CFG_ERR_INVALID_REQUEST for a bad `after` or `limit`;
+   *   CFG_ERR_AUDIT_UNAVAILABLE when the database cannot be read.
+   */
+  checkpoints(q?: CheckpointQuery): Promise<Checkpoint[]>;
+  /** Commits every pending event, signs a last checkpoint (when due), then releases the storage. Idempotent. */
   close(): Promise<void>;
   /**
    * False after a write, a probe or a commit wait failed, until a later commit or probe

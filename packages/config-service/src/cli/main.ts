@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { loadSettings } from '../settings/load.js';
+import { registerAuditCommands } from './audit.js';
 import { registerEncryptCommand } from './encrypt.js';
 import { registerValidateCommand } from './validate.js';
 
@@ -76,14 +77,22 @@ function buildProgram(): Command {
   const audit = program.command('audit').description('Audit log tools');
   audit
     .command('verify')
-    .description('Check the hash chain of the audit log and name the first break')
+    .description('Check the hash chain of the audit log, its counter, anchor and signed checkpoints, and name the first break')
     .option('-c, --config <file>', 'service settings file')
-    .action(async (opts: { config?: string }) => {
+    .option('--checkpoints <file...>', 'signed checkpoints kept outside the database (NDJSON: the log stream, a witness file, GET /v1/audit/checkpoints?format=ndjson)')
+    .option('--public-key <file...>', 'Ed25519 public key(s) of the checkpoint signing keys (default: audit.checkpoints.keys of the settings)')
+    .action(async (opts: { config?: string; checkpoints?: string[]; publicKey?: string[] }) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
       const { auditStoreSettings, createAuditStore } = await import('../audit/index.js');
+      const { verifyCommand } = await import('./audit.js');
       const store = await createAuditStore(auditStoreSettings(settings, process.env));
       try {
-        const result = await store.verify();
+        const result = await verifyCommand(store, {
+          settings,
+          ...(opts.checkpoints && { checkpointFiles: opts.checkpoints }),
+          ...(opts.publicKey && { publicKeyFiles: opts.publicKey }),
+          env: process.env,
+        });
         process.stdout.write(`${JSON.stringify(result)}\n`);
         if (!result.ok) process.exitCode = 1;
       } finally {
@@ -101,6 +110,7 @@ function buildProgram(): Command {
     .option('--since <iso>', 'from this time (inclusive)')
     .option('--until <iso>', 'until this time (exclusive)')
     .option('--commit <id>')
+    .option('--request-id <id>', 'the request id (Request-Id response header) of one request')
     .option('--limit <n>', 'at most this many events', '100')
     .action(async (opts: { config?: string; limit: string } & Record<string, string | undefined>) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
@@ -114,6 +124,18 @@ function buildProgram(): Command {
         await store.close();
       }
     });
+  registerAuditCommands(
+    audit,
+    () => {
+      const stop = new AbortController();
+      process.once('SIGTERM', () => stop.abort());
+      process.once('SIGINT', () => stop.abort());
+      return { stdout: process.stdout, stderr: process.stderr, signal: stop.signal };
+    },
+    (code) => {
+      process.exitCode = code;
+    },
+  );
   registerEncryptCommand(program);
   registerValidateCommand(program);
   return program;

@@ -114,6 +114,13 @@ const ROUTES: Record<string, RouteDoc> = {
     ok: { types: ['application/json', 'application/x-ndjson', 'text/csv'], description: 'Events newest first, with a cursor for the next page' },
     errors: { '400': ['invalid_request'], '403': ['forbidden'] },
   },
+  'GET /v1/audit/checkpoints': {
+    summary: 'Signed checkpoints of the audit chain, for an outside witness (scope audit:read)',
+    tag: 'audit',
+    description: 'Oldest `seq` first; `after=<seq>` returns the later ones. See docs/audit.md.',
+    ok: { types: ['application/json', 'application/x-ndjson'], description: '`{ checkpoints }`, or one checkpoint per line with `format=ndjson`' },
+    errors: { '400': ['invalid_request'], '403': ['forbidden'], '404': ['audit_checkpoints_off'] },
+  },
   'POST /v1/encrypt': {
     summary: 'Encrypt a value into `{cipher}…` (scope encrypt)',
     tag: 'secrets',

@@ -235,6 +235,17 @@ function resolvePaths(s: Settings, baseDir: string): Settings {
         ...(k.publicKeyFile && { publicKeyFile: abs(k.publicKeyFile) }),
       })),
     },
-    audit: { ...s.audit, sqlitePath: s.audit.sqlitePath ? abs(s.audit.sqlitePath) : path.join(dataDir, 'audit.sqlite') },
+    audit: {
+      ...s.audit,
+      sqlitePath: s.audit.sqlitePath ? abs(s.audit.sqlitePath) : path.join(dataDir, 'audit.sqlite'),
+      checkpoints: {
+        ...s.audit.checkpoints,
+        keys: s.audit.checkpoints.keys.map((k) => ({
+          ...k,
+          ...(k.privateKeyFile && { privateKeyFile: abs(k.privateKeyFile) }),
+          ...(k.publicKeyFile && { publicKeyFile: abs(k.publicKeyFile) }),
+        })),
+      },
+    },
   };
 }

@@ -202,6 +202,30 @@ export const SettingsSchema = Type.Object(
           default: 5000,
           description: 'How often the audit store is probed (a write transaction that writes nothing) when no event was committed since the last check, so readiness recovers without traffic',
         }),
+        checkpoints: Type.Object(
+          {
+            keys: Type.Array(
+              Type.Object(
+                {
+                  id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'Key id, named in every checkpoint it signs' }),
+                  privateKeyFile: Type.Optional(Type.String({ description: 'Ed25519 private key (PEM) that signs checkpoints; kept outside the database' })),
+                  privateKeyEnv: Type.Optional(Type.String({ description: 'Environment variable holding the Ed25519 private key (PEM), instead of a file' })),
+                  publicKeyFile: Type.Optional(Type.String({ description: 'Ed25519 public key (PEM) of a retired key: verifies its old checkpoints, signs nothing' })),
+                },
+                { additionalProperties: false },
+              ),
+              { default: [], description: 'Keys of signed audit checkpoints (issue 13); empty: no checkpoint is signed' },
+            ),
+            signingKey: Type.Optional(Type.String({ description: 'Id of the key that signs new checkpoints; default: the first key with a private part' })),
+            everyEvents: Type.Integer({ minimum: 1, default: 1000, description: 'Sign a checkpoint after this many events written by this process since its last one' }),
+            intervalMs: Type.Integer({
+              minimum: 100,
+              default: 60_000,
+              description: 'Sign a checkpoint this often (ms) when this process wrote events since its last one; one more is signed at shutdown',
+            }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
         postgres: Type.Optional(
           Type.Object(
             {

@@ -15,7 +15,7 @@ import {
   type PostgresAuditStore,
   type PostgresAuditStoreOptions,
 } from '../../src/audit/index.js';
-import { advisoryLockKey, anchorTableName, connectionSecrets, scrubError } from '../../src/audit/postgres-store.js';
+import { advisoryLockKey, anchorTableName, auditTableNames, connectionSecrets, scrubError } from '../../src/audit/postgres-store.js';
 import type { AuditEvent, AuditLogger } from '../../src/audit/types.js';
 import { makeEvent } from './helpers.js';
 import { testDatabaseUrl } from './pg-test-db.js';
@@ -46,8 +46,18 @@ function postgresHarness(): AuditStoreHarness & { table: string } {
   const t = `"${table}"`;
   return {
     table,
-    async open() {
-      return openPostgresAuditStore({ connectionString: url, table });
+    async open(opts = {}) {
+      return openPostgresAuditStore({ connectionString: url, table, ...opts });
+    },
+    async setCounter(seq, hash) {
+      await db().query(`UPDATE "${table}_head" SET seq = $1, hash = $2 WHERE id = 1`, [seq, hash]);
+    },
+    async setAnchor(seq, prevHash, checkpoint) {
+      await db().query(
+        `INSERT INTO "${table}_anchor" (id, seq, prev_hash, checkpoint) VALUES (1, $1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash, checkpoint = excluded.checkpoint`,
+        [seq, prevHash, checkpoint],
+      );
     },
     async readRow(seq) {
       const { rows } = await db().query<{ prev_hash: string; hash: string; event: string }>(
@@ -75,7 +85,7 @@ function postgresHarness(): AuditStoreHarness & { table: string } {
       await db().query(`ALTER TABLE ${t} DROP CONSTRAINT test_fail_writes`);
     },
     async dispose() {
-      await db().query(`DROP TABLE IF EXISTS ${t}, "${anchorTableName(table)}"`);
+      await db().query(`DROP TABLE IF EXISTS ${auditTableNames(table).map((n) => `"${n}"`).join(", ")}`);
     },
   };
 }
@@ -139,7 +149,7 @@ describe('PostgreSQL audit store', () => {
   };
   afterEach(async () => {
     for (const s of stores.splice(0)) await s.close();
-    for (const t of tables.splice(0)) await db().query(`DROP TABLE IF EXISTS "${t}", "${anchorTableName(t)}"`);
+    for (const t of tables.splice(0)) await db().query(`DROP TABLE IF EXISTS ${auditTableNames(t).map((n) => `"${n}"`).join(", ")}`);
   });
 
   it('creates the table with seq BIGINT primary key, the filter indexes and a bytewise time column', async () => {
@@ -157,8 +167,13 @@ describe('PostgreSQL audit store', () => {
     expect(cols.rows[1]?.collation_name).toBe('C');
     const idx = await db().query<{ indexname: string }>('SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [table]);
     expect(idx.rows.map((r) => r.indexname)).toEqual(
-      ['action', 'actor', 'app', 'commit', 'outcome', 'time'].map((s) => `${table}_${s}`).concat(`${table}_pkey`).sort(),
+      ['action', 'actor', 'app', 'commit', 'outcome', 'request', 'time'].map((s) => `${table}_${s}`).concat(`${table}_pkey`).sort(),
     );
+    // The counter and the checkpoint table, beside the anchor table.
+    const companions = await db().query<{ tablename: string }>('SELECT tablename FROM pg_tables WHERE tablename LIKE $1 ORDER BY tablename', [`${table}%`]);
+    expect(companions.rows.map((r) => r.tablename)).toEqual([table, `${table}_anchor`, `${table}_checkpoints`, `${table}_head`]);
+    const head = await db().query(`SELECT id, seq, hash FROM "${table}_head"`);
+    expect(head.rows).toEqual([{ id: 1, seq: '0', hash: '0'.repeat(64) }]);
   });
 
   it('keeps index names distinct for the longest table name', async () => {
@@ -167,7 +182,8 @@ describe('PostgreSQL audit store', () => {
     tables.push(table);
     await open({ table });
     const idx = await db().query<{ indexname: string }>('SELECT indexname FROM pg_indexes WHERE tablename = $1', [table]);
-    expect(new Set(idx.rows.map((r) => r.indexname)).size).toBe(7);
+    expect(new Set(idx.rows.map((r) => r.indexname)).size).toBe(8);
+    for (const name of auditTableNames(table)) expect(name.length).toBeLessThanOrEqual(63);
   });
 
   it('two replicas appending 500 events each at once build one valid chain of 1000 without gaps', async () => {
@@ -273,6 +289,34 @@ describe('PostgreSQL audit store', () => {
     expect(await second.prune('2025-01-02')).toEqual({ deleted: 1 });
     expect(await second.verify()).toEqual({ ok: true, checked: 1 });
     expect(anchorTableName('t'.repeat(63)).length).toBeLessThanOrEqual(63);
+  });
+
+  it('adds the counter to a table created before it existed, starting after the last stored event', async () => {
+    const table = freshTable();
+    const first = await open({ table });
+    await first.append(makeEvent({ requestId: 'a' }));
+    const b = await first.append(makeEvent({ requestId: 'b' }));
+    await first.close();
+    await db().query(`DROP TABLE "${table}_head", "${table}_checkpoints"`);
+    await db().query(`ALTER TABLE "${table}_anchor" DROP COLUMN checkpoint`);
+    const second = await open({ table });
+    const c = await second.append(makeEvent({ requestId: 'c' }));
+    expect(c.seq).toBe(3);
+    expect(c.prevHash).toBe(b.hash);
+    expect(await second.verify()).toEqual({ ok: true, checked: 3 });
+    const column = await db().query(`SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = 'checkpoint'`, [`${table}_anchor`]);
+    expect(column.rowCount).toBe(1);
+  });
+
+  it('continues after rows an older version appended without moving the counter (rolling upgrade)', async () => {
+    const table = freshTable();
+    const store = await open({ table });
+    const a = await store.append(makeEvent({ requestId: 'a' }));
+    // What a replica of the previous version does: insert after the last row, leave the counter alone.
+    await db().query(`UPDATE "${table}_head" SET seq = 0, hash = $1`, ['0'.repeat(64)]);
+    const b = await store.append(makeEvent({ requestId: 'b' }));
+    expect([b.seq, b.prevHash]).toEqual([2, a.hash]);
+    expect(await store.verify()).toEqual({ ok: true, checked: 2 });
   });
 
   it('fails closed when the lock is held past the statement timeout, then recovers', async () => {

@@ -19,8 +19,16 @@ function sqliteHarness(): AuditStoreHarness & { path: string } {
   const conn = (): Database.Database => (raw ??= new Database(path));
   return {
     path,
-    async open() {
-      return openSqliteAuditStore({ path });
+    async open(opts = {}) {
+      return openSqliteAuditStore({ path, ...opts });
+    },
+    async setCounter(seq, hash) {
+      conn().prepare('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1').run(seq, hash);
+    },
+    async setAnchor(seq, prevHash, checkpoint) {
+      conn()
+        .prepare('INSERT INTO audit_anchor (id, seq, prev_hash, checkpoint) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash, checkpoint = excluded.checkpoint')
+        .run(seq, prevHash, checkpoint);
     },
     async readRow(seq) {
       const row = conn().prepare<[number], { prev_hash: string; hash: string; event: string }>(
@@ -77,13 +85,13 @@ describe('SQLite audit store', () => {
     await h.dispose();
   });
 
-  it('creates an owner-only file in WAL mode with the v2 schema', () => {
+  it('creates an owner-only file in WAL mode with the v3 schema', () => {
     open();
     expect(statSync(h.path).mode & 0o777).toBe(0o600);
     const raw = new Database(h.path, { readonly: true });
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(raw.pragma('user_version', { simple: true })).toBe(2);
+      expect(raw.pragma('user_version', { simple: true })).toBe(3);
       const indexes = raw
         .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name")
         .all()
@@ -94,8 +102,14 @@ describe('SQLite audit store', () => {
         'audit_events_app',
         'audit_events_commit',
         'audit_events_outcome',
+        'audit_events_request',
         'audit_events_time',
       ]);
+      const tables = raw.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
+      expect(tables).toEqual(['audit_anchor', 'audit_checkpoints', 'audit_events', 'audit_head', 'sqlite_sequence']);
+      // The counter starts at 0 after the genesis hash, with a random store id.
+      expect(raw.prepare('SELECT id, seq, hash FROM audit_head').all()).toEqual([{ id: 1, seq: 0, hash: '0'.repeat(64) }]);
+      expect(raw.prepare<[], { store_id: string }>('SELECT store_id FROM audit_head').get()?.store_id).toMatch(/^[0-9a-f-]{36}$/);
     } finally {
       raw.close();
     }
@@ -209,10 +223,10 @@ describe('SQLite audit store', () => {
     const first = open();
     await first.close();
     const raw = new Database(h.path);
-    raw.pragma('user_version = 3');
+    raw.pragma('user_version = 4');
     raw.close();
     expect(() => openSqliteAuditStore({ path: h.path })).toThrow(
-      expect.objectContaining({ code: 'CFG_ERR_AUDIT_UNAVAILABLE', cause: expect.objectContaining({ message: 'the database has schema version 3; this build knows up to 2' }) }),
+      expect.objectContaining({ code: 'CFG_ERR_AUDIT_UNAVAILABLE', cause: expect.objectContaining({ message: 'the database has schema version 4; this build knows up to 3' }) }),
     );
   });
 

@@ -3,10 +3,12 @@
  * test file calls {@link describeAuditStoreContract} with a harness that reaches the same
  * storage through an independent connection (to see commits and to tamper with rows).
  */
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GENESIS_HASH, computeEventHash } from '../../src/audit/chain.js';
+import { checkCheckpointSignature, checkpointJson, type Checkpoint, type CheckpointPublicKey } from '../../src/audit/checkpoint.js';
 import type { AuditEvent, AuditQuery, AuditStore } from '../../src/audit/types.js';
+import type { StoreCheckpointOptions } from '../../src/audit/checkpoint-schedule.js';
 import { ids, makeEvent } from './helpers.js';
 
 /** Logical names of the stored fields a test may overwrite. */
@@ -15,7 +17,11 @@ export type RawColumn = 'event' | 'hash' | 'prevHash' | 'app';
 /** Access to one store's storage for the contract tests. */
 export interface AuditStoreHarness {
   /** Opens a store on this harness's storage; every call reaches the same storage. */
-  open(): Promise<AuditStore>;
+  open(opts?: { checkpoints?: StoreCheckpointOptions }): Promise<AuditStore>;
+  /** Sets the store's counter (the last event written) behind the store's back. */
+  setCounter(seq: number, hash: string): Promise<void>;
+  /** Writes a retention anchor behind the store's back (a forged one, in tests). */
+  setAnchor(seq: number, prevHash: string, checkpoint: string | null): Promise<void>;
   /** One stored event read through an independent connection; undefined when absent. */
   readRow(seq: number): Promise<{ prevHash: string; hash: string; event: string } | undefined>;
   /** Number of stored events, through an independent connection. */
@@ -47,8 +53,8 @@ export function describeAuditStoreContract(name: string, createHarness: () => Pr
   describe(`AuditStore contract: ${name}`, () => {
     let h: AuditStoreHarness;
     const opened: AuditStore[] = [];
-    const open = async (): Promise<AuditStore> => {
-      const s = await h.open();
+    const open = async (opts?: { checkpoints?: StoreCheckpointOptions }): Promise<AuditStore> => {
+      const s = await h.open(opts);
       opened.push(s);
       return s;
     };
@@ -226,6 +232,140 @@ export function describeAuditStoreContract(name: string, createHarness: () => Pr
       });
     });
 
+    describe('numbers are never reused (the counter)', () => {
+      it('names the deleted newest events, and keeps counting after them across a restart', async () => {
+        const store = await open();
+        const events = await Promise.all([1, 2, 3, 4, 5].map((i) => store.append(makeEvent({ requestId: `t${i}` }))));
+        await h.remove(5);
+        await h.remove(4);
+        expect(await store.verify()).toEqual({
+          ok: false,
+          checked: 3,
+          firstBreak: {
+            seq: 4,
+            reason: 'missing events',
+            detail: "the store's counter says events up to seq 5 were written; the last stored event is seq 3: events 4 to 5 are missing",
+          },
+        });
+        await store.close();
+        const again = await open();
+        const next = await again.append(makeEvent({ requestId: 't6' }));
+        // Not 4: the deleted numbers stay a gap, chained to the real last event.
+        expect(next.seq).toBe(6);
+        expect(next.prevHash).toBe(events[4]?.hash);
+        expect(await again.verify()).toEqual({ ok: false, checked: 4, firstBreak: { seq: 6, reason: 'sequence gap' } });
+      });
+
+      it('names a counter moved back to hide deleted events only when it disagrees with the chain', async () => {
+        const store = await open();
+        const events = await Promise.all([1, 2, 3].map((i) => store.append(makeEvent({ requestId: `t${i}` }))));
+        await h.setCounter(2, events[2]?.hash ?? '');
+        expect(await store.verify()).toEqual({
+          ok: false,
+          checked: 3,
+          firstBreak: {
+            seq: 3,
+            reason: 'counter mismatch',
+            detail: `the store's counter (seq 2, hash ${events[2]?.hash}) is not the last stored event (seq 3, hash ${events[2]?.hash}): it was edited`,
+          },
+        });
+        // Deleting the tail AND moving the counter back is consistent inside the database: only
+        // outside evidence (a checkpoint of seq 3) can show it.
+        await h.remove(3);
+        await h.setCounter(2, events[1]?.hash ?? '');
+        expect(await store.verify()).toEqual({ ok: true, checked: 2 });
+        const examined = await store.examine({ expect: [{ seq: 3, hash: events[2]?.hash ?? '', source: 'witness.ndjson:1' }] });
+        expect(examined).toMatchObject({
+          ok: false,
+          checked: 2,
+          firstBreak: {
+            seq: 3,
+            reason: 'missing events',
+            detail: 'witness.ndjson:1 shows the chain reached seq 3; the store ends at seq 2: events 3 to 3 are missing',
+          },
+          head: { seq: 2, hash: events[1]?.hash },
+          start: { seq: 1, prevHash: GENESIS_HASH },
+          matched: 0,
+        });
+      });
+
+      it('names the first event whose hash differs from an expected (checkpointed) one', async () => {
+        const store = await open();
+        const events = await Promise.all([1, 2, 3, 4].map((i) => store.append(makeEvent({ requestId: `t${i}` }))));
+        const ok = await store.examine({ expect: [{ seq: 2, hash: events[1]?.hash ?? '', source: 'a:1' }, { seq: 4, hash: events[3]?.hash ?? '', source: 'a:2' }] });
+        expect(ok).toMatchObject({ ok: true, checked: 4, matched: 2, head: { seq: 4, hash: events[3]?.hash } });
+        expect(ok.storeId).toMatch(/^[0-9a-f-]{36}$/);
+        expect(await store.storeId()).toBe(ok.storeId);
+        const bad = await store.examine({ expect: [{ seq: 3, hash: 'f'.repeat(64), source: 'cp.ndjson:7' }] });
+        expect(bad).toMatchObject({
+          ok: false,
+          checked: 3,
+          firstBreak: {
+            seq: 3,
+            reason: 'checkpoint mismatch',
+            detail: `event 3 has hash ${events[2]?.hash}; cp.ndjson:7 signed hash ${'f'.repeat(64)} for it: the chain was rewritten at or before seq 3`,
+          },
+        });
+      });
+    });
+
+    describe('signed checkpoints', () => {
+      const pair = generateKeyPairSync('ed25519');
+      const keys: CheckpointPublicKey[] = [{ id: 'cp1', key: pair.publicKey, source: 'test' }];
+      const signer = { keyId: 'cp1', privateKeyPem: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+
+      it('signs one every N events in the batch that reaches N, on demand, and at close, and lists them', async () => {
+        const seen: string[] = [];
+        const store = await open({ checkpoints: { signer, writerId: 'writer-a', everyEvents: 3, intervalMs: 3_600_000, onCheckpoint: (_cp, json) => seen.push(json) } });
+        const events: AuditEvent[] = [];
+        for (let i = 1; i <= 4; i++) events.push(await store.append(makeEvent({ requestId: `c${i}` })));
+        // After event 3 (the count), none yet for event 4.
+        let list = await store.checkpoints();
+        expect(list.map((c) => [c.kind, c.seq, c.hash, c.writerId, c.keyId])).toEqual([['checkpoint', 3, events[2]?.hash, 'writer-a', 'cp1']]);
+        expect(list[0]?.storeId).toBe(await store.storeId());
+        expect(checkCheckpointSignature(list[0]!, keys)).toBe('valid');
+        expect(seen).toEqual([checkpointJson(list[0]!)]);
+        // Nothing new since: nothing to sign unless forced.
+        expect(await store.checkpoint()).toMatchObject({ seq: 4 });
+        expect(await store.checkpoint()).toBeUndefined();
+        events.push(await store.append(makeEvent({ requestId: 'c5' })));
+        await store.close();
+        const reopened = await open();
+        list = await reopened.checkpoints();
+        expect(list.map((c) => c.seq)).toEqual([3, 4, 5]);
+        expect(list.map((c) => checkCheckpointSignature(c, keys))).toEqual(['valid', 'valid', 'valid']);
+        expect(seen.length).toBe(3);
+        expect((await reopened.checkpoints({ after: 3, limit: 1 })).map((c) => c.seq)).toEqual([4]);
+        await expect(reopened.checkpoints({ after: -1 })).rejects.toMatchObject({ code: 'CFG_ERR_INVALID_REQUEST' });
+        expect(await reopened.checkpoint(true)).toBeUndefined();
+      });
+
+      it('prune anchors the chain on a signed retention checkpoint and drops older checkpoints', async () => {
+        const seen: Checkpoint[] = [];
+        const store = await open({ checkpoints: { signer, writerId: 'w', everyEvents: 1, intervalMs: 3_600_000, onCheckpoint: (cp) => seen.push(cp) } });
+        const events: AuditEvent[] = [];
+        for (let i = 1; i <= 4; i++) events.push(await store.append(makeEvent({ requestId: `e${i}`, time: `2025-01-0${i}T00:00:00.000Z` })));
+        expect(await store.prune('2025-01-03')).toEqual({ deleted: 2 });
+        const retention = seen[seen.length - 1];
+        expect(retention).toMatchObject({ kind: 'retention', seq: 2, hash: events[1]?.hash });
+        expect(checkCheckpointSignature(retention!, keys)).toBe('valid');
+        // In seq order, then stored order; the checkpoint of seq 1 went with its event.
+        expect((await store.checkpoints()).map((c) => [c.kind, c.seq])).toEqual([
+          ['checkpoint', 2],
+          ['retention', 2],
+          ['checkpoint', 3],
+          ['checkpoint', 4],
+        ]);
+        const examined = await store.examine();
+        expect(examined).toMatchObject({ ok: true, checked: 2, start: { seq: 3, prevHash: events[1]?.hash }, anchor: { seq: 3, prevHash: events[1]?.hash } });
+        expect(examined.anchor?.checkpoint).toBe(checkpointJson(retention!));
+        // A forged anchor (events 1-3 deleted, the anchor moved on, unsigned) is consistent to the chain alone.
+        await h.remove(3);
+        await h.setAnchor(4, events[2]?.hash ?? '', null);
+        expect(await store.examine()).toMatchObject({ ok: true, checked: 1, anchor: { seq: 4, prevHash: events[2]?.hash, checkpoint: null } });
+      });
+    });
+
     describe('retention (prune)', () => {
       let store: AuditStore;
       let events: AuditEvent[];
@@ -361,6 +501,8 @@ export function describeAuditStoreContract(name: string, createHarness: () => Pr
         ['action', { action: 'audit.read' }, ['e4']],
         ['outcome', { outcome: 'allowed' }, ['e6', 'e4', 'e2', 'e1']],
         ['commit', { commit: '1'.repeat(40) }, ['e6', 'e3', 'e1']],
+        ['requestId (exact)', { requestId: 'e3' }, ['e3']],
+        ['requestId of no event', { requestId: 'e' }, []],
         ['since inclusive', { since: '2025-03-02T00:00:00.000Z' }, ['e6', 'e5', 'e4', 'e3']],
         ['until exclusive', { until: '2025-03-02T00:00:00.000Z' }, ['e2', 'e1']],
         ['since and until', { since: '2025-03-01T12:00:00.000Z', until: '2025-03-03T00:00:00.000Z' }, ['e4', 'e3', 'e2']],

@@ -4,7 +4,9 @@
  * commit, at most `commitTimeoutMs`). When the store cannot commit in that time, the
  * response is replaced by 503 `audit_unavailable` and nothing is served: an unlogged read
  * of a secret is worse than a failed one. Each committed event is also written to the
- * pino log stream (`msg: "audit event"`), for log shippers.
+ * pino log stream (`msg: "audit event"`), for log shippers: its `audit` member is the
+ * stored event text itself (plus `hash` and `prevHash`), written without serialising the
+ * event again (`audit/log-line.ts`).
  *
  * A refused request gets a second event, its refusal record: same `requestId`, status
  * 503, outcome `error`, reason `audit_unavailable:commit_timeout` or
@@ -17,6 +19,9 @@
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { eventBodyJson } from '../../audit/chain.js';
+import { eventLogJson, storedEventJson } from '../../audit/event-json.js';
+import { logAuditEvent, rawJsonLogger } from '../../audit/log-line.js';
 import type { AuditActor, AuditEvent, AuditEventInput, AuditStore } from '../../audit/types.js';
 import { problem } from '../problem.js';
 
@@ -39,6 +44,8 @@ export interface AuditContext {
 declare module 'fastify' {
   interface FastifyInstance {
     auditStore: AuditStore;
+    /** True when the audit store signs checkpoints (`audit.checkpoints.keys` has a private key). */
+    auditCheckpoints: boolean;
   }
   interface FastifyRequest {
     audit: AuditContext;
@@ -57,6 +64,8 @@ export interface AuditPluginOptions {
    * timeouts allow.
    */
   commitTimeoutMs?: number;
+  /** The store signs checkpoints (`GET /v1/audit/checkpoints` serves them). Default false. */
+  checkpoints?: boolean;
 }
 
 /** The refusal-record reason for an append that timed out or failed. */
@@ -120,6 +129,10 @@ function outcomeOf(status: number): 'allowed' | 'denied' | 'error' {
 async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Promise<void> {
   if (!opts.store) throw new Error('audit plugin: option "store" is required');
   app.decorate('auditStore', opts.store);
+  app.decorate('auditCheckpoints', opts.checkpoints ?? false);
+  // Audit lines carry the stored text as is: no second serialisation, no redaction scan
+  // (an event holds names and hashes only, by construction).
+  const auditLog = rawJsonLogger(app.log);
   app.decorateRequest('audit', null as unknown as AuditContext);
   app.decorateRequest('auditReason', undefined);
   app.decorateRequest('auditActor', null as unknown as AuditActor);
@@ -160,7 +173,7 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
     );
     if (event) {
       // SPEC §6: also on the log stream, for log shippers (names and hashes only, never values).
-      request.log.info({ audit: event }, 'audit event');
+      logAuditEvent(auditLog, request.id, eventLogJson(storedEventJson(event) ?? eventBodyJson(event), event.prevHash, event.hash));
     } else {
       const p = problem(503, 'audit_unavailable', 'The audit log cannot record this request; nothing was served', request.id);
       reply.code(503).type('application/problem+json').header('cache-control', 'no-store');

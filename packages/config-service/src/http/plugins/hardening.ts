@@ -17,6 +17,11 @@
  * `Referrer-Policy: no-referrer`, `Cross-Origin-Resource-Policy: same-origin`, and
  * `Cache-Control: no-store` on every error (and wherever a route did not set one: this API
  * serves credentials).
+ *
+ * A response sent before the request's body was received whole (a request refused before
+ * its body is read: 401/403 on `POST /v1/encrypt` or the push webhook, 413, 429) carries
+ * `Connection: close`: the connection is closed after it instead of Node reading and
+ * discarding the rest of the body to keep the connection alive.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -162,6 +167,9 @@ async function hardeningPlugin(app: FastifyInstance, opts: HardeningPluginOption
     reply.headers(headers);
     reply.header('request-id', request.id);
     if (reply.statusCode >= 400 || !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    // Answered before its body was read (401/403 decided before the body, 413, 429): close the
+    // connection rather than let Node read and discard the rest of the body to keep it alive.
+    if (!request.raw.complete) reply.header('connection', 'close');
   });
 
   if (opts.rateLimitMax === 0) return;

@@ -185,6 +185,18 @@ class MemoryAuditStore implements AuditStore {
   async prune(): Promise<never> {
     throw new Error('not used');
   }
+  async storeId(): Promise<string> {
+    return 'memory';
+  }
+  async examine(): Promise<never> {
+    throw new Error('not used');
+  }
+  async checkpoint(): Promise<undefined> {
+    return undefined;
+  }
+  async checkpoints(): Promise<never> {
+    throw new Error('not used');
+  }
   async close(): Promise<void> {}
 }
 
