@@ -11,6 +11,7 @@ import { CFG_ERR_USAGE } from '../errors.js';
 import { loadSettings } from '../settings/load.js';
 import { addAuditStoreOptions, auditStoreFromOptions, writeAuditQuery, type AuditStoreOptions } from './audit-store.js';
 import { registerEncryptCommand } from './encrypt.js';
+import { registerJwtCommand } from './jwt.js';
 import { registerValidateCommand } from './validate.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -158,6 +159,7 @@ function buildProgram(): Command {
       await store.close();
     }
   });
+  registerJwtCommand(program);
   registerEncryptCommand(program);
   registerValidateCommand(program);
   return program;

@@ -106,7 +106,7 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /** Writes `content` to `file` atomically with `mode` (temporary file, chmod, rename). */
-async function writeAtomic(file: string, content: string | Uint8Array, mode: number): Promise<void> {
+export async function writeAtomic(file: string, content: string | Uint8Array, mode: number): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await writeFile(tmp, content, { mode, flag: 'wx' });
