@@ -60,7 +60,7 @@ describe('validateRepository', () => {
     const { output, exitCode } = await runValidate(dir, { layout: 'folders', format: 'text' });
     expect(output).toBe(
       'orders/application-prod.yml:1:1: warning: one layer has several documents: application-prod.properties overrides this one path by path (.properties beats .yml beats .yaml beats .json, Spring Boot\'s order)\n' +
-        'orders/application-prod.yml:3:1: error: invalid YAML: bad indentation\n' +
+        'orders/application-prod.yml:2:9: error: invalid YAML: a flow sequence ([) is not closed with ]\n' +
         '1 error, 1 warning; checked 6 documents, 2 applications, 3 profile sets\n',
     );
     expect(exitCode).toBe(1);
