@@ -185,7 +185,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const e = err as Error & { code?: string };
-    process.stderr.write(`config-service: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);
+    // Node's errors already start with their code (`ENOENT: no such file ...`).
+    const code = e.code !== undefined && !e.message.startsWith(e.code) ? `${e.code}: ` : '';
+    process.stderr.write(`config-service: ${code}${e.message}\n`);
     process.exitCode = e.code === 'CFG_ERR_USAGE' ? 64 : 1;
   }
 }

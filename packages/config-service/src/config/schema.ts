@@ -8,8 +8,8 @@
  * Validation runs on the nested tree that the `json` format serves ({@link toTree}),
  * numbers as JSON numbers (integers beyond 2^53 lose digits for the check only; the
  * served value keeps them). Dialects: draft-07 (the default, and for any other or absent
- * `$schema`), 2019-09 and 2020-12, chosen by `$schema`. Ajv runs with `allErrors: false`
- * (the first violation is reported), `strict: false` (unknown keywords are ignored) and
+ * `$schema`), 2019-09 and 2020-12, chosen by `$schema`. Ajv runs with `allErrors: true`
+ * (the service reports the first violation, `validate` every one), `strict: false` (unknown keywords are ignored) and
  * without format validation. Compiled schemas are cached by the schema blob's id.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -84,7 +84,7 @@ export function parseSchemaFile(path: string, bytes: Uint8Array): unknown {
 
 function newAjv(json: unknown): Ajv {
   const dialect = typeof json === 'object' && json !== null ? (json as { $schema?: unknown }).$schema : undefined;
-  const options = { allErrors: false, strict: false, validateFormats: false, logger: false as const };
+  const options = { allErrors: true, strict: false, validateFormats: false, logger: false as const };
   if (typeof dialect === 'string' && dialect.includes('2020-12')) return new Ajv2020(options);
   if (typeof dialect === 'string' && dialect.includes('2019-09')) return new Ajv2019(options);
   return new Ajv(options);
@@ -186,25 +186,45 @@ function ruleOf(error: ErrorObject): string {
 }
 
 /**
- * Validates a configuration against a schema and returns the first violation.
+ * Validates a configuration against a schema and returns every violation (Ajv `allErrors`),
+ * in Ajv's order, each (key, rule) once.
  *
  * @param config - the merged configuration, placeholders resolved.
  * @param schema - the application's schema.
+ * @returns the violations; `[]` when the configuration holds.
+ * @throws CFG_ERR_SCHEMA_INVALID (422) naming the schema file when it does not compile.
+ */
+export function findSchemaViolations(config: MergedConfig, schema: AppSchema): SchemaViolation[] {
+  const validate = compile(schema);
+  const data = schemaInstance(config);
+  if (validate(data) === true) return [];
+  const origins = originsByName(config);
+  const out: SchemaViolation[] = [];
+  const seen = new Set<string>();
+  for (const error of validate.errors ?? []) {
+    // anyOf/oneOf/if report the branch errors themselves; the summary adds nothing.
+    if ((error.keyword === 'anyOf' || error.keyword === 'oneOf' || error.keyword === 'if') && out.length > 0) continue;
+    const key = keyPath(data, error.instancePath);
+    const rule = ruleOf(error);
+    if (seen.has(`${key}\0${rule}`)) continue;
+    seen.add(`${key}\0${rule}`);
+    const origin = key === '' ? undefined : originOf(origins, key, error);
+    const at = origin === undefined ? '' : ` (set in ${origin.document}${origin.line === undefined ? '' : `:${origin.line}:${origin.column ?? 1}`})`;
+    const message = `${schema.path}: at '${key === '' ? '(root)' : key}': ${rule}${at}`;
+    out.push({ key, rule, keyword: error.keyword, ...(origin === undefined ? {} : { origin }), message });
+  }
+  return out;
+}
+
+/**
+ * Validates a configuration against a schema and returns the first violation
+ * ({@link findSchemaViolations}' first).
+ *
  * @returns the violation, or `undefined` when the configuration holds.
  * @throws CFG_ERR_SCHEMA_INVALID (422) naming the schema file when it does not compile.
  */
 export function findSchemaViolation(config: MergedConfig, schema: AppSchema): SchemaViolation | undefined {
-  const validate = compile(schema);
-  const data = schemaInstance(config);
-  if (validate(data) === true) return undefined;
-  const error = validate.errors?.[0];
-  if (error === undefined) return undefined;
-  const key = keyPath(data, error.instancePath);
-  const rule = ruleOf(error);
-  const origin = key === '' ? undefined : originOf(originsByName(config), key, error);
-  const at = origin === undefined ? '' : ` (set in ${origin.document}${origin.line === undefined ? '' : `:${origin.line}:${origin.column ?? 1}`})`;
-  const message = `${schema.path}: at '${key === '' ? '(root)' : key}': ${rule}${at}`;
-  return { key, rule, keyword: error.keyword, ...(origin === undefined ? {} : { origin }), message };
+  return findSchemaViolations(config, schema)[0];
 }
 
 /**

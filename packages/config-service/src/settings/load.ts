@@ -158,6 +158,34 @@ export function loadDocumentSettings(input: Pick<LoadSettingsInput, 'file' | 'en
   return deepFreeze(value as DocumentSettings);
 }
 
+/** The `secrets.keys` entries as {@link loadSecretKeySettings} returns them: paths made absolute. */
+export type SecretKeySettings = Settings['secrets']['keys'];
+
+/**
+ * Loads only the `secrets.keys` list of a settings file (ids and key files), for
+ * `config-service validate`, which checks `{cipher}` values against the service's key ids.
+ * Every other section is ignored, and the key files are not read here (CI may not have them).
+ *
+ * @returns the keys, file paths resolved against the settings file's folder; `[]` when none.
+ * @throws CFG_ERR_SETTINGS_INVALID for an unreadable file or a bad `secrets.keys` entry.
+ */
+export function loadSecretKeySettings(file: string): SecretKeySettings {
+  const raw = readSettingsFile(file);
+  const secrets = typeof raw.secrets === 'object' && raw.secrets !== null ? (raw.secrets as Record<string, unknown>) : {};
+  const schema = SettingsSchema.properties.secrets.properties.keys;
+  const value = Value.Default(schema, Value.Convert(schema, secrets.keys ?? []));
+  const problems = describeErrors(schema, value, () => undefined, 'secrets.keys');
+  if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID(problems.join('\n'));
+  const base = path.dirname(path.resolve(file));
+  return deepFreeze(
+    (value as SecretKeySettings).map((k) => ({
+      ...k,
+      ...(k.privateKeyFile && { privateKeyFile: path.resolve(base, k.privateKeyFile) }),
+      ...(k.publicKeyFile && { publicKeyFile: path.resolve(base, k.publicKeyFile) }),
+    })),
+  );
+}
+
 function crossCheck(s: Settings): string[] {
   const problems: string[] = [];
   const names = new Set<string>();
