@@ -19,6 +19,7 @@ import { EXTENSIONS_LOWEST_FIRST } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
 import { resolvePlaceholders, type PlaceholderError } from './placeholders.js';
 import { render } from './render.js';
+import { coercePropertiesValues } from './coerce.js';
 import { findSchemaViolations, type AppSchema } from './schema.js';
 import { flatten } from './tree.js';
 import { secretFindings, type KnownKeys } from './validate-secrets.js';
@@ -544,7 +545,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       const schema = schemaByApp.get(app) ?? null;
       if (schema !== null && placeholderProblems === 0) {
         try {
-          for (const v of findSchemaViolations(resolved, schema)) {
+          for (const v of findSchemaViolations(coercePropertiesValues(resolved, schema), schema)) {
             const at = v.origin ?? { document: schema.path };
             findings.add({ file: at.document, line: at.line, column: at.column, severity: 'error', check: 'schema', message: `violates ${schema.path} at '${v.key === '' ? '(root)' : v.key}': ${v.rule}` }, context);
           }

@@ -302,3 +302,15 @@ describe('validate --config --repository (several repositories, SPEC §4)', () =
     await expect(runValidate(dir, { repository: 'team-a', format: 'text' })).rejects.toMatchObject({ code: 'CFG_ERR_SETTINGS_INVALID' });
   });
 });
+
+describe('validate and .properties values under a schema', () => {
+  it('types a .properties override as the schema declares before checking it; a value that cannot be typed is an error at its line', async () => {
+    const schema = JSON.stringify({ properties: { 'max-items': { type: 'integer' } } });
+    const ok = repo({ 'orders/application.yml': 'max-items: 100\n', 'orders/application-dev.properties': 'max-items=5\n', 'orders/schema.json': schema });
+    expect(await text(ok)).toBe('0 errors, 0 warnings; checked 2 documents, 1 application, 2 profile sets\n');
+    const bad = repo({ 'orders/application.yml': 'max-items: 100\n', 'orders/application-dev.properties': '# items\nmax-items=five\n', 'orders/schema.json': schema });
+    expect(await text(bad)).toBe(
+      "orders/application-dev.properties:2:1: error: violates orders/schema.json at 'max-items': must be integer [in orders/dev]\n1 error, 0 warnings; checked 2 documents, 1 application, 2 profile sets\n",
+    );
+  });
+});
