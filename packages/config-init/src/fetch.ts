@@ -87,8 +87,13 @@ export interface FetchResult {
   envSha256?: string | undefined;
   /** The raw files in list order (when `files` was asked for). */
   files?: FetchedFile[] | undefined;
-  /** HTTP attempts made in total (1 per format when nothing failed). */
-  attempts: number;
+  /**
+   * HTTP requests made in total: one per format, file and listing when nothing failed
+   * (`--format json,yaml,env` is 3 requests), plus one per retry.
+   */
+  requests: number;
+  /** Requests that failed and were retried (0 when nothing failed). */
+  retries: number;
 }
 
 /** Injected time, randomness and observers of {@link fetchConfig}. */
@@ -198,5 +203,5 @@ export async function fetchConfig(opts: FetchOptions, deps: FetchDeps = realFetc
   } finally {
     client.close();
   }
-  return { commit: pinned ?? '', documents, env: env?.env, envSha256: env?.sha256, files, attempts: s.budget.attempts };
+  return { commit: pinned ?? '', documents, env: env?.env, envSha256: env?.sha256, files, requests: s.budget.attempts, retries: s.budget.retries };
 }
