@@ -77,7 +77,7 @@ export function registerEncryptCommand(program: Command, io?: Partial<EncryptCom
     .option('--keep-newline', 'keep a trailing newline of stdin', false)
     .action(async (opts: { publicKey?: string; keyId?: string; config?: string; app?: string; shared?: boolean; value?: string; keepNewline: boolean }, cmd: Command) => {
       if (!opts.keyId || (!opts.publicKey && !opts.config)) cmd.error('error: --key-id <id> and --public-key <pem> (or --config naming the key) are required', { exitCode: 64 });
-      const configured = opts.config === undefined ? undefined : loadSecretKeySettings(opts.config);
+      const configured = opts.config === undefined ? undefined : loadSecretKeySettings(opts.config, process.env);
       const keyFile = await keyFileFor(opts.keyId!, opts.publicKey, configured);
       if (opts.app !== undefined && opts.shared === true) cmd.error('error: give --app <name> or --shared, not both', { exitCode: 64 });
       if (opts.app !== undefined && (!APP_NAME.test(opts.app) || opts.app.includes('..'))) cmd.error('error: --app must be a valid application name', { exitCode: 64 });

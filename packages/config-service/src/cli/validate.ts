@@ -58,7 +58,7 @@ export interface ValidateOutcome {
 /**
  * The keys `{cipher}` values are checked against: `--public-key id=file` entries (read
  * now; each must be an RSA public key) and the `secrets.keys` of `--config` (ids; their
- * key files are read when present, for the size check). `undefined` when neither is given.
+ * key files are read when present, for the size check). `undefined` when neither names a key.
  *
  * @throws CFG_ERR_USAGE for a malformed `--public-key` or an unreadable key file it names.
  */
@@ -140,7 +140,9 @@ export async function runValidate(
   }
   const routing = opts.repository === undefined ? undefined : servedBy(settings, opts.repository, opts.app);
   const layout = opts.layout ?? routing?.layout ?? 'folders';
-  const keys = knownKeys(opts.publicKey, opts.config === undefined ? undefined : (settings?.secrets.keys ?? loadSecretKeySettings(opts.config)));
+  // The service's keys, when the settings name any (a settings file without keys checks no key ids).
+  const configured = opts.config === undefined ? undefined : (settings?.secrets.keys ?? loadSecretKeySettings(opts.config, env));
+  const keys = knownKeys(opts.publicKey, configured !== undefined && configured.length > 0 ? configured : undefined);
   const missing = await unreadable(dir);
   if (missing !== undefined) return { output: '', error: `${missing}: nothing to validate`, exitCode: 2 };
   const limits = settings?.documents ?? loadDocumentSettings({ ...(opts.config !== undefined && { file: opts.config }), env });

@@ -163,20 +163,31 @@ export type SecretKeySettings = Settings['secrets']['keys'];
 
 /**
  * Loads only the `secrets.keys` list of a settings file (ids and key files), for
- * `config-service validate`, which checks `{cipher}` values against the service's key ids.
- * Every other section is ignored, and the key files are not read here (CI may not have them).
+ * `config-service validate` and `encrypt --config`, which check `{cipher}` values and key
+ * ids against the service's keys: the file's list, or `CONFIG_SERVICE_SECRETS_KEYS` (YAML
+ * or JSON) when set, as for the service. Every other section is ignored, and the key
+ * files are not read here (CI may not have them).
  *
  * @returns the keys, file paths resolved against the settings file's folder; `[]` when none.
  * @throws CFG_ERR_SETTINGS_INVALID for an unreadable file or a bad `secrets.keys` entry.
  */
-export function loadSecretKeySettings(file: string): SecretKeySettings {
-  const raw = readSettingsFile(file);
+export function loadSecretKeySettings(file: string | undefined, env: Readonly<Record<string, string | undefined>> = {}): SecretKeySettings {
+  const raw = file === undefined ? {} : readSettingsFile(file);
   const secrets = typeof raw.secrets === 'object' && raw.secrets !== null ? (raw.secrets as Record<string, unknown>) : {};
+  let keys: unknown = secrets.keys ?? [];
+  const fromEnv = env[`${ENV_PREFIX}SECRETS_KEYS`];
+  if (fromEnv !== undefined) {
+    try {
+      keys = parseYaml(fromEnv);
+    } catch {
+      throw new CFG_ERR_SETTINGS_INVALID(`  secrets.keys (from ${ENV_PREFIX}SECRETS_KEYS): not valid YAML or JSON`);
+    }
+  }
   const schema = SettingsSchema.properties.secrets.properties.keys;
-  const value = Value.Default(schema, Value.Convert(schema, secrets.keys ?? []));
-  const problems = describeErrors(schema, value, () => undefined, 'secrets.keys');
+  const value = Value.Default(schema, Value.Convert(schema, keys));
+  const problems = describeErrors(schema, value, () => (fromEnv === undefined ? undefined : `${ENV_PREFIX}SECRETS_KEYS`), 'secrets.keys');
   if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID(problems.join('\n'));
-  const base = path.dirname(path.resolve(file));
+  const base = file === undefined ? process.cwd() : path.dirname(path.resolve(file));
   return deepFreeze(
     (value as SecretKeySettings).map((k) => ({
       ...k,
