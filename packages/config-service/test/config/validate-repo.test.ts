@@ -2,12 +2,14 @@
  * `config-service validate` on working trees in temp folders (SPEC §9): the report of
  * `validateRepository` and the CLI's `runValidate` (output and exit code).
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runValidate } from '../../src/cli/validate.js';
 import { DirectorySource, formatReport, validateRepository } from '../../src/config/validate-repo.js';
+import { appBinding, encryptValue } from '../../src/secrets/envelope.js';
 import { loadSettings } from '../../src/settings/load.js';
 
 const dirs: string[] = [];
@@ -312,5 +314,22 @@ describe('validate and .properties values under a schema', () => {
     expect(await text(bad)).toBe(
       "orders/application-dev.properties:2:1: error: violates orders/schema.json at 'max-items': must be integer [in orders/dev]\n1 error, 0 warnings; checked 2 documents, 1 application, 2 profile sets\n",
     );
+  });
+});
+
+describe('runValidate and the service\'s keys from --config', () => {
+  it('checks key ids only when the settings name keys (the file, or CONFIG_SERVICE_SECRETS_KEYS)', async () => {
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const value = encryptValue('s3cret', { id: 'k9', publicKey }, appBinding('orders'));
+    const dir = repo({ 'orders/application.yml': `password: '${value}'\n` });
+    const noKeys = join(repo({}), 'service.yml');
+    writeFileSync(noKeys, 'documents: { maxKeys: 1000 }\n');
+    expect(await runValidate(dir, { format: 'text', config: noKeys }, undefined, {})).toEqual({
+      output: '0 errors, 0 warnings; checked 1 document, 1 application, 1 profile set\n',
+      exitCode: 0,
+    });
+    const fromEnv = await runValidate(dir, { format: 'text', config: noKeys }, undefined, { CONFIG_SERVICE_SECRETS_KEYS: '[{ id: k1 }, { id: k2 }]' });
+    expect(fromEnv.exitCode).toBe(1);
+    expect(fromEnv.output).toContain("orders/application.yml:1:1: error: the secret at key 'password' names key id 'k9', which no configured key has (known: 'k1', 'k2'); it fails to decrypt");
   });
 });
