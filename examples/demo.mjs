@@ -3,9 +3,11 @@
 //   examples/config-repo → a real Git repository → a development PKI → config-service over
 //   mTLS → config-init publishing real files (allowed) and being refused (wrong certificate)
 //   → the audit events of both → a clean stop.
-// Run it with `pnpm demo` (it builds first). Everything lands in a fresh temporary folder.
+// Run it with `pnpm demo` (it builds first). Everything lands in a fresh temporary folder,
+// which is removed at the end (it holds the development CA's private key) unless
+// `--keep` is given or DEMO_KEEP=1 is set. Colours only on a terminal, never with NO_COLOR.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, lstatSync, readlinkSync, writeFileSync, openSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, lstatSync, readlinkSync, rmSync, writeFileSync, openSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +16,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const serviceCli = path.join(root, 'packages/config-service/dist/cli/main.js');
 const initCli = path.join(root, 'packages/config-init/dist/config-init.mjs');
 const work = mkdtempSync(path.join(os.tmpdir(), 'config-service-demo-'));
-const step = (text) => process.stdout.write(`\n\x1b[1m==> ${text}\x1b[0m\n`);
+const keep = process.argv.includes('--keep') || ['1', 'true', 'yes'].includes((process.env.DEMO_KEEP ?? '').toLowerCase());
+// https://no-color.org: any non-empty NO_COLOR turns colours off; a pipe or a file gets none either.
+const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
+const bold = (text) => (colour ? `\x1b[1m${text}\x1b[0m` : text);
+const step = (text) => process.stdout.write(`\n${bold(`==> ${text}`)}\n`);
 const run = (cmd, args, opts = {}) => {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
   if (r.status !== 0 && !opts.allowFail) {
@@ -108,12 +114,46 @@ try {
   const verify = run(process.execPath, [serviceCli, 'audit', 'verify', '--config', settingsFile]).stdout.trim();
   process.stdout.write(`audit verify → ${verify}\n`);
 
-  step('Done. Everything above is in ' + work);
+  step('Done');
+  if (keep) {
+    process.stdout.write(`Kept everything in ${work}\n(pki/ holds the development CA's private key: remove the folder when you are done: rm -rf ${work})\n`);
+  } else {
+    process.stdout.write(`Removed ${work} (it held the development CA's private key); run with --keep (or DEMO_KEEP=1) to keep it.\n`);
+  }
+  process.stdout.write(nextSteps());
 } catch (err) {
   process.stderr.write(`\ndemo failed: ${err.message}\n`);
+  if (keep) process.stderr.write(`The demo folder is kept for a look: ${work}\n`);
   process.exitCode = 1;
 } finally {
-  if (service) service.kill('SIGTERM');
+  if (service) {
+    service.kill('SIGTERM');
+    await new Promise((resolve) => service.once('exit', resolve));
+  }
+  if (!keep) rmSync(work, { recursive: true, force: true });
+}
+
+/** What to run next, and where the documentation is (printed last). */
+function nextSteps() {
+  const cli = 'npx -y pnpm@10.34.9 --silent';
+  return [
+    '',
+    bold('Next steps'),
+    `  1. Your own configuration repository: lay it out as docs/repository-layout.md says, then check it:`,
+    `       ${cli} config-service validate <your-config-repo>`,
+    `  2. A development PKI and a service of your own (docs/running.md):`,
+    `       ${cli} config-service pki init --dir pki`,
+    `       ${cli} config-service pki issue --dir pki --app <your-app>`,
+    `       ${cli} config-service serve --config service.yml`,
+    `  3. Fetch an application's configuration as its pod would (docs/config-init.md):`,
+    `       ${cli} config-init fetch --server https://localhost:8443 --app <your-app> --cert pki/<your-app>.crt --key pki/<your-app>.key --ca pki/ca.crt --output-dir ./config`,
+    `  4. Read the audit log (docs/running.md, "Audit log"):`,
+    `       ${cli} config-service audit query --sqlite data/audit.sqlite --limit 20`,
+    '',
+    '  Documentation: README.md (the table of every page), docs/running.md to run the service,',
+    '  docs/configuration.md for merge rules, docs/security.md for identities, tokens and policy.',
+    '',
+  ].join('\n');
 }
 
 async function waitForListening(logFile, child) {

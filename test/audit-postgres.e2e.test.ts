@@ -129,6 +129,19 @@ describe('audit store: PostgreSQL', () => {
     const lines = query.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; app: string });
     expect(lines.map((e) => [e.seq, e.app])).toEqual([[2, 'billing']]);
 
+    // Without a settings file: --postgres reads the connection string from the variable.
+    const direct = await cli(['audit', 'verify', '--postgres', '--table', table], env);
+    expect(direct).toMatchObject({ code: 0 });
+    // The same store, the same verdict, opened without a settings file.
+    expect(JSON.parse(direct.stdout)).toEqual(verdict);
+    const { [URL_ENV]: _none, ...base } = process.env;
+    const all = await cli(['audit', 'query', '--postgres', '--table', table, '--all'], { ...base, MY_AUDIT_DB: url });
+    expect(all.code).toBe(64);
+    expect(all.stderr).toBe(`config-service: CFG_ERR_USAGE: --postgres: the environment variable ${URL_ENV} must hold the PostgreSQL connection string\n`);
+    const named = await cli(['audit', 'query', '--postgres', '--database-url-env', 'MY_AUDIT_DB', '--table', table, '--all'], { ...base, MY_AUDIT_DB: url });
+    expect(named.code).toBe(0);
+    expect(named.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([2, 1]);
+
     // A tampered row is named by `audit verify`, which then exits 1.
     await psql(url, `UPDATE "${table}" SET event = replace(event, '"status":403', '"status":200') WHERE seq = 2`);
     const broken = await cli(['audit', 'verify', '--config', settingsFile], env);

@@ -88,12 +88,12 @@ const MODES: readonly Mode[] = [
   {
     name: 'token in the URL',
     secret: TOKEN,
-    repository: (base) => ({ url: `${base.replace('http://', `http://${USER}:${TOKEN}@`)}/config.git` }),
+    repository: (base) => ({ url: `${base.replace('http://', `http://${USER}:${TOKEN}@`)}/config.git`, allowInsecureHttp: true }),
   },
   {
     name: 'URL-encoded password in the URL',
     secret: PASSWORD,
-    repository: (base) => ({ url: `${base.replace('http://', `http://${USER}:p%40ss%2Fw0rd@`)}/config.git` }),
+    repository: (base) => ({ url: `${base.replace('http://', `http://${USER}:p%40ss%2Fw0rd@`)}/config.git`, allowInsecureHttp: true }),
   },
   {
     name: 'token in auth.passwordFile',
@@ -101,7 +101,8 @@ const MODES: readonly Mode[] = [
     repository: (base) => {
       const file = join(root, `git-token-${++fileCount}`);
       writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
-      return { url: `${base}/config.git`, auth: { username: USER, passwordFile: file } };
+      // The test's Git server is plain HTTP on 127.0.0.1.
+      return { url: `${base}/config.git`, auth: { username: USER, passwordFile: file }, allowInsecureHttp: true };
     },
   },
 ];

@@ -298,7 +298,7 @@ describe('credentials that rotate', () => {
     symlinkSync('..2024_01_01', join(vol, '..data'));
     symlinkSync('..data/token', join(vol, 'token'));
     const url = `${authServer.url}${new URL(remote.url).pathname}`;
-    const svc = await start({ url, auth: { username: 'deploy-bot', passwordFile: join(vol, 'token') } });
+    const svc = await start({ url, auth: { username: 'deploy-bot', passwordFile: join(vol, 'token') }, allowInsecureHttp: true });
     expect((await config(svc)).headers['config-commit']).toBe(remote.work.commit);
 
     // The Git host revokes the old token before the new one reaches the volume.

@@ -4,6 +4,7 @@
  * repository, fixtures/spring-config-repo, Apache-2.0).
  */
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,6 +111,142 @@ describe('config-service validate (built CLI)', () => {
 
   it('usage errors exit 64', () => {
     expect(cli('validate', SAMPLE, '--layout', 'nested').status).toBe(64);
+  });
+
+  it('a profile name the service refuses (Prod) is refused with exit 64', () => {
+    const r = cli('validate', SAMPLE, '--layout', 'spring', '--profiles', 'dev,Prod');
+    expect(r.status).toBe(64);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      "config-service: CFG_ERR_USAGE: --profiles: 'Prod' is not a profile name the service accepts (^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$, no '..'; profile names are lower case)\n",
+    );
+  });
+
+  it('a missing directory and a folder without configuration are refused with exit 2, saying why', () => {
+    const missing = path.join(os.tmpdir(), 'no-such-config-repo-4c1b');
+    const gone = cli('validate', missing);
+    expect(gone.status).toBe(2);
+    expect(gone.stdout).toBe('');
+    expect(gone.stderr).toBe(`config-service validate: ${missing} does not exist: nothing to validate\n`);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-validate-empty-'));
+    temps.push(dir);
+    mkdirSync(path.join(dir, 'docs'));
+    writeFileSync(path.join(dir, 'docs', 'README.md'), '# docs\n');
+    writeFileSync(path.join(dir, 'package.json'), '{}\n');
+    const empty = cli('validate', dir);
+    expect(empty.status).toBe(2);
+    expect(empty.stdout).toBe('');
+    expect(empty.stderr).toBe(
+      `config-service validate: ${dir} is not a configuration repository: it holds no configuration documents (application*.yml, .yaml, .json or .properties at the root or in an application folder) for layout 'folders'\n`,
+    );
+    // A spring-layout repository checked as folders gets a hint.
+    writeFileSync(path.join(dir, 'orders.yml'), 'a: 1\n');
+    const spring = cli('validate', dir);
+    expect(spring.status).toBe(2);
+    expect(spring.stderr).toContain("is it a 'spring' layout repository? add --layout spring");
+  });
+
+  it('every schema violation of an application is reported, not only the first', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-validate-schema-'));
+    temps.push(dir);
+    mkdirSync(path.join(dir, 'orders'));
+    writeFileSync(path.join(dir, 'orders', 'application.yml'), 'port: high\nname: 7\nretries: -1\n');
+    writeFileSync(
+      path.join(dir, 'orders', 'schema.json'),
+      JSON.stringify({ type: 'object', required: ['owner'], properties: { port: { type: 'integer' }, name: { type: 'string' }, retries: { type: 'integer', minimum: 0 } } }),
+    );
+    const r = cli('validate', dir);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe(
+      [
+        "orders/application.yml:1:1: error: violates orders/schema.json at 'port': must be integer [in orders]",
+        "orders/application.yml:2:1: error: violates orders/schema.json at 'name': must be string [in orders]",
+        "orders/application.yml:3:1: error: violates orders/schema.json at 'retries': must be >= 0 [in orders]",
+        "orders/schema.json:1:1: error: violates orders/schema.json at '(root)': must have required property 'owner' [in orders]",
+        '4 errors, 0 warnings; checked 1 document, 1 application, 1 profile set',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it.each([
+    ['bad indentation', 'server:\n  port: 8080\n    host: x\n', "3:5: error: invalid YAML: bad indentation: this line is indented deeper than the key above it (or a key lacks its ':')"],
+    ['an unclosed quote', 'a: 1\nb: "abc\nc: 2\n', '2:4: error: invalid YAML: a quoted value is not closed (its closing quote is missing)'],
+    ['a tab as indentation', 'a:\n\tb: 1\n', '2:1: error: invalid YAML: tab characters must not be used for indentation'],
+    ['a duplicate key', 'a: 1\nb: 2\na: 3\n', '3:1: error: duplicate key "a"'],
+    ['an unclosed flow sequence', 'a: 1\nhosts: [x, y\nb: 3\n', '2:8: error: invalid YAML: a flow sequence ([) is not closed with ]'],
+  ])('a YAML syntax error (%s) is reported at file:line:column of the fault', (_name, text, finding) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-validate-yaml-'));
+    temps.push(dir);
+    mkdirSync(path.join(dir, 'orders'));
+    writeFileSync(path.join(dir, 'orders', 'application.yml'), text);
+    const r = cli('validate', dir);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe(`orders/application.yml:${finding}\n1 error, 0 warnings; checked 1 document, 1 application, 1 profile set\n`);
+  });
+
+  it('{cipher} values are checked against the service\'s public keys (--public-key id=file, or --config secrets.keys), without a private key', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-validate-keys-'));
+    temps.push(dir);
+    const keys = path.join(dir, '..', `${path.basename(dir)}-keys`);
+    temps.push(keys);
+    expect(cli('encrypt', 'keygen', '--dir', keys, '--id', 'k1').status).toBe(0);
+    expect(cli('encrypt', 'keygen', '--dir', keys, '--id', 'k9').status).toBe(0);
+    const k1 = path.join(keys, 'k1.public.pem');
+    const k9 = path.join(keys, 'k9.public.pem');
+    const good = cli('encrypt', '--public-key', k1, '--key-id', 'k1', '--app', 'orders', '--value', 's3cret').stdout.trim();
+    const unknown = cli('encrypt', '--public-key', k9, '--key-id', 'k9', '--app', 'orders', '--value', 's3cret').stdout.trim();
+    // k1's public key under id k1 but written with a 2048-bit key: not what k1 wraps.
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(path.join(keys, 'other.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const other = cli('encrypt', '--public-key', path.join(keys, 'other.pem'), '--key-id', 'k1', '--app', 'orders', '--value', 's3cret').stdout.trim();
+    expect(good).toMatch(/^\{cipher\}\{key:k1\}\{app:orders\}/);
+    mkdirSync(path.join(dir, 'orders'));
+    writeFileSync(path.join(dir, 'orders', 'application.yml'), `a: '${good}'\nb: '${unknown}'\nc: '${other}'\nd: '{cipher}not-base64!'\n`);
+    const expected = [
+      "orders/application.yml:2:1: error: the secret at key 'b' names key id 'k9', which no configured key has (known: 'k1'); it fails to decrypt",
+      "orders/application.yml:3:1: error: the secret at key 'c' was not encrypted with the public key of 'k1' (its wrapped data key has 256 bytes, that key's modulus 384); it fails to decrypt",
+      "orders/application.yml:4:1: error: the secret at key 'd' cannot be decrypted by this service: the value is not a valid {cipher} envelope",
+      '3 errors, 0 warnings; checked 1 document, 1 application, 1 profile set',
+      '',
+    ].join('\n');
+    const byKey = cli('validate', dir, '--public-key', `k1=${k1}`);
+    expect(byKey.stdout).toBe(expected);
+    expect(byKey.status).toBe(1);
+    const settings = path.join(dir, '..', `${path.basename(dir)}-service.yml`);
+    temps.push(settings);
+    writeFileSync(settings, `secrets:\n  keys:\n    - id: k1\n      publicKeyFile: ${JSON.stringify(k1)}\n`);
+    expect(cli('validate', dir, '--config', settings).stdout).toBe(expected);
+    // Without keys, as before: only the unreadable envelope, as a warning.
+    const none = cli('validate', dir);
+    expect(none.status).toBe(0);
+    expect(none.stdout).toContain("orders/application.yml:4:1: warning: the secret at key 'd' cannot be decrypted by this service");
+  });
+
+  it('encrypt refuses a key id that does not match the key given', () => {
+    const keys = mkdtempSync(path.join(os.tmpdir(), 'cfg-encrypt-keys-'));
+    temps.push(keys);
+    cli('encrypt', 'keygen', '--dir', keys, '--id', 'k1');
+    cli('encrypt', 'keygen', '--dir', keys, '--id', 'k2');
+    const k1 = path.join(keys, 'k1.public.pem');
+    const named = cli('encrypt', '--public-key', k1, '--key-id', 'k2', '--app', 'orders', '--value', 'x');
+    expect(named.status).toBe(1);
+    expect(named.stdout).toBe('');
+    expect(named.stderr).toBe(
+      `config-service: CFG_ERR_INVALID_REQUEST: Invalid request: --public-key ${k1} is the key of 'k1' (its file name says so), not of 'k2': a value labelled 'k2' would not decrypt; use --key-id k1, or the public key of 'k2'\n`,
+    );
+    // With the service's settings, whatever the file is called.
+    writeFileSync(path.join(keys, 'service.yml'), 'secrets:\n  keys:\n    - { id: k1, publicKeyFile: k1.public.pem }\n    - { id: k2, publicKeyFile: k2.public.pem }\n');
+    writeFileSync(path.join(keys, 'renamed.pem'), readFileSync(k1));
+    const configured = cli('encrypt', '--config', path.join(keys, 'service.yml'), '--public-key', path.join(keys, 'renamed.pem'), '--key-id', 'k2', '--app', 'orders', '--value', 'x');
+    expect(configured.status).toBe(1);
+    expect(configured.stderr).toContain(`--public-key ${path.join(keys, 'renamed.pem')} is not the key of 'k2' in secrets.keys (${path.join(keys, 'k2.public.pem')}); the value would not decrypt`);
+    const unknownId = cli('encrypt', '--config', path.join(keys, 'service.yml'), '--key-id', 'k3', '--app', 'orders', '--value', 'x');
+    expect(unknownId.stderr).toContain("--key-id k3: the service has no key with this id (secrets.keys: 'k1', 'k2')");
+    // --config alone picks the configured key file.
+    const ok = cli('encrypt', '--config', path.join(keys, 'service.yml'), '--key-id', 'k2', '--app', 'orders', '--value', 'x');
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^\{cipher\}\{key:k2\}\{app:orders\}/);
   });
 });
 

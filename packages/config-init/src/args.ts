@@ -48,6 +48,8 @@ export interface Options {
   readonly caFile: string | undefined;
   /** Directory to publish into. */
   readonly outputDir: string;
+  /** Create `outputDir` even when it would be a new folder directly under `/` (see `checkOutputDir`). */
+  readonly createOutputDir: boolean;
   /** Formats to fetch, in order, without duplicates; the first one pins the commit. */
   readonly formats: readonly Format[];
   /** Permission bits of every published file (e.g. `0o640`). */
@@ -124,7 +126,15 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { flag: 'cert', type: 'string', env: 'CONFIG_INIT_CERT', value: 'path', required: true, help: 'client certificate (PEM)' },
   { flag: 'key', type: 'string', env: 'CONFIG_INIT_KEY', value: 'path', required: true, help: 'client private key (PEM)' },
   { flag: 'ca', type: 'string', env: 'CONFIG_INIT_CA', value: 'path', help: "CA bundle for the server certificate (PEM; default: Node's roots)" },
-  { flag: 'output-dir', type: 'string', env: 'CONFIG_INIT_OUTPUT_DIR', value: 'dir', default: '/config', help: 'directory to publish into' },
+  {
+    flag: 'output-dir',
+    type: 'string',
+    env: 'CONFIG_INIT_OUTPUT_DIR',
+    value: 'dir',
+    default: '/config',
+    help: "directory to publish into: the shared volume's mount path; a missing directory directly under / is not created (see --create-output-dir)",
+  },
+  { flag: 'create-output-dir', type: 'boolean', env: 'CONFIG_INIT_CREATE_OUTPUT_DIR', default: 'false', help: 'create --output-dir even directly under / (by default only a missing folder below an existing one, such as /tmp/x, is created)' },
   { flag: 'format', type: 'string', multiple: true, env: 'CONFIG_INIT_FORMATS', value: 'list', default: 'properties', help: `output formats, comma separated: ${FORMATS.join('|')}` },
   { flag: 'file-mode', type: 'string', env: 'CONFIG_INIT_FILE_MODE', value: 'octal', default: '0640', help: 'permission bits of published files' },
   { flag: 'timeout', type: 'string', env: 'CONFIG_INIT_TIMEOUT', value: 'ms', default: '5000', help: 'timeout of one attempt (ms, or with s/m/h suffix)' },
@@ -343,6 +353,11 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   if (isExec && (afterTerminator[0] ?? '') === '') throw new UsageError("'exec': the command name after '--' is empty");
   if (!isExec && afterTerminator.length > 0) throw new UsageError(`unexpected argument '${afterTerminator[0] ?? ''}'; a command after '--' needs 'exec'; see --help`);
 
+  // Every missing required setting at once, not one per run.
+  const missing = OPTION_TABLE.filter((o) => o.required === true && (pick(values, env, o.flag) ?? '') === '').map((o) => label(o.flag));
+  if (missing.length === 1) throw new UsageError(`${missing[0]} is required`);
+  if (missing.length > 1) throw new UsageError(`${missing.slice(0, -1).join(', ')} and ${missing[missing.length - 1]} are required`);
+
   const server = parseServer(required(pick(values, env, 'server'), 'server'));
 
   const app = required(pick(values, env, 'app'), 'app');
@@ -425,6 +440,7 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
     keyFile,
     caFile,
     outputDir,
+    createOutputDir: pickBoolean(values, env, 'create-output-dir'),
     formats: Object.freeze(formats),
     fileMode,
     timeoutMs,

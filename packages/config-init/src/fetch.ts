@@ -92,12 +92,17 @@ export interface FetchResult {
   /** The rendered templates in list order (when `templates` was asked for). */
   templates?: FetchedFile[] | undefined;
   /**
-   * ETags of what a watcher long-polls (SPEC §5.1): the environment map or the first
-   * format, the file list, the template list (each when fetched and sent by the service).
+   * ETags of what a watcher long-polls: the environment map or the first format, the file
+   * list, the template list (each when fetched and sent by the service).
    */
   etags?: { config?: string | undefined; files?: string | undefined; templates?: string | undefined } | undefined;
-  /** HTTP attempts made in total (1 per format when nothing failed). */
-  attempts: number;
+  /**
+   * HTTP requests made in total: one per format, file and listing when nothing failed
+   * (`--format json,yaml,env` is 3 requests), plus one per retry.
+   */
+  requests: number;
+  /** Requests that failed and were retried (0 when nothing failed). */
+  retries: number;
 }
 
 /** Injected time, randomness and observers of {@link fetchConfig}. */
@@ -217,5 +222,5 @@ export async function fetchConfig(opts: FetchOptions, deps: FetchDeps = realFetc
   } finally {
     client.close();
   }
-  return { commit: pinned ?? '', documents, env: env?.env, envSha256: env?.sha256, files, templates, etags: result.etags, attempts: s.budget.attempts };
+  return { commit: pinned ?? '', documents, env: env?.env, envSha256: env?.sha256, files, templates, etags: result.etags, requests: s.budget.attempts, retries: s.budget.retries };
 }

@@ -13,7 +13,7 @@ import { childEnv, refusedEnvNames, startCommand, type SignalSource } from './ex
 import { loadFallback, saveFallback } from './fallback.js';
 import { fetchConfig, loadTlsMaterial, realFetchDeps, type FetchDeps, type FetchResult } from './fetch.js';
 import { createLogger, writeTerminationLog, type Logger, type LogSink } from './log.js';
-import { publishFiles, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
+import { checkOutputDir, publishFiles, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
 import { buildFileSet, OUTPUT_NAMES } from './set.js';
 import { superviseWithWatch } from './exec-watch.js';
 import { watchLoop } from './watch.js';
@@ -183,6 +183,8 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
   let fetched: FetchResult;
   try {
     const tls = await loadTlsMaterial(options);
+    // Before any request: a missing volume is a deployment error, not a reason to create /config.
+    if (!options.dryRun) await checkOutputDir(options.outputDir, options.createOutputDir);
     fetched = await fetchConfig(
       {
         server: options.server,
@@ -230,7 +232,8 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
       app: options.app,
       commit: fetched.commit,
       files: { ...published.files },
-      attempts: fetched.attempts,
+      requests: fetched.requests,
+      retries: fetched.retries,
       version: published.version,
     });
     if (options.fallbackDir !== undefined) {
@@ -318,7 +321,7 @@ export async function runExec(options: Options, command: readonly string[], deps
       logPublishWarnings(options, log, published);
       log.info(`published ${set.files.length} file(s) at commit ${commit} into ${options.outputDir}`, { app: options.app, commit, files: { ...published.files }, version: published.version });
     }
-    log.info(`starting '${command[0] ?? ''}' with ${names.length} configuration variable(s)`, { app: options.app, commit, variables: names, envSha256: fetched.envSha256, attempts: fetched.attempts });
+    log.info(`starting '${command[0] ?? ''}' with ${names.length} configuration variable(s)`, { app: options.app, commit, variables: names, envSha256: fetched.envSha256, requests: fetched.requests, retries: fetched.retries });
   } catch (thrown) {
     return await fail(options, log, thrown);
   }

@@ -33,7 +33,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { PublishError } from './errors.js';
 
 /** Name of the symlink that points at the current version folder. */
@@ -425,4 +425,38 @@ async function cannotRemove(path: string, err: unknown): Promise<string> {
   const st = await lstat(path).catch(() => null);
   const owner = st ? ` (owned by uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})` : '';
   return `cannot remove the old version '${path}': ${codeOf(err)}${owner}; it is no longer used (..data points at the new version); a run as its owner removes it, or remove it by hand`;
+}
+
+/**
+ * Checks, before anything is fetched, that `--output-dir` may be published into: an
+ * existing directory, or a missing one config-init may create. It does not create a
+ * folder directly under `/` (`/config` on a laptop or in a container whose volume is not
+ * mounted) unless `create` (`--create-output-dir`): in Kubernetes the shared volume is
+ * mounted there, so a missing one means the pod spec lacks the mount, and outside a
+ * container a new top-level folder is rarely what anyone wants. A missing folder below an
+ * existing one other than `/` (`/tmp/run/config`, `./out`) is created by the publication.
+ *
+ * @param dir - the output directory as given.
+ * @param create - `--create-output-dir`.
+ * @throws PublishError (exit 73) naming the path and the flag, when it exists but is not a
+ *   directory, or when it would be a new folder directly under `/` and `create` is false.
+ */
+export async function checkOutputDir(dir: string, create: boolean): Promise<void> {
+  const abs = resolvePath(dir);
+  const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw new PublishError(`cannot inspect the output directory ${dir}: ${err.code ?? err.message}`, { cause: err });
+  });
+  if (st !== null) {
+    if (!st.isDirectory()) throw new PublishError(`the output directory ${dir} exists and is not a directory`);
+    return;
+  }
+  if (create) return;
+  let ancestor = dirname(abs);
+  while (ancestor !== dirname(ancestor) && (await stat(ancestor).catch(() => null)) === null) ancestor = dirname(ancestor);
+  if (ancestor === dirname(ancestor)) {
+    throw new PublishError(
+      `the output directory ${dir} does not exist, and config-init does not create a folder directly under ${ancestor} by itself: mount the shared volume there (Kubernetes), choose an existing --output-dir, or pass --create-output-dir (env CONFIG_INIT_CREATE_OUTPUT_DIR)`,
+    );
+  }
 }

@@ -32,11 +32,13 @@ export class Retryable {
    * @param retryAfterMs - the server's `Retry-After`, in ms from now, if it sent one.
    * @param silentClose - the failure was {@link closedSilentlyAfterHandshake}: the server
    *   may be rejecting the client certificate without an alert.
+   * @param timedOut - the attempt ran out of its time (`ETIMEDOUT`).
    */
   constructor(
     readonly cause: string,
     readonly retryAfterMs: number | undefined = undefined,
     readonly silentClose = false,
+    readonly timedOut = false,
   ) {}
 }
 
@@ -70,7 +72,7 @@ export function classifyTransportError(f: TransportFailure): Retryable | FetchEr
   const cause = code === 'ERROR' || !msg.includes(code) ? `${code}: ${msg}` : msg;
   const silent = closedSilentlyAfterHandshake(f);
   const where = silent ? ` (after a completed ${f.protocol ?? 'TLS'} handshake, without a TLS alert or an HTTP answer)` : !f.handshakeDone && !f.reused ? ' (before the TLS handshake completed)' : '';
-  return new Retryable(`${cause}${where}`, undefined, silent);
+  return new Retryable(`${cause}${where}`, undefined, silent, code === 'ETIMEDOUT');
 }
 
 /** Maps a final (non-retryable) HTTP status to an error code: 400 → 64, 401/403 → 77, 404 → 66, 422 → 65, else 65. */
@@ -174,10 +176,13 @@ export async function retryUntilDeadline<T>(
     const remaining = budget.deadlineAt - deps.now();
     if (remaining <= 0) break;
     budget.attempts += 1;
-    const result = await attempt(Math.min(timeoutMs, remaining));
+    const allowedMs = Math.min(timeoutMs, remaining);
+    const result = await attempt(allowedMs);
     if (result instanceof FetchError) throw result;
     if (!(result instanceof Retryable)) return result.value;
-    last = result;
+    // An attempt the deadline cut short says nothing new: the cause to report stays the
+    // one before it (`HTTP 503 repo_unavailable`, `ECONNREFUSED`), not a few-ms timeout.
+    if (!(result.timedOut && allowedMs < timeoutMs && last !== undefined)) last = result;
     if (result.silentClose) budget.silentCloses += 1;
     onRetryable();
     let delay = backoffDelay(budget.retries, deps.random);

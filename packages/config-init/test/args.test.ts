@@ -179,6 +179,15 @@ describe('parseCommandLine: usage errors name the flag and env var', () => {
     expect(() => parseCommandLine(argv, {})).toThrow(message);
   });
 
+  it('names every missing required setting at once', () => {
+    expect(() => parseCommandLine(['--profile', 'prod'], {})).toThrow(
+      new UsageError('--server (env CONFIG_INIT_SERVER), --app (env CONFIG_INIT_APP), --cert (env CONFIG_INIT_CERT) and --key (env CONFIG_INIT_KEY) are required'),
+    );
+    expect(() => parseCommandLine(['--app', 'orders', '--cert', 'c'], { CONFIG_INIT_SERVER: 'https://cs' })).toThrow(
+      new UsageError('--key (env CONFIG_INIT_KEY) is required'),
+    );
+  });
+
   it('rejects a bad server from the environment', () => {
     expect(() => parseCommandLine(['--app', 'a', '--cert', 'c', '--key', 'k'], { CONFIG_INIT_SERVER: 'ftp://x' })).toThrow(
       /--server \(env CONFIG_INIT_SERVER\): must be an https/,

@@ -380,4 +380,19 @@ describe('fetch and publish against a real mTLS server', () => {
     expect(typeof line.time).toBe('string');
     expect(typeof line.msg).toBe('string');
   });
+
+  it('the published line counts requests across formats and retries, not "attempts"', async () => {
+    let calls = 0;
+    server.handler = (req) => {
+      calls++;
+      if (calls === 2) return problem(503, 'repo_unavailable', 'try again');
+      const format = req.query.get('format') ?? 'json';
+      return configAnswer(format, format === 'json' ? '{"a":1}' : format === 'yaml' ? 'a: 1\n' : 'a=1\n', COMMIT);
+    };
+    await runWith(options(['--log-format', 'json', '--format', 'json,yaml,properties']));
+    const line = JSON.parse(logs.trim().split('\n').pop() ?? '') as Record<string, unknown>;
+    expect(line.msg).toMatch(/^published 4 file\(s\)/);
+    expect(line).toMatchObject({ requests: 4, retries: 1 });
+    expect(line).not.toHaveProperty('attempts');
+  });
 });

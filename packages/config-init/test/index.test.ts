@@ -59,7 +59,8 @@ describe('buildFileSet', () => {
       cmd.options,
       {
         commit,
-        attempts: 2,
+        requests: 2,
+        retries: 0,
         documents: [
           { format: 'json', body: Buffer.from('{"a":1}'), commit, etag: undefined, propertyCount: 1, contentType: 'application/json' },
           { format: 'dotenv', body: Buffer.from('A="1"\n'), commit, etag: undefined, propertyCount: 1, contentType: 'text/plain' },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PublishError, exitCodeFor } from '../src/errors.js';
-import { dirModeFor, fileNameViolation, publishFiles, publishPathViolation } from '../src/publish.js';
+import { checkOutputDir, dirModeFor, fileNameViolation, publishFiles, publishPathViolation } from '../src/publish.js';
 import { hiddenEntries, readVisible } from './helpers/visible.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
@@ -257,5 +257,29 @@ describe('publishFiles', () => {
     expect(err).toBeInstanceOf(PublishError);
     expect((err as Error).message).toContain(join(dir, 'file', 'sub'));
     expect(exitCodeFor(err)).toBe(73);
+  });
+});
+
+describe('checkOutputDir', () => {
+  it('accepts an existing directory and a missing folder below an existing one other than /', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'outdir-'));
+    await expect(checkOutputDir(root, false)).resolves.toBeUndefined();
+    await expect(checkOutputDir(join(root, 'a', 'b'), false)).resolves.toBeUndefined();
+  });
+
+  it('refuses to create a folder directly under / unless asked, naming the flag', async () => {
+    const top = `/config-init-test-${process.pid}-${Date.now()}`;
+    await expect(checkOutputDir(top, false)).rejects.toMatchObject({
+      code: 'CFG_INIT_ERR_CANNOT_WRITE',
+      message: `the output directory ${top} does not exist, and config-init does not create a folder directly under / by itself: mount the shared volume there (Kubernetes), choose an existing --output-dir, or pass --create-output-dir (env CONFIG_INIT_CREATE_OUTPUT_DIR)`,
+    });
+    await expect(checkOutputDir(`${top}/nested/config`, false)).rejects.toMatchObject({ code: 'CFG_INIT_ERR_CANNOT_WRITE' });
+    await expect(checkOutputDir(top, true)).resolves.toBeUndefined();
+  });
+
+  it('refuses a path that is a file', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'outdir-'));
+    await writeFile(join(root, 'f'), 'x');
+    await expect(checkOutputDir(join(root, 'f'), false)).rejects.toMatchObject({ message: `the output directory ${join(root, 'f')} exists and is not a directory` });
   });
 });

@@ -126,6 +126,34 @@ describe('retryUntilDeadline', () => {
     expect(dropped).toBe(6);
   });
 
+  it('names the cause before an attempt the deadline cut short, not that attempt\'s timeout', async () => {
+    const deps = fakeDeps();
+    const budget = retryBudget(1000, deps.now());
+    const given: number[] = [];
+    const err = await retryUntilDeadline(budget, deps, 800, 'format properties', async (timeoutMs) => {
+      given.push(timeoutMs);
+      if (given.length === 1) {
+        deps.t += 850;
+        return new Retryable('HTTP 503 repo_unavailable');
+      }
+      // The second attempt only had the 50 ms left, and used them up.
+      deps.t += timeoutMs;
+      return classifyTransportError(failure(Object.assign(new Error(`attempt timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    }).catch((e: unknown) => e);
+    expect(given).toEqual([800, 50]);
+    expect((err as FetchError).message).toMatch(/last error: HTTP 503 repo_unavailable$/);
+  });
+
+  it('names a timeout when the attempt had its whole per-try time', async () => {
+    const deps = fakeDeps();
+    const budget = retryBudget(1000, deps.now());
+    const err = await retryUntilDeadline(budget, deps, 300, 't', async (timeoutMs) => {
+      deps.t += timeoutMs;
+      return classifyTransportError(failure(Object.assign(new Error(`attempt timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    }).catch((e: unknown) => e);
+    expect((err as FetchError).message).toMatch(/last error: ETIMEDOUT: attempt timed out after 300 ms \(before the TLS handshake completed\)$/);
+  });
+
   it('returns the value after transient failures, and a final error at once', async () => {
     const deps = fakeDeps();
     const results: Array<{ value: string } | Retryable | FetchError> = [new Retryable('HTTP 503'), new Retryable('read ECONNRESET'), { value: 'ok' }];

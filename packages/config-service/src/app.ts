@@ -12,7 +12,7 @@ import auditPlugin from './http/plugins/audit.js';
 import authPlugin from './http/plugins/auth.js';
 import hardeningPlugin, { clientErrorHandler, frameworkErrorHandler } from './http/plugins/hardening.js';
 import repositoriesPlugin, { type RepositoryRegistry } from './http/plugins/repositories.js';
-import { installProblemHandlers } from './http/problem.js';
+import { formatSchemaErrors, installProblemHandlers } from './http/problem.js';
 import { loadTlsMaterial, secureContextOptions, TlsReloader } from './http/tls.js';
 import openapiPlugin from './http/openapi.js';
 import auditRoutes from './http/routes/audit.js';
@@ -95,6 +95,8 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     // Bad percent-encoding and overlong segments: answered and audited like every request.
     frameworkErrors: frameworkErrorHandler(() => deps.auditStore, undefined, settings.audit.commitTimeoutMs),
     clientErrorHandler: clientErrorHandler(),
+    // One sentence per bad parameter, naming the values that exist (`format=xml`).
+    schemaErrorFormatter: formatSchemaErrors,
   });
   // Fastify has no option for it; Node's default is 60 s.
   app.server.headersTimeout = server.headersTimeoutMs;

@@ -147,6 +147,11 @@ export const CFG_ERR_ADMISSION_REVIEW_INVALID = createError('CFG_ERR_ADMISSION_R
 // --- start-up (not HTTP) ---
 export const CFG_ERR_SETTINGS_INVALID = createError('CFG_ERR_SETTINGS_INVALID', 'Invalid service settings:\n%s', 500);
 export const CFG_ERR_PKI = createError('CFG_ERR_PKI', '%s', 500);
+/**
+ * A `config-service` command was given options that do not fit together or a value it
+ * cannot use (`--since yesterday`, two audit stores at once); the CLI exits 64 (EX_USAGE).
+ */
+export const CFG_ERR_USAGE = createError('CFG_ERR_USAGE', '%s', 400);
 
 /** Every constructor above, by code; used by the catalogue test and the docs check. */
 export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.freeze({
@@ -181,6 +186,7 @@ export const ERRORS: Readonly<Record<string, FastifyErrorConstructor>> = Object.
   CFG_ERR_ADMISSION_REVIEW_INVALID,
   CFG_ERR_SETTINGS_INVALID,
   CFG_ERR_PKI,
+  CFG_ERR_USAGE,
 });
 
 /**

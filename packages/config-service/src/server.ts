@@ -22,6 +22,8 @@ import type { TlsReloadStats } from './http/tls.js';
 import { loggerOptions, redactOptions } from './logger.js';
 import { buildManagementApp, type BuildInfo } from './management.js';
 import { createMetrics, instrumentApi } from './metrics.js';
+import { CFG_ERR_SETTINGS_INVALID } from './errors.js';
+import { checkSettingFiles } from './settings/files.js';
 import type { Settings } from './settings/schema.js';
 
 const BUILD_INFO: BuildInfo = {
@@ -59,6 +61,9 @@ function urlOf(app: FastifyInstance, scheme: string): string {
  */
 export async function startService(settings: Readonly<Settings>, options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningService> {
   // An injected logger (tests, embedding) gets the same redaction as the default one.
+  // Every unusable file at once, before anything is opened.
+  const fileProblems = checkSettingFiles(settings);
+  if (fileProblems.length > 0) throw new CFG_ERR_SETTINGS_INVALID(fileProblems.join('\n'));
   const logger = options.logger ? options.logger.child({}, { redact: redactOptions() }) : pino(loggerOptions(settings.log.level));
   mkdirSync(settings.dataDir, { recursive: true });
   const auditSettings = auditStoreSettings(settings, options.env ?? process.env);

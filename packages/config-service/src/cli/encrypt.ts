@@ -13,7 +13,8 @@
 import { Option, type Command } from 'commander';
 import type { Layout } from '../config/app-config.js';
 import { appBinding, SHARED_BINDING, type SecretBinding } from '../secrets/envelope.js';
-import { encryptWithKeyFile, generateKeyFiles, readPrivateKeyFile } from '../secrets/keygen.js';
+import { encryptWithKeyFile, generateKeyFiles, keyFileFor, readPrivateKeyFile } from '../secrets/keygen.js';
+import { loadSecretKeySettings } from '../settings/load.js';
 import { formatRebindReport, rebindSecrets } from '../secrets/rebind.js';
 
 /** Where the command reads the value and writes its output (injectable for tests). */
@@ -69,12 +70,15 @@ export function registerEncryptCommand(program: Command, io?: Partial<EncryptCom
     .description('Encrypt a configuration value offline into {cipher}{key:<id>}{app:<name>}<base64> (RSA-OAEP-256 + AES-256-GCM, bound to the application)')
     .option('--public-key <pem>', 'RSA public key (PEM) of the key; a private key PEM works too')
     .option('--key-id <id>', 'the id the service knows this key by (secrets.keys[].id)')
+    .option('-c, --config <file>', "the service settings file: --key-id must be one of its secrets.keys, and --public-key that key's (default: its key file)")
     .option('--app <name>', 'bind the value to this application: it decrypts only in its own documents')
     .option('--shared', 'bind the value to the shared application*.yml documents at the repository root')
     .option('--value <value>', 'the value to encrypt; default: read stdin (the value then stays out of shell history)')
     .option('--keep-newline', 'keep a trailing newline of stdin', false)
-    .action(async (opts: { publicKey?: string; keyId?: string; app?: string; shared?: boolean; value?: string; keepNewline: boolean }, cmd: Command) => {
-      if (!opts.publicKey || !opts.keyId) cmd.error('error: --public-key <pem> and --key-id <id> are required', { exitCode: 64 });
+    .action(async (opts: { publicKey?: string; keyId?: string; config?: string; app?: string; shared?: boolean; value?: string; keepNewline: boolean }, cmd: Command) => {
+      if (!opts.keyId || (!opts.publicKey && !opts.config)) cmd.error('error: --key-id <id> and --public-key <pem> (or --config naming the key) are required', { exitCode: 64 });
+      const configured = opts.config === undefined ? undefined : loadSecretKeySettings(opts.config, process.env);
+      const keyFile = await keyFileFor(opts.keyId!, opts.publicKey, configured);
       if (opts.app !== undefined && opts.shared === true) cmd.error('error: give --app <name> or --shared, not both', { exitCode: 64 });
       if (opts.app !== undefined && (!APP_NAME.test(opts.app) || opts.app.includes('..'))) cmd.error('error: --app must be a valid application name', { exitCode: 64 });
       const binding: SecretBinding | undefined = opts.app !== undefined ? appBinding(opts.app) : opts.shared === true ? SHARED_BINDING : undefined;
@@ -83,7 +87,7 @@ export function registerEncryptCommand(program: Command, io?: Partial<EncryptCom
         value = await readAll(stdin());
         if (!opts.keepNewline) value = value.replace(/\r?\n$/, '');
       }
-      const cipher = await encryptWithKeyFile(value, opts.publicKey!, opts.keyId!, binding);
+      const cipher = await encryptWithKeyFile(value, keyFile, opts.keyId!, binding);
       if (binding === undefined) {
         stderr().write('config-service: warning: the value is not bound to an application and decrypts in any document; add --app <name> or --shared (docs/secrets.md, "Binding")\n');
       }

@@ -5,10 +5,14 @@
  * imported when the command runs, so a small command does not load the server.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import type { AuditStore } from '../audit/index.js';
+import { CFG_ERR_USAGE } from '../errors.js';
 import { loadSettings } from '../settings/load.js';
 import { registerAuditCommands } from './audit.js';
+import { addAuditStoreOptions, auditStoreFromOptions, writeAuditQuery, type AuditStoreOptions } from './audit-store.js';
 import { registerEncryptCommand } from './encrypt.js';
+import { registerJwtCommand } from './jwt.js';
 import { registerValidateCommand } from './validate.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -64,66 +68,110 @@ function buildProgram(): Command {
   pki
     .command('issue')
     .description("Issue a client certificate for an application (SPIFFE URI SAN, DNS SAN and CN)")
-    .requiredOption('-d, --dir <dir>', 'folder holding ca.crt and ca.key; the certificate is written there')
+    .requiredOption('-d, --dir <dir>', 'folder holding ca.crt and ca.key; <app>.crt and <app>.key are written there')
     .requiredOption('-a, --app <app>', 'application name')
     .option('--trust-domain <domain>', 'SPIFFE trust domain', 'example.org')
     .option('--namespace <ns>', 'Kubernetes namespace in the SPIFFE ID', 'default')
-    .action(async (opts: { dir: string; app: string; trustDomain: string; namespace: string }) => {
+    .option('--force', 'replace an existing certificate and key of this application', false)
+    .option('--p12 <file>', 'also write a PKCS#12 keystore (key, certificate, CA; alias <app>) for JVM clients')
+    .option('--p12-password-file <file>', `file holding the keystore password (default: the variable ${P12_PASSWORD_ENV})`)
+    .action(async (opts: { dir: string; app: string; trustDomain: string; namespace: string; force: boolean; p12?: string; p12PasswordFile?: string }) => {
+      let p12: { file: string; password: string } | undefined;
+      if (opts.p12 !== undefined) {
+        let password: string | undefined;
+        if (opts.p12PasswordFile !== undefined) {
+          try {
+            password = readFileSync(opts.p12PasswordFile, 'utf8').replace(/\r?\n$/, '');
+          } catch (err) {
+            throw new CFG_ERR_USAGE(`--p12-password-file: cannot read ${opts.p12PasswordFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+          }
+        } else password = process.env[P12_PASSWORD_ENV];
+        if (!password) throw new CFG_ERR_USAGE(`--p12 needs a password: --p12-password-file <file>, or the variable ${P12_PASSWORD_ENV}`);
+        p12 = { file: opts.p12, password };
+      } else if (opts.p12PasswordFile !== undefined) throw new CFG_ERR_USAGE('--p12-password-file: only with --p12 <file>');
       const { issueClientFiles } = await import('../pki/files.js');
-      const files = await issueClientFiles(opts.dir, opts.app, { trustDomain: opts.trustDomain, namespace: opts.namespace });
-      process.stdout.write(`${files.cert}\n${files.key}\n`);
+      const files = await issueClientFiles(opts.dir, opts.app, { trustDomain: opts.trustDomain, namespace: opts.namespace, force: opts.force, ...(p12 && { p12 }) });
+      process.stdout.write(`${files.cert}\n${files.key}\n${files.p12 === undefined ? '' : `${files.p12}\n`}`);
     });
 
   const audit = program.command('audit').description('Audit log tools');
-  audit
-    .command('verify')
-    .description('Check the hash chain of the audit log, its counter, anchor and signed checkpoints, and name the first break')
-    .option('-c, --config <file>', 'service settings file')
-    .option('--checkpoints <file...>', 'signed checkpoints kept outside the database (NDJSON: the log stream, a witness file, GET /v1/audit/checkpoints?format=ndjson)')
-    .option('--public-key <file...>', 'Ed25519 public key(s) of the checkpoint signing keys (default: audit.checkpoints.keys of the settings)')
-    .action(async (opts: { config?: string; checkpoints?: string[]; publicKey?: string[] }) => {
-      const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
-      const { auditStoreSettings, createAuditStore } = await import('../audit/index.js');
-      const { verifyCommand } = await import('./audit.js');
-      const store = await createAuditStore(auditStoreSettings(settings, process.env));
+  addAuditStoreOptions(
+    audit
+      .command('verify')
+      .description('Check the hash chain of the audit log, its counter, anchor and signed checkpoints, and name the first break')
+      .option('--checkpoints <file...>', 'signed checkpoints kept outside the database (NDJSON: the log stream, a witness file, GET /v1/audit/checkpoints?format=ndjson)')
+      .option('--public-key <file...>', 'Ed25519 public key(s) of the checkpoint signing keys (default: audit.checkpoints.keys of the settings)'),
+  ).action(async (opts: AuditStoreOptions & { checkpoints?: string[]; publicKey?: string[] }) => {
+    const { verifyCommand } = await import('./audit.js');
+    // The checkpoint keys come from the settings when the store does too (no --sqlite/--postgres).
+    const namesStore = opts.sqlite !== undefined || opts.postgres === true || opts.databaseUrl !== undefined || opts.databaseUrlEnv !== undefined;
+    const store = await openAuditStore(opts);
+    try {
+      const settings = namesStore && opts.config === undefined ? undefined : loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
+      const result = await verifyCommand(store, {
+        ...(settings && { settings }),
+        ...(opts.checkpoints && { checkpointFiles: opts.checkpoints }),
+        ...(opts.publicKey && { publicKeyFiles: opts.publicKey }),
+        env: process.env,
+      });
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      if (!result.ok) process.exitCode = 1;
+    } finally {
+      await store.close();
+    }
+  });
+  addAuditStoreOptions(
+    audit
+      .command('query')
+      .description('Print audit events as NDJSON, newest first, page by page')
+      .option('--app <app>')
+      .option('--actor <subject>', "exact actor subject (a certificate's application or a JWT's sub)")
+      .option('--action <action>', 'config.read, files.read, spring.environment, audit.read, ... (docs/api.md)')
+      .addOption(new Option('--outcome <outcome>').choices(['allowed', 'denied', 'error']))
+      .option('--since <instant>', 'from this time (inclusive): an RFC 3339 date-time, or a date (UTC midnight)')
+      .option('--until <instant>', 'until this time (exclusive): an RFC 3339 date-time, or a date (UTC midnight)')
+      .option('--commit <id>', 'full commit id')
+      .option('--request-id <id>', 'the request id (Request-Id response header) of one request')
+      .option('--limit <n>', 'at most this many events (default 100); the cursor of the rest is printed on stderr')
+      .option('--all', 'every matching event (no limit)')
+      .option('--cursor <cursor>', 'continue where an earlier run stopped (the cursor it printed)'),
+  ).action(async (opts: AuditStoreOptions & { limit?: string; all?: boolean; cursor?: string } & Record<string, string | boolean | undefined>) => {
+    const { parseInstant } = await import('../audit/query.js');
+    const filters: Record<string, string> = {};
+    for (const name of ['app', 'actor', 'action', 'outcome', 'commit', 'requestId'] as const) if (typeof opts[name] === 'string') filters[name] = opts[name];
+    for (const name of ['since', 'until'] as const) {
+      const value = opts[name];
+      if (typeof value !== 'string') continue;
       try {
-        const result = await verifyCommand(store, {
-          settings,
-          ...(opts.checkpoints && { checkpointFiles: opts.checkpoints }),
-          ...(opts.publicKey && { publicKeyFiles: opts.publicKey }),
-          env: process.env,
-        });
-        process.stdout.write(`${JSON.stringify(result)}\n`);
-        if (!result.ok) process.exitCode = 1;
-      } finally {
-        await store.close();
+        filters[name] = parseInstant(value, `--${name}`);
+      } catch (err) {
+        throw new CFG_ERR_USAGE((err as Error).message.replace(/^Invalid request: /, ''));
       }
-    });
-  audit
-    .command('query')
-    .description('Print audit events as NDJSON, newest first')
-    .option('-c, --config <file>', 'service settings file')
-    .option('--app <app>')
-    .option('--actor <subject>')
-    .option('--action <action>')
-    .option('--outcome <outcome>', 'allowed | denied | error')
-    .option('--since <iso>', 'from this time (inclusive)')
-    .option('--until <iso>', 'until this time (exclusive)')
-    .option('--commit <id>')
-    .option('--request-id <id>', 'the request id (Request-Id response header) of one request')
-    .option('--limit <n>', 'at most this many events', '100')
-    .action(async (opts: { config?: string; limit: string } & Record<string, string | undefined>) => {
-      const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
-      const { auditStoreSettings, createAuditStore, formatAuditEvents } = await import('../audit/index.js');
-      const store = await createAuditStore(auditStoreSettings(settings, process.env));
+    }
+    if (opts.all === true && opts.limit !== undefined) throw new CFG_ERR_USAGE('--all and --limit: give one');
+    const limit = opts.all === true ? undefined : Number(opts.limit ?? '100');
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) throw new CFG_ERR_USAGE(`--limit: '${opts.limit}' is not an integer >= 1`);
+    if (opts.cursor !== undefined) {
+      const { decodeCursor } = await import('../audit/query.js');
       try {
-        const { config: _c, limit, ...filters } = opts;
-        const page = await store.query({ ...filters, limit: Number(limit) });
-        process.stdout.write(formatAuditEvents(page.events, 'ndjson'));
-      } finally {
-        await store.close();
+        decodeCursor(opts.cursor);
+      } catch {
+        throw new CFG_ERR_USAGE('--cursor: not a cursor that audit query printed');
       }
-    });
+    }
+    const store = await openAuditStore(opts);
+    try {
+      const { formatAuditEvents } = await import('../audit/index.js');
+      const out = {
+        write: (text: string) => new Promise<void>((resolve) => (process.stdout.write(text) ? resolve() : process.stdout.once('drain', resolve))),
+        note: (text: string) => process.stderr.write(`${text}\n`),
+      };
+      const result = await writeAuditQuery(store, filters, { ...(opts.cursor !== undefined && { cursor: opts.cursor }), ...(limit !== undefined && { limit }) }, out, (events) => formatAuditEvents(events, 'ndjson'));
+      if (result.nextCursor !== undefined) out.note(`more events: run again with --cursor ${result.nextCursor} (or use --all)`);
+    } finally {
+      await store.close();
+    }
+  });
   registerAuditCommands(
     audit,
     () => {
@@ -136,9 +184,20 @@ function buildProgram(): Command {
       process.exitCode = code;
     },
   );
+  registerJwtCommand(program);
   registerEncryptCommand(program);
   registerValidateCommand(program);
   return program;
+}
+
+/** The variable `pki issue --p12` reads the keystore password from, without `--p12-password-file`. */
+const P12_PASSWORD_ENV = 'CONFIG_SERVICE_P12_PASSWORD';
+
+/** Opens the audit store an `audit` command names (`cli/audit-store.ts`). */
+async function openAuditStore(opts: AuditStoreOptions): Promise<AuditStore> {
+  const settings = await auditStoreFromOptions(opts, () => loadSettings({ ...(opts.config && { file: opts.config }), env: process.env }), process.env);
+  const { createAuditStore } = await import('../audit/index.js');
+  return createAuditStore(settings);
 }
 
 /** Runs the CLI with `argv` (as in `process.argv`); sets `process.exitCode` on failure. */
@@ -151,8 +210,10 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const e = err as Error & { code?: string };
-    process.stderr.write(`config-service: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);
-    process.exitCode = 1;
+    // Node's errors already start with their code (`ENOENT: no such file ...`).
+    const code = e.code !== undefined && !e.message.startsWith(e.code) ? `${e.code}: ` : '';
+    process.stderr.write(`config-service: ${code}${e.message}\n`);
+    process.exitCode = e.code === 'CFG_ERR_USAGE' ? 64 : 1;
   }
 }
 

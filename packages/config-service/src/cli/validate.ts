@@ -9,13 +9,18 @@
  * worker threads with the same deadline and heap limit, so a hostile file is a finding,
  * never a crash.
  */
+import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import type { Layout } from '../config/app-config.js';
 import { formatReport, validateRepository, type Severity } from '../config/validate-repo.js';
 import { DocumentParserPool } from '../document-parser.js';
 import { ALL_APPS, isTemplateUrl, matchesAny } from '../git/app-patterns.js';
-import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
-import { loadDocumentSettings, loadSettings } from '../settings/load.js';
+import type { KnownKeys } from '../config/validate-secrets.js';
+import { CFG_ERR_SETTINGS_INVALID, CFG_ERR_USAGE } from '../errors.js';
+import { NAME_PATTERN } from '../http/names.js';
+import { loadDocumentSettings, loadSecretKeySettings, loadSettings, type SecretKeySettings } from '../settings/load.js';
 import type { Settings } from '../settings/schema.js';
 
 /** Options of {@link runValidate}, as the command line gives them. */
@@ -34,10 +39,84 @@ export interface ValidateCommandOptions {
   /** Severity of an unbound (version-1) secret; absent: warning. */
   readonly unboundSecrets?: Severity;
   /**
-   * The service settings file: its `documents:` limits apply (other sections are ignored
-   * unless `repository` is given, which needs the `repositories:` list).
+   * The service settings file: its `documents:` limits and `secrets.keys` ids apply (other
+   * sections are ignored unless `repository` is given, which needs the `repositories:` list).
    */
   readonly config?: string;
+  /** `<id>=<file>`: public keys (or private key PEMs, whose public half is used) of the service's key ids. */
+  readonly publicKey?: readonly string[];
+}
+
+/** What {@link runValidate} decided: the report (stdout), a refusal (stderr) and the exit code. */
+export interface ValidateOutcome {
+  readonly output: string;
+  /** Set when the directory could not be checked at all (exit code 2). */
+  readonly error?: string;
+  readonly exitCode: number;
+}
+
+/**
+ * The keys `{cipher}` values are checked against: `--public-key id=file` entries (read
+ * now; each must be an RSA public key) and the `secrets.keys` of `--config` (ids; their
+ * key files are read when present, for the size check). `undefined` when neither names a key.
+ *
+ * @throws CFG_ERR_USAGE for a malformed `--public-key` or an unreadable key file it names.
+ */
+export function knownKeys(publicKeys: readonly string[] | undefined, configured: SecretKeySettings | undefined): KnownKeys | undefined {
+  if ((publicKeys === undefined || publicKeys.length === 0) && configured === undefined) return undefined;
+  const ids = new Set<string>();
+  const modulusBytes = new Map<string, number>();
+  const sizeOf = (pem: Buffer): number | undefined => {
+    const key = createPublicKey(pem);
+    const bits = key.asymmetricKeyType === 'rsa' ? key.asymmetricKeyDetails?.modulusLength : undefined;
+    return bits === undefined ? undefined : Math.ceil(bits / 8);
+  };
+  for (const k of configured ?? []) {
+    ids.add(k.id);
+    for (const file of [k.publicKeyFile, k.privateKeyFile]) {
+      if (file === undefined || modulusBytes.has(k.id)) continue;
+      try {
+        const size = sizeOf(readFileSync(file));
+        if (size !== undefined) modulusBytes.set(k.id, size);
+      } catch {
+        // CI may not hold the service's key files: the id is enough.
+      }
+    }
+  }
+  for (const entry of publicKeys ?? []) {
+    const m = /^([A-Za-z0-9._-]{1,64})=(.+)$/.exec(entry);
+    if (m === null) throw new CFG_ERR_USAGE(`--public-key: '${entry}' is not <id>=<file> (the id as in secrets.keys[].id)`);
+    const [, id, file] = m as unknown as [string, string, string];
+    let size: number | undefined;
+    try {
+      size = sizeOf(readFileSync(file));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new CFG_ERR_USAGE(`--public-key ${id}: ${code !== undefined ? `cannot read ${file} (${code})` : `${file} is not a PEM public key`}`);
+    }
+    if (size === undefined) throw new CFG_ERR_USAGE(`--public-key ${id}: ${file} is not an RSA key`);
+    ids.add(id);
+    modulusBytes.set(id, size);
+  }
+  return { ids, modulusBytes };
+}
+
+/** Why `dir` cannot be read as a working tree, or `undefined` when it can. */
+async function unreadable(dir: string): Promise<string | undefined> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return `${dir} is not a directory`;
+    await readdir(dir);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `${dir} does not exist` : `${dir} cannot be read (${code ?? 'error'})`;
+  }
+}
+
+/** Whether the root of `dir` holds `<name>.yml`-style documents other than `application*` (a `spring` layout). */
+async function looksSpring(dir: string): Promise<boolean> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.some((n) => /\.(ya?ml|properties)$/.test(n) && !n.startsWith('application'));
 }
 
 /**
@@ -53,20 +132,39 @@ export async function runValidate(
   opts: ValidateCommandOptions,
   settings?: Readonly<Settings>,
   env: Readonly<Record<string, string | undefined>> = {},
-): Promise<{ output: string; exitCode: number }> {
+): Promise<ValidateOutcome> {
   const profiles = opts.profiles?.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  for (const p of profiles ?? []) {
+    // The service's own rule (GET ...?profile=Prod is 400 there): a profile it refuses cannot be checked.
+    if (!NAME_PATTERN.test(p) || p.includes('..')) throw new CFG_ERR_USAGE(`--profiles: '${p}' is not a profile name the service accepts (${NAME_PATTERN.source}, no '..'; profile names are lower case)`);
+  }
   const routing = opts.repository === undefined ? undefined : servedBy(settings, opts.repository, opts.app);
+  const layout = opts.layout ?? routing?.layout ?? 'folders';
+  // The service's keys, when the settings name any (a settings file without keys checks no key ids).
+  const configured = opts.config === undefined ? undefined : (settings?.secrets.keys ?? loadSecretKeySettings(opts.config, env));
+  const keys = knownKeys(opts.publicKey, configured !== undefined && configured.length > 0 ? configured : undefined);
+  const missing = await unreadable(dir);
+  if (missing !== undefined) return { output: '', error: `${missing}: nothing to validate`, exitCode: 2 };
   const limits = settings?.documents ?? loadDocumentSettings({ ...(opts.config !== undefined && { file: opts.config }), env });
   const parser = new DocumentParserPool(limits);
   try {
     const report = await validateRepository(dir, {
-      layout: opts.layout ?? routing?.layout ?? 'folders',
+      layout,
+      ...(keys !== undefined && { keys }),
       ...(routing !== undefined && { notServed: routing.notServed }),
       ...(profiles !== undefined && profiles.length > 0 && { profiles }),
       ...(opts.unresolved !== undefined && { unresolved: opts.unresolved }),
       ...(opts.unboundSecrets !== undefined && { unboundSecrets: opts.unboundSecrets }),
       parse: parser.parse,
     });
+    if (report.documents === 0 && report.schemas === 0) {
+      const hint = layout === 'folders' && (await looksSpring(dir)) ? " (its root holds <app>.yml-style documents: is it a 'spring' layout repository? add --layout spring)" : '';
+      return {
+        output: '',
+        error: `${dir} is not a configuration repository: it holds no configuration documents (application*.yml, .yaml, .json or .properties at the root or in an application folder${layout === 'spring' ? ', or <app>*.yml at the root' : ''}) for layout '${layout}'${hint}`,
+        exitCode: 2,
+      };
+    }
     return { output: formatReport(report, opts.format), exitCode: report.errors > 0 ? 1 : 0 };
   } finally {
     await parser.close();
@@ -113,11 +211,13 @@ export function registerValidateCommand(program: Command): void {
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(new Option('--unresolved <severity>', 'severity of a placeholder without value and default (default: error for folders, warning for spring)').choices(['error', 'warning']))
     .addOption(new Option('--unbound-secrets <severity>', 'severity of a {cipher} value not bound to an application (default: warning)').choices(['error', 'warning']))
+    .option('--public-key <id=file...>', "the service's public key of key id <id> (PEM; a private key PEM works too): every {cipher} value must name a known key id and fit its key; repeatable")
     .action(async (dir: string, opts: ValidateCommandOptions) => {
       // The whole settings file only when --repository needs its repositories: list.
       const settings = opts.repository !== undefined && opts.config !== undefined ? loadSettings({ file: opts.config, env: process.env }) : undefined;
-      const { output, exitCode } = await runValidate(dir, opts, settings, process.env);
+      const { output, error, exitCode } = await runValidate(dir, opts, settings, process.env);
       process.stdout.write(output);
+      if (error !== undefined) process.stderr.write(`config-service validate: ${error}\n`);
       process.exitCode = exitCode;
     });
 }

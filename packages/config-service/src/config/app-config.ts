@@ -115,13 +115,17 @@ export class AppConfigReader {
   }
 
   /**
-   * Whether `app` exists at `commit` (SPEC §2.4: its folder holds at least one document
-   * or file; in the `spring` layout, a root document named `<app>.<ext>` or `<app>-<profile>.<ext>`).
+   * Whether `app` exists at `commit`. In the `folders` layout, its folder must hold
+   * configuration ({@link holdsConfiguration}: a document `application[-<profile>].<ext>`,
+   * a `schema.json`, a `files/` / `files-<profile>/` folder of raw files, or a `templates/` /
+   * `templates-<profile>/` folder of templates), so a folder
+   * such as `docs/` or `scripts/` is never an application. In the `spring` layout, a root
+   * document named `<app>.<ext>` or `<app>-<profile>.<ext>`.
    */
   async appExists(commit: string, app: string): Promise<boolean> {
     if (this.#layout === 'folders') {
       const dir = await this.#repo.readTree(commit, app);
-      return dir !== null && dir.size > 0;
+      return dir !== null && holdsConfiguration(dir);
     }
     const root = (await this.#repo.readTree(commit, '')) ?? new Map<string, TreeEntry>();
     for (const name of root.keys()) {
@@ -134,13 +138,19 @@ export class AppConfigReader {
   }
 
   /**
-   * The applications at `commit`, sorted.
+   * The applications at `commit`, sorted: in the `folders` layout every top-level folder
+   * (not starting with `.`) that {@link holdsConfiguration}; in the `spring` layout the
+   * `<app>` of every root document not named `application*`.
    */
   async listApps(commit: string): Promise<string[]> {
     const root = (await this.#repo.readTree(commit, '')) ?? new Map<string, TreeEntry>();
     const apps = new Set<string>();
     if (this.#layout === 'folders') {
-      for (const [name, entry] of root) if (entry.type === 'tree' && !name.startsWith('.')) apps.add(name);
+      for (const [name, entry] of root) {
+        if (entry.type !== 'tree' || name.startsWith('.')) continue;
+        const dir = await this.#repo.readTree(commit, name);
+        if (dir !== null && holdsConfiguration(dir)) apps.add(name);
+      }
     } else {
       for (const name of root.keys()) {
         const ext = EXTENSIONS_LOWEST_FIRST.find((e) => name.endsWith(e));
@@ -492,6 +502,24 @@ export class AppConfigReader {
       throw withCommit(err as Error, commit);
     }
   }
+}
+
+const DOCUMENT_NAME = /^application(?:-[^/]+)?\.(?:yml|yaml|json|properties)$/;
+
+/**
+ * Whether a folder of the `folders` layout holds configuration, and so is an application:
+ * a document (`application.yml`, `application-prod.properties`, ...), a `schema.json`, or
+ * a `files/` or `files-<profile>/` folder (raw files are served per application), or a
+ * `templates/` or `templates-<profile>/` folder (templates are rendered per application).
+ * Anything else (`docs/` with a README, `scripts/`, `.github/`) is not an application.
+ */
+export function holdsConfiguration(dir: ReadonlyMap<string, TreeEntry>): boolean {
+  for (const [name, entry] of dir) {
+    if (entry.type === 'tree') {
+      if (name === 'files' || name.startsWith('files-') || name === 'templates' || name.startsWith('templates-')) return true;
+    } else if (DOCUMENT_NAME.test(name) || name === SCHEMA_FILE) return true;
+  }
+  return false;
 }
 
 /** A document error with the commit it was read at (message and `data.commit`); others as they are. */

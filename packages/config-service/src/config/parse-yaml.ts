@@ -25,37 +25,14 @@ import { nestPaths, parsePropertyName, type NameToken } from './paths.js';
 import type { Origin, PropertyValue, Scalar, TreeValue } from './types.js';
 import { floatLiteral, intLiteral, scalarText } from './values.js';
 import { composeBounded } from './yaml-stream.js';
+import { placeYamlError, YAML_ERROR_TEXT } from './yaml-errors.js';
 
 /** One non-empty document of a YAML stream, as raw keys. */
 export interface YamlDocumentKeys {
   readonly raws: RawEntry[];
 }
 
-const ERROR_TEXT: Readonly<Record<string, string>> = {
-  BAD_INDENT: 'bad indentation',
-  MULTILINE_IMPLICIT_KEY: 'implicit keys must be on a single line',
-  MISSING_CHAR: 'missing character',
-  UNEXPECTED_TOKEN: 'unexpected token',
-  BLOCK_AS_IMPLICIT_KEY: 'nested block as implicit key',
-  TAB_AS_INDENT: 'tab characters must not be used for indentation',
-  ALIAS_PROPS: 'alias with anchor or tag',
-  BAD_ALIAS: 'bad alias',
-  BAD_DIRECTIVE: 'bad directive',
-  BAD_DQ_ESCAPE: 'bad escape in double-quoted scalar',
-  BAD_SCALAR_START: 'bad scalar start',
-  BLOCK_IN_FLOW: 'block collection inside flow collection',
-  DUPLICATE_ANCHOR: 'duplicate anchor',
-  IMPOSSIBLE: 'unparsable input',
-  KEY_OVER_1024_CHARS: 'implicit key longer than 1024 characters',
-  MISSING_ANCHOR: 'alias to an undefined anchor',
-  MULTIPLE_ANCHORS: 'several anchors on one node',
-  MULTIPLE_DOCS: 'several documents in one JSON file',
-  MULTIPLE_TAGS: 'several tags on one node',
-  NON_STRING_KEY: 'non-string key',
-  TAG_RESOLVE_FAILED: 'value does not match its tag',
-  BAD_COLLECTION_TYPE: 'bad collection type',
-  RESOURCE_EXHAUSTION: 'nested too deeply to read',
-};
+const ERROR_TEXT = YAML_ERROR_TEXT;
 
 /** Drops the YAML 1.1 timestamp type, so date-like values stay strings in every version. */
 const withoutTimestamps = (tags: Tags): Tags => tags.filter((t) => typeof t === 'string' ? t !== 'timestamp' : t.tag !== 'tag:yaml.org,2002:timestamp');
@@ -173,8 +150,11 @@ export function readYaml(text: string, document: string, commit: string | undefi
       lineCounter,
       onDocument: ({ doc, index, cutAt }) => {
         if (json && index > 0) throw documentError({ document, ...pos(doc.range[0]) }, ERROR_TEXT.MULTIPLE_DOCS as string);
-        const err = cutAt === undefined ? doc.errors[0] : doc.errors.find((e) => e.pos[0] < cutAt);
-        if (err !== undefined) throw documentError({ document, ...pos(err.pos[0]) }, `invalid ${json ? 'JSON' : 'YAML'}: ${ERROR_TEXT[err.code] ?? err.code}`);
+        const errors = cutAt === undefined ? doc.errors : doc.errors.filter((e) => e.pos[0] < cutAt);
+        if (errors.length > 0) {
+          const placed = placeYamlError(errors, doc, text, json ? 'JSON' : 'YAML');
+          throw documentError({ document, ...pos(placed.offset) }, placed.text);
+        }
         checkWritten(doc.contents, budget);
         // Reading stopped early; checkWritten found no key over the limit in this part.
         if (cutAt !== undefined) return;

@@ -8,30 +8,19 @@
  * Validation runs on the nested tree that the `json` format serves ({@link toTree}),
  * numbers as JSON numbers (integers beyond 2^53 lose digits for the check only; the
  * served value keeps them). Dialects: draft-07 (the default, and for any other or absent
- * `$schema`), 2019-09 and 2020-12, chosen by `$schema`. Ajv runs with `allErrors: false`
- * (the first violation is reported), `strict: false` (unknown keywords are ignored) and
+ * `$schema`), 2019-09 and 2020-12, chosen by `$schema`. Ajv runs with `allErrors: true`
+ * (the service reports the first violation, `validate` every one), `strict: false` (unknown keywords are ignored) and
  * without format validation. Compiled schemas are cached by the schema blob's id.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { LRUCache } from 'lru-cache';
+import type { ErrorObject } from 'ajv';
 import { CFG_ERR_SCHEMA_INVALID, CFG_ERR_SCHEMA_VIOLATION, withData } from '../errors.js';
 import { decodeDocument } from './parse.js';
+import { coercePropertiesValues } from './coerce.js';
+import { compile, schemaInstance, type AppSchema } from './schema-compile.js';
 import { resolvePlaceholdersWithSecrets, type PlaceholderSecrets, type ResolvedPlaceholders } from './placeholders.js';
-import { toTree } from './tree.js';
 import type { MergedConfig, Origin, TreeValue } from './types.js';
 import { isNumberLiteral } from './values.js';
 
-/** A schema file as read from the repository. */
-export interface AppSchema {
-  /** Blob id of the file (the compile cache key). */
-  readonly oid: string;
-  /** Path of the file in the repository (`orders/schema.json`), for messages. */
-  readonly path: string;
-  /** The parsed JSON (see {@link parseSchemaFile}). */
-  readonly json: unknown;
-}
 
 /** The first violation found. Never holds a configuration value. */
 export interface SchemaViolation {
@@ -46,10 +35,6 @@ export interface SchemaViolation {
   /** `<schema file>: at '<key>': <rule>` plus `(set in <document>:<line>:<column>)`. */
   readonly message: string;
 }
-
-type Compiled = { readonly validate: ValidateFunction } | { readonly reason: string };
-
-const compiled = new LRUCache<string, Compiled>({ max: 1000 });
 
 /**
  * Parses the bytes of a schema file (UTF-8, BOM ignored) as JSON.
@@ -80,46 +65,6 @@ export function parseSchemaFile(path: string, bytes: Uint8Array): unknown {
     throw withData(new CFG_ERR_SCHEMA_INVALID(`${path}: a JSON Schema must be an object or a boolean`), { schema: path });
   }
   return json;
-}
-
-function newAjv(json: unknown): Ajv {
-  const dialect = typeof json === 'object' && json !== null ? (json as { $schema?: unknown }).$schema : undefined;
-  const options = { allErrors: false, strict: false, validateFormats: false, logger: false as const };
-  if (typeof dialect === 'string' && dialect.includes('2020-12')) return new Ajv2020(options);
-  if (typeof dialect === 'string' && dialect.includes('2019-09')) return new Ajv2019(options);
-  return new Ajv(options);
-}
-
-function compile(schema: AppSchema): ValidateFunction {
-  let entry = compiled.get(schema.oid);
-  if (entry === undefined) {
-    try {
-      // One Ajv instance per schema: two versions of one schema may share an `$id`.
-      entry = { validate: newAjv(schema.json).compile(schema.json as object | boolean) };
-    } catch (err) {
-      entry = { reason: (err as Error).message.split('\n')[0] ?? 'unknown error' };
-    }
-    compiled.set(schema.oid, entry);
-  }
-  if ('reason' in entry) throw withData(new CFG_ERR_SCHEMA_INVALID(`${schema.path}: not a usable JSON Schema: ${entry.reason}`), { schema: schema.path });
-  return entry.validate;
-}
-
-/** Converts the tree for validation: exact number literals become JSON numbers. */
-function toJson(value: TreeValue): unknown {
-  if (isNumberLiteral(value)) return Number(value.text);
-  if (typeof value !== 'object') return value;
-  if (Array.isArray(value)) return (value as readonly TreeValue[]).map(toJson);
-  const map = value as { readonly [k: string]: TreeValue };
-  return Object.fromEntries(Object.keys(map).map((k) => [k, toJson(map[k] as TreeValue)]));
-}
-
-/**
- * The JSON instance that the schema sees for a configuration: {@link toTree}, numbers as
- * JSON numbers.
- */
-export function schemaInstance(config: MergedConfig): Record<string, unknown> {
-  return toJson(toTree(config)) as Record<string, unknown>;
 }
 
 function joinName(name: string, seg: string | number): string {
@@ -186,25 +131,45 @@ function ruleOf(error: ErrorObject): string {
 }
 
 /**
- * Validates a configuration against a schema and returns the first violation.
+ * Validates a configuration against a schema and returns every violation (Ajv `allErrors`),
+ * in Ajv's order, each (key, rule) once.
  *
  * @param config - the merged configuration, placeholders resolved.
  * @param schema - the application's schema.
+ * @returns the violations; `[]` when the configuration holds.
+ * @throws CFG_ERR_SCHEMA_INVALID (422) naming the schema file when it does not compile.
+ */
+export function findSchemaViolations(config: MergedConfig, schema: AppSchema): SchemaViolation[] {
+  const validate = compile(schema);
+  const data = schemaInstance(config);
+  if (validate(data) === true) return [];
+  const origins = originsByName(config);
+  const out: SchemaViolation[] = [];
+  const seen = new Set<string>();
+  for (const error of validate.errors ?? []) {
+    // anyOf/oneOf/if report the branch errors themselves; the summary adds nothing.
+    if ((error.keyword === 'anyOf' || error.keyword === 'oneOf' || error.keyword === 'if') && out.length > 0) continue;
+    const key = keyPath(data, error.instancePath);
+    const rule = ruleOf(error);
+    if (seen.has(`${key}\0${rule}`)) continue;
+    seen.add(`${key}\0${rule}`);
+    const origin = key === '' ? undefined : originOf(origins, key, error);
+    const at = origin === undefined ? '' : ` (set in ${origin.document}${origin.line === undefined ? '' : `:${origin.line}:${origin.column ?? 1}`})`;
+    const message = `${schema.path}: at '${key === '' ? '(root)' : key}': ${rule}${at}`;
+    out.push({ key, rule, keyword: error.keyword, ...(origin === undefined ? {} : { origin }), message });
+  }
+  return out;
+}
+
+/**
+ * Validates a configuration against a schema and returns the first violation
+ * ({@link findSchemaViolations}' first).
+ *
  * @returns the violation, or `undefined` when the configuration holds.
  * @throws CFG_ERR_SCHEMA_INVALID (422) naming the schema file when it does not compile.
  */
 export function findSchemaViolation(config: MergedConfig, schema: AppSchema): SchemaViolation | undefined {
-  const validate = compile(schema);
-  const data = schemaInstance(config);
-  if (validate(data) === true) return undefined;
-  const error = validate.errors?.[0];
-  if (error === undefined) return undefined;
-  const key = keyPath(data, error.instancePath);
-  const rule = ruleOf(error);
-  const origin = key === '' ? undefined : originOf(originsByName(config), key, error);
-  const at = origin === undefined ? '' : ` (set in ${origin.document}${origin.line === undefined ? '' : `:${origin.line}:${origin.column ?? 1}`})`;
-  const message = `${schema.path}: at '${key === '' ? '(root)' : key}': ${rule}${at}`;
-  return { key, rule, keyword: error.keyword, ...(origin === undefined ? {} : { origin }), message };
+  return findSchemaViolations(config, schema)[0];
 }
 
 /**
@@ -231,9 +196,11 @@ export interface SchemaReader {
 
 /**
  * The steps between merging and rendering for a served configuration (SPEC §2.2, §2.4):
- * with `resolve` (the default of `GET /v1/apps/{app}/config`), placeholders are resolved
- * and the result is checked against the application's schema, if it has one. Without
- * `resolve` the merged configuration is returned as it is and the schema is not checked:
+ * with `resolve` (the default of `GET /v1/apps/{app}/config`), placeholders are resolved,
+ * `.properties` values take the types the application's schema declares
+ * (`coerce.ts`), and the result is checked against the schema, if there is one. Without
+ * `resolve` the merged configuration is returned as it is (only `.properties` values
+ * coerced, so a key's type does not depend on `resolve`) and the schema is not checked:
  * the caller resolves placeholders itself (as Spring clients do), and a schema written
  * for resolved values (`port: {type: integer}`) cannot judge `${port}`.
  *
@@ -261,11 +228,26 @@ export async function resolveAndCheckSecrets(
   merged: MergedConfig,
   options: { readonly resolve: boolean; readonly secrets?: PlaceholderSecrets },
 ): Promise<ResolvedPlaceholders> {
-  if (!options.resolve) return { config: merged, copies: new Map(), composed: new Map() };
+  if (!options.resolve) {
+    // Served as written, but `.properties` values still get the schema's types, so a key's
+    // type never depends on resolve=; a schema that does not compile is reported by resolve=true.
+    const schema = await reader.readSchema(commit, app).catch(() => null);
+    let config = merged;
+    if (schema !== null) {
+      try {
+        config = coercePropertiesValues(merged, schema);
+      } catch {
+        config = merged;
+      }
+    }
+    return { config, copies: new Map(), composed: new Map() };
+  }
   const resolved = resolvePlaceholdersWithSecrets(merged, options.secrets === undefined ? {} : { secrets: options.secrets });
   const schema = await reader.readSchema(commit, app);
-  if (schema !== null) checkSchema(resolved.config, schema);
-  return resolved;
+  if (schema === null) return resolved;
+  const config = coercePropertiesValues(resolved.config, schema);
+  checkSchema(config, schema);
+  return { ...resolved, config };
 }
 
 /**
@@ -275,3 +257,5 @@ export async function resolveAndCheckSecrets(
 export async function resolveAndCheck(reader: SchemaReader, commit: string, app: string, merged: MergedConfig, options: { readonly resolve: boolean }): Promise<MergedConfig> {
   return (await resolveAndCheckSecrets(reader, commit, app, merged, options)).config;
 }
+
+export { schemaInstance, type AppSchema };

@@ -19,10 +19,11 @@ import { EXTENSIONS_LOWEST_FIRST } from './merge.js';
 import { parseDocument, type ParsedDocument } from './parse.js';
 import { resolvePlaceholders, type PlaceholderError } from './placeholders.js';
 import { render } from './render.js';
-import { findSchemaViolation, type AppSchema } from './schema.js';
+import { coercePropertiesValues } from './coerce.js';
+import { findSchemaViolations, type AppSchema } from './schema.js';
 import { flatten } from './tree.js';
 import { templateProblems } from './validate-templates.js';
-import { secretFindings } from './validate-secrets.js';
+import { secretFindings, type KnownKeys } from './validate-secrets.js';
 import type { MergedConfig, Origin } from './types.js';
 
 // ---------------------------------------------------------------- working tree access
@@ -223,6 +224,13 @@ export interface ValidateOptions {
    * this thread. Each document is parsed once.
    */
   readonly parse?: DocumentParser;
+  /**
+   * The service's keys (`--public-key id=file`, `--config`'s `secrets.keys`): with them,
+   * every `{cipher}` value must name one of their ids and be a readable envelope of it
+   * (`validate-secrets.ts`). Absent: envelopes that cannot be read are warnings, key ids
+   * are not checked.
+   */
+  readonly keys?: KnownKeys;
 }
 
 /** Codes of errors that are findings about one document. */
@@ -239,6 +247,8 @@ export interface ValidationReport {
   readonly warnings: number;
   /** Documents parsed (each file once). */
   readonly documents: number;
+  /** Schema files found (`<app>/schema.json`, `<app>.schema.json`). */
+  readonly schemas: number;
   readonly applications: readonly string[];
   /** Profile sets checked per application; `[]` (no profile) is always first. */
   readonly profileSets: ReadonlyArray<readonly string[]>;
@@ -442,7 +452,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
     try {
       const parsed = await parse({ path, bytes: file.bytes });
       parsedDocuments.set(path, parsed);
-      for (const f of secretFindings(path, parsed, layout)) {
+      for (const f of secretFindings(path, parsed, layout, options.keys)) {
         findings.add({ file: path, line: f.line, column: f.column, severity: f.severity === 'unbound' ? unboundSecrets : f.severity, check: 'secret', message: f.message });
       }
       for (const s of parsed.sources) if (s.activation !== undefined) for (const p of expressionProfiles(s.activation)) profileNames.add(p);
@@ -545,8 +555,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
       const schema = schemaByApp.get(app) ?? null;
       if (schema !== null && placeholderProblems === 0) {
         try {
-          const v = findSchemaViolation(resolved, schema);
-          if (v !== undefined) {
+          for (const v of findSchemaViolations(coercePropertiesValues(resolved, schema), schema)) {
             const at = v.origin ?? { document: schema.path };
             findings.add({ file: at.document, line: at.line, column: at.column, severity: 'error', check: 'schema', message: `violates ${schema.path} at '${v.key === '' ? '(root)' : v.key}': ${v.rule}` }, context);
           }
@@ -580,6 +589,7 @@ export async function validateRepository(dir: string, options: ValidateOptions =
     errors: list.filter((f) => f.severity === 'error').length,
     warnings: list.filter((f) => f.severity === 'warning').length,
     documents: documents.length,
+    schemas: schemas.length,
     applications: apps,
     profileSets,
   };

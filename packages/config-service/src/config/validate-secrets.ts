@@ -11,6 +11,11 @@
  *   "bound to another application" when served);
  * - it is unbound, version 1 (warning by default; `--unbound-secrets error`): a copy of it
  *   decrypts in any application's documents; `config-service encrypt rebind` binds it.
+ *
+ * Given the service's keys ({@link KnownKeys}: `--public-key id=file` or `--config`'s
+ * `secrets.keys`), also (errors): an envelope that cannot be read, a key id no configured
+ * key has, and a wrapped data key whose size is not the named key's modulus (encrypted
+ * with another public key under that id). Still no private key is needed.
  */
 import { describeBinding, inspectValue, isCipherText, type SecretBinding } from '../secrets/envelope.js';
 import type { Layout } from './app-config.js';
@@ -29,6 +34,18 @@ export interface SecretFinding {
 const SHARED_NAME = /^application(?:-[^/]*)?\.(?:yml|yaml|json|properties)$/;
 const EXT = /\.(?:yml|yaml|json|properties)$/;
 
+/**
+ * The public keys a repository's values must be encrypted with (`validate --public-key
+ * id=file`, or the `secrets.keys` of `--config`): the ids the service knows, and for keys
+ * whose public half was given, the size of what they wrap (the RSA modulus, in bytes).
+ */
+export interface KnownKeys {
+  /** Every configured key id. */
+  readonly ids: ReadonlySet<string>;
+  /** Modulus bytes by key id, for keys whose public key was read. */
+  readonly modulusBytes: ReadonlyMap<string, number>;
+}
+
 /** Whether `binding` may stand in document `path` of the layout. */
 function bindingFits(binding: SecretBinding, path: string, layout: Layout): boolean {
   if (!path.includes('/') && SHARED_NAME.test(path)) return binding === 'shared';
@@ -45,7 +62,7 @@ function bindingFits(binding: SecretBinding, path: string, layout: Layout): bool
  * The secrets findings of one parsed document (`path` from the repository root).
  * Never throws; names keys, lines and key ids, never a value.
  */
-export function secretFindings(path: string, parsed: ParsedDocument, layout: Layout): SecretFinding[] {
+export function secretFindings(path: string, parsed: ParsedDocument, layout: Layout, keys?: KnownKeys): SecretFinding[] {
   const out: SecretFinding[] = [];
   const check = (tokens: readonly NameToken[], text: string, line: number, column: number): void => {
     const key = formatPropertyName(tokens);
@@ -54,7 +71,23 @@ export function secretFindings(path: string, parsed: ParsedDocument, layout: Lay
       info = inspectValue(text, key);
     } catch (err) {
       const reason = ((err as { data?: { reason?: string } }).data?.reason) ?? 'not a valid {cipher} envelope';
-      out.push({ line, column, severity: 'warning', message: `the secret at key '${key}' cannot be decrypted by this service: ${reason}` });
+      // With the service's keys given, every {cipher} value must be one of its envelopes.
+      out.push({ line, column, severity: keys === undefined ? 'warning' : 'error', message: `the secret at key '${key}' cannot be decrypted by this service: ${reason}` });
+      return;
+    }
+    if (keys !== undefined && !keys.ids.has(info.keyId)) {
+      const known = [...keys.ids].sort().map((id) => `'${id}'`).join(', ');
+      out.push({ line, column, severity: 'error', message: `the secret at key '${key}' names key id '${info.keyId}', which no configured key has (${known === '' ? 'no keys are configured' : `known: ${known}`}); it fails to decrypt` });
+      return;
+    }
+    const modulus = keys?.modulusBytes.get(info.keyId);
+    if (modulus !== undefined && modulus !== info.wrappedBytes) {
+      out.push({
+        line,
+        column,
+        severity: 'error',
+        message: `the secret at key '${key}' was not encrypted with the public key of '${info.keyId}' (its wrapped data key has ${info.wrappedBytes} bytes, that key's modulus ${modulus}); it fails to decrypt`,
+      });
       return;
     }
     if (info.binding === undefined) {

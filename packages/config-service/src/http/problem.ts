@@ -1,7 +1,7 @@
 /**
  * RFC 9457 problem details: the one error handler of the API listener.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { problemCode } from '../errors.js';
 import { KEY_ID_PATTERN } from '../secrets/envelope.js';
 
@@ -49,6 +49,43 @@ export function toProblem(err: FastifyError, request: FastifyRequest): Problem {
   if (err.validation) return problem(400, 'invalid_request', err.message, request.id);
   if (status < 500) return problem(status, (err.code ?? 'bad_request').replace(/^FST_ERR_/, '').toLowerCase(), err.message, request.id);
   return problem(500, 'internal', 'Internal error; the request id names the log entry', request.id);
+}
+
+/**
+ * Fastify's `schemaErrorFormatter`: one sentence per bad parameter instead of one per
+ * schema branch. A value outside a list (`format=xml`, a union of literals, which Ajv
+ * reports as one `const` error per literal plus an `anyOf`) becomes
+ * `querystring parameter 'format' must be one of: json, yaml, properties, env, dotenv`.
+ * Other rules keep Ajv's wording, prefixed with the parameter. Never quotes the value.
+ *
+ * @param errors - Ajv's errors for one part of the request.
+ * @param dataVar - `querystring`, `params`, `body` or `headers`.
+ * @returns the error Fastify answers with (400, `err.validation` kept).
+ */
+export function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const byPath = new Map<string, { allowed: unknown[]; rules: string[] }>();
+  for (const e of errors) {
+    const params = e.params as { allowedValue?: unknown; allowedValues?: unknown[]; missingProperty?: unknown; additionalProperty?: unknown };
+    let where = e.instancePath.replace(/^\//, '').replaceAll('/', '.');
+    if (e.keyword === 'required' && typeof params.missingProperty === 'string') where = where === '' ? params.missingProperty : `${where}.${params.missingProperty}`;
+    let slot = byPath.get(where);
+    if (slot === undefined) byPath.set(where, (slot = { allowed: [], rules: [] }));
+    if (e.keyword === 'const') slot.allowed.push(params.allowedValue);
+    else if (e.keyword === 'enum') slot.allowed.push(...(params.allowedValues ?? []));
+    else if (e.keyword === 'anyOf' || e.keyword === 'oneOf') continue;
+    else if (e.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') slot.rules.push(`has no parameter '${params.additionalProperty}'`);
+    else if (e.keyword === 'required') slot.rules.push('is required');
+    else slot.rules.push(e.message ?? `must satisfy ${e.keyword}`);
+  }
+  const parts: string[] = [];
+  for (const [where, slot] of byPath) {
+    const name = where === '' ? dataVar : `${dataVar} parameter '${where}'`;
+    const rules = [...new Set(slot.rules)];
+    if (slot.allowed.length > 0) rules.unshift(`must be one of: ${[...new Set(slot.allowed.map(String))].join(', ')}`);
+    else if (rules.length === 0) rules.push('is not valid');
+    parts.push(`${name} ${rules.join(', and ')}`);
+  }
+  return new Error(parts.join('; '));
 }
 
 /**

@@ -16,6 +16,7 @@ import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/pr
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { CFG_ERR_INVALID_NAME, CFG_ERR_PKI } from '../errors.js';
+import { buildPkcs12 } from './pkcs12.js';
 import { createCa, issueCertificate, type CertificateBundle, type KeyAlgorithm } from './pki.js';
 
 /** File names inside a PKI directory. */
@@ -66,6 +67,13 @@ export interface IssueClientOptions {
   validityDays?: number;
   /** Key algorithm. Default: the CA's. */
   algorithm?: KeyAlgorithm;
+  /** Replace an existing `<app>.crt`/`<app>.key` (and the PKCS#12 file). Default false. */
+  force?: boolean;
+  /**
+   * Also write a PKCS#12 keystore (`pkcs12.ts`: the key, the certificate and the CA, alias
+   * `<app>`) for JVM clients, mode 0600, protected by `password`.
+   */
+  p12?: { readonly file: string; readonly password: string };
 }
 
 /** Application names: the character set of the default identity patterns (SPEC §3). */
@@ -98,7 +106,7 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /** Writes `content` to `file` atomically with `mode` (temporary file, chmod, rename). */
-async function writeAtomic(file: string, content: string, mode: number): Promise<void> {
+export async function writeAtomic(file: string, content: string | Uint8Array, mode: number): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await writeFile(tmp, content, { mode, flag: 'wx' });
@@ -178,18 +186,20 @@ export async function initPki(dir: string, opts: InitPkiOptions = {}): Promise<P
  * `spiffe://<trustDomain>/ns/<namespace>/sa/<app>` and, when `app` is a DNS label (no `.`
  * or `_`), DNS SAN `<app>.<namespace>.svc`.
  *
- * Issuing again for the same app renews: both files are replaced atomically, the key with
- * mode 0600 whatever mode the old file had. The old certificate stays valid until it
- * expires or is put on a CRL.
+ * Issuing again for the same app needs `force` (as `initPki` does for the CA), so a
+ * certificate in use is never replaced by mistake; then both files are replaced
+ * atomically, the key with mode 0600 whatever mode the old file had. The old certificate
+ * stays valid until it expires or is put on a CRL.
  *
  * @param dir - a directory made by {@link initPki}.
  * @param app - the application name: `[a-z0-9]`, then up to 61 of `[a-z0-9._-]`, ending in
  *   `[a-z0-9]`; not `ca` or `server`.
- * @returns absolute paths of the certificate and key.
+ * @returns absolute paths of the certificate and key (and of the PKCS#12 file when asked).
  * @throws CFG_ERR_INVALID_NAME for a bad app name, namespace or trust domain, or a reserved name.
- * @throws CFG_ERR_PKI when the CA files are missing or unusable.
+ * @throws CFG_ERR_PKI when the CA files are missing or unusable, when a file to write
+ *   exists and `force` is not set, or when the PKCS#12 password is too short.
  */
-export async function issueClientFiles(dir: string, app: string, opts: IssueClientOptions = {}): Promise<{ cert: string; key: string }> {
+export async function issueClientFiles(dir: string, app: string, opts: IssueClientOptions = {}): Promise<{ cert: string; key: string; p12?: string }> {
   const root = path.resolve(dir);
   const namespace = opts.namespace ?? 'default';
   const uri = spiffeId(opts.trustDomain ?? 'example.org', namespace, app);
@@ -197,6 +207,15 @@ export async function issueClientFiles(dir: string, app: string, opts: IssueClie
 
   const cert = path.join(root, `${app}.crt`);
   const key = path.join(root, `${app}.key`);
+  const p12 = opts.p12 === undefined ? undefined : path.resolve(opts.p12.file);
+  if (!opts.force) {
+    const existing = [];
+    for (const file of [cert, key, ...(p12 === undefined ? [] : [p12])]) if (await exists(file)) existing.push(file);
+    if (existing.length > 0) {
+      throw new CFG_ERR_PKI(`${existing.join(' and ')} already ${existing.length === 1 ? 'exists' : 'exist'}; use --force to replace ${existing.length === 1 ? 'it' : 'them'} (the old certificate stays valid until it expires or is revoked)`);
+    }
+  }
+  if (opts.p12 !== undefined && opts.p12.password.length < 6) throw new CFG_ERR_PKI('the PKCS#12 password must have at least 6 characters (keytool refuses shorter ones)');
   const ca = await readCa(root);
   const bundle = await issueCertificate(ca, {
     kind: 'client',
@@ -206,6 +225,13 @@ export async function issueClientFiles(dir: string, app: string, opts: IssueClie
     ...(opts.validityDays !== undefined ? { validityDays: opts.validityDays } : {}),
     ...(opts.algorithm !== undefined ? { algorithm: opts.algorithm } : {}),
   });
+  if (p12 !== undefined && opts.p12 !== undefined) {
+    // Built before anything is written, so a failure leaves no half-issued set.
+    const der = await buildPkcs12(bundle.keyPem, bundle.certPem + ca.certPem, opts.p12.password, app);
+    await writeBundle(cert, key, bundle);
+    await writeAtomic(p12, der, 0o600);
+    return { cert, key, p12 };
+  }
   await writeBundle(cert, key, bundle);
   return { cert, key };
 }

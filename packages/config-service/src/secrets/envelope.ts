@@ -208,6 +208,11 @@ export interface EnvelopeInfo {
   readonly version: number;
   /** Version 2 only: where the value belongs (checked by the tag only when decrypted). */
   readonly binding?: SecretBinding;
+  /**
+   * Bytes of the RSA-OAEP-wrapped data key: the modulus size of the key that wrapped it
+   * (384 for RSA-3072), so a public key can tell whether the value could be its own.
+   */
+  readonly wrappedBytes: number;
 }
 
 interface Parsed extends EnvelopeInfo {
@@ -278,6 +283,7 @@ function parseEnvelope(text: string): Parsed {
     keyId,
     version,
     ...(binding !== undefined && { binding }),
+    wrappedBytes: wrappedLength,
     aad: raw.subarray(0, ivAt),
     wrapped: raw.subarray(at + 2, ivAt),
     iv: raw.subarray(ivAt, ivAt + IV_BYTES),
@@ -325,6 +331,7 @@ export function inspectValue(text: string, at?: string | DecryptContext): Envelo
       keyId: p.keyId,
       version: p.version,
       ...(p.binding !== undefined && { binding: p.binding }),
+      wrappedBytes: p.wrapped.length,
     };
   } catch (err) {
     throw toDecryptError(err, contextOf(at));

@@ -104,6 +104,56 @@ export function readPrivateKeyFile(file: string): Promise<KeyObject> {
   return readRsaKeyFile(file, (pem) => createPrivateKey({ key: pem, format: 'pem' }), 'an unencrypted PEM private key');
 }
 
+/** A configured key as `secrets.keys[]` holds it (paths absolute). */
+export interface ConfiguredKey {
+  readonly id: string;
+  readonly publicKeyFile?: string | undefined;
+  readonly privateKeyFile?: string | undefined;
+}
+
+/**
+ * Checks that `publicKeyFile` is the key `keyId` names, before anything is encrypted
+ * with it: a value encrypted with key k1's public key but labelled k2 fails to decrypt
+ * for everyone, and only when it is served.
+ *
+ * - With the service's keys (`configured`, from `--config`): `keyId` must be one of them,
+ *   and when that key's file can be read, `publicKeyFile` must hold the same public key.
+ * - Always: a file named as `encrypt keygen` names them (`<id>.public.pem`,
+ *   `<id>.private.pem`) must carry `keyId` in its name.
+ *
+ * @param publicKeyFile - the key file given (`--public-key`); absent: the configured key's file is used.
+ * @returns the key file to encrypt with.
+ * @throws CFG_ERR_INVALID_REQUEST naming both ids (never key material).
+ */
+export async function keyFileFor(keyId: string, publicKeyFile: string | undefined, configured?: readonly ConfiguredKey[]): Promise<string> {
+  let file = publicKeyFile;
+  if (configured !== undefined) {
+    const key = configured.find((k) => k.id === keyId);
+    if (key === undefined) {
+      const ids = configured.map((k) => `'${k.id}'`).join(', ');
+      throw new CFG_ERR_INVALID_REQUEST(`--key-id ${keyId}: the service has no key with this id (${ids === '' ? 'secrets.keys is empty' : `secrets.keys: ${ids}`})`);
+    }
+    const own = key.publicKeyFile ?? key.privateKeyFile;
+    if (file === undefined) {
+      if (own === undefined) throw new CFG_ERR_INVALID_REQUEST(`--key-id ${keyId}: secrets.keys names no key file for it; give --public-key`);
+      file = own;
+    } else if (own !== undefined) {
+      const expected = await readPublicKeyFile(own).catch(() => undefined);
+      const given = await readPublicKeyFile(file);
+      const der = (k: KeyObject): string => k.export({ type: 'spki', format: 'der' }).toString('base64');
+      if (expected !== undefined && der(expected) !== der(given)) {
+        throw new CFG_ERR_INVALID_REQUEST(`--public-key ${file} is not the key of '${keyId}' in secrets.keys (${own}); the value would not decrypt`);
+      }
+    }
+  }
+  if (file === undefined) throw new CFG_ERR_INVALID_REQUEST('--public-key <pem> is required (or --config naming the key in secrets.keys)');
+  const named = /^(.+)\.(?:public|private)\.pem$/.exec(path.basename(file));
+  if (named !== null && named[1] !== keyId) {
+    throw new CFG_ERR_INVALID_REQUEST(`--public-key ${file} is the key of '${named[1]}' (its file name says so), not of '${keyId}': a value labelled '${keyId}' would not decrypt; use --key-id ${named[1]}, or the public key of '${keyId}'`);
+  }
+  return file;
+}
+
 /**
  * Encrypts one value offline (no service needed): `{cipher}{key:<id>}<base64>`, or with a
  * binding `{cipher}{key:<id>}{app:<name>}<base64>` / `{cipher}{key:<id>}{shared}<base64>`.

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
+import { describeErrors } from './errors.js';
 import type { TSchema } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { CFG_ERR_SETTINGS_INVALID } from '../errors.js';
@@ -108,11 +109,7 @@ export function loadSettings(input: LoadSettingsInput): Readonly<Settings> {
   }
 
   const value = Value.Default(SettingsSchema, Value.Convert(SettingsSchema, raw));
-  for (const error of Value.Errors(SettingsSchema, value)) {
-    const envName = [...fromEnv.entries()].find(([p]) => error.path === p || error.path.startsWith(p + '/'))?.[1];
-    const where = error.path.slice(1).replaceAll('/', '.') || '(top level)';
-    problems.push(`  ${where}: ${error.message}${envName ? ` (from ${envName})` : ''}`);
-  }
+  problems.push(...describeErrors(SettingsSchema, value, (p) => [...fromEnv.entries()].find(([e]) => p === e || p.startsWith(e + '/'))?.[1]));
   if (problems.length === 0) problems.push(...crossCheck(value as Settings));
   if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID([...new Set(problems)].join('\n'));
 
@@ -156,13 +153,48 @@ export function loadDocumentSettings(input: Pick<LoadSettingsInput, 'file' | 'en
     fromEnv.set('/' + setting.path.slice(1).join('/'), setting.name);
   }
   const value = Value.Default(DocumentsSchema, Value.Convert(DocumentsSchema, raw));
-  const problems: string[] = [];
-  for (const error of Value.Errors(DocumentsSchema, value)) {
-    const envName = fromEnv.get(error.path);
-    problems.push(`  documents${error.path.replaceAll('/', '.')}: ${error.message}${envName ? ` (from ${envName})` : ''}`);
-  }
+  const problems = describeErrors(DocumentsSchema, value, (p) => fromEnv.get(p), 'documents');
   if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID([...new Set(problems)].join('\n'));
   return deepFreeze(value as DocumentSettings);
+}
+
+/** The `secrets.keys` entries as {@link loadSecretKeySettings} returns them: paths made absolute. */
+export type SecretKeySettings = Settings['secrets']['keys'];
+
+/**
+ * Loads only the `secrets.keys` list of a settings file (ids and key files), for
+ * `config-service validate` and `encrypt --config`, which check `{cipher}` values and key
+ * ids against the service's keys: the file's list, or `CONFIG_SERVICE_SECRETS_KEYS` (YAML
+ * or JSON) when set, as for the service. Every other section is ignored, and the key
+ * files are not read here (CI may not have them).
+ *
+ * @returns the keys, file paths resolved against the settings file's folder; `[]` when none.
+ * @throws CFG_ERR_SETTINGS_INVALID for an unreadable file or a bad `secrets.keys` entry.
+ */
+export function loadSecretKeySettings(file: string | undefined, env: Readonly<Record<string, string | undefined>> = {}): SecretKeySettings {
+  const raw = file === undefined ? {} : readSettingsFile(file);
+  const secrets = typeof raw.secrets === 'object' && raw.secrets !== null ? (raw.secrets as Record<string, unknown>) : {};
+  let keys: unknown = secrets.keys ?? [];
+  const fromEnv = env[`${ENV_PREFIX}SECRETS_KEYS`];
+  if (fromEnv !== undefined) {
+    try {
+      keys = parseYaml(fromEnv);
+    } catch {
+      throw new CFG_ERR_SETTINGS_INVALID(`  secrets.keys (from ${ENV_PREFIX}SECRETS_KEYS): not valid YAML or JSON`);
+    }
+  }
+  const schema = SettingsSchema.properties.secrets.properties.keys;
+  const value = Value.Default(schema, Value.Convert(schema, keys));
+  const problems = describeErrors(schema, value, () => (fromEnv === undefined ? undefined : `${ENV_PREFIX}SECRETS_KEYS`), 'secrets.keys');
+  if (problems.length > 0) throw new CFG_ERR_SETTINGS_INVALID(problems.join('\n'));
+  const base = file === undefined ? process.cwd() : path.dirname(path.resolve(file));
+  return deepFreeze(
+    (value as SecretKeySettings).map((k) => ({
+      ...k,
+      ...(k.privateKeyFile && { privateKeyFile: path.resolve(base, k.privateKeyFile) }),
+      ...(k.publicKeyFile && { publicKeyFile: path.resolve(base, k.publicKeyFile) }),
+    })),
+  );
 }
 
 function crossCheck(s: Settings): string[] {
@@ -173,8 +205,14 @@ function crossCheck(s: Settings): string[] {
     if (Boolean(repo.path) === Boolean(repo.url)) problems.push(`  repositories.${i}: set exactly one of 'path' or 'url'`);
     if (names.has(repo.name)) problems.push(`  repositories.${i}.name: '${repo.name}' is used twice`);
     names.add(repo.name);
-    if (repo.url && /^[a-z]+:\/\/[^/]*@/i.test(repo.url) && repo.auth) {
+    const userinfo = repo.url !== undefined && /^[a-z]+:\/\/[^/]*@/i.test(repo.url);
+    if (userinfo && repo.auth) {
       problems.push(`  repositories.${i}: credentials are given both in 'url' and in 'auth'; keep one`);
+    }
+    if (repo.url !== undefined && /^http:\/\//i.test(repo.url) && (userinfo || repo.auth !== undefined) && repo.allowInsecureHttp !== true) {
+      problems.push(
+        `  repositories.${i}.url: a plain http:// URL would send the credentials (${userinfo ? 'user info in the URL' : "'auth'"}) unencrypted; use https://, or set repositories.${i}.allowInsecureHttp: true for a Git server on this host or behind an encrypted tunnel`,
+      );
     }
     const template = repo.url !== undefined && isTemplateUrl(repo.url);
     if (template) {

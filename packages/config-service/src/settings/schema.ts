@@ -28,6 +28,12 @@ export const RepositorySchema = Type.Object(
     layout: Type.Union([Type.Literal('folders'), Type.Literal('spring')], { default: 'folders' }),
     pollIntervalMs: Millis(30_000, 'How often a remote is fetched; 0 turns polling off'),
     refCacheMs: Millis(1_000, 'A local repository: how long a resolved ref is reused before its files are read again; 0 reads them on every request'),
+    allowInsecureHttp: Type.Optional(
+      Type.Boolean({
+        description:
+          "Allow credentials (user info in 'url', or 'auth') over a plain http:// URL, where anyone on the path can read them; default false: such an entry is refused at start-up. Meant for a Git server on the same host or inside an encrypted tunnel",
+      }),
+    ),
     webhookSecretFile: Type.Optional(Type.String({ description: 'File holding the shared secret that signs push webhooks (POST /v1/hooks/git)' })),
     auth: Type.Optional(
       Type.Object(

@@ -107,3 +107,33 @@ describe('AppConfigReader document parsing', () => {
     expect(calls).toBe(2);
   });
 });
+
+describe('which folders are applications', () => {
+  it('only folders holding documents, a schema.json or raw files; docs/, scripts/ and .github/ are not', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'apps-'));
+    const files: Record<string, string> = {
+      'application.yml': 'shared: 1\n',
+      'orders/application.yml': 'a: 1\n',
+      'billing/application-prod.properties': 'a=1\n',
+      'schemas-only/schema.json': '{}\n',
+      'static/files/logback.xml': '<configuration/>\n',
+      'per-profile/files-prod/x.txt': 'x\n',
+      'docs/README.md': '# How to use this repository\n',
+      'docs/application-notes.txt': 'not a document\n',
+      'scripts/check.sh': 'true\n',
+      '.github/workflows/ci.yml': 'on: push\n',
+      'nested/sub/application.yml': 'a: 1\n',
+    };
+    for (const [p, c] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
+      writeFileSync(path.join(root, p), c);
+    }
+    const reader = new AppConfigReader(await DirectorySource.open(root), 'folders');
+    expect(await reader.listApps('w')).toEqual(['billing', 'orders', 'per-profile', 'schemas-only', 'static']);
+    for (const app of ['docs', 'scripts', 'nested', 'github']) expect(await reader.appExists('w', app)).toBe(false);
+    await expect(reader.read('w', 'docs', [])).rejects.toMatchObject({ code: 'CFG_ERR_APP_NOT_FOUND' });
+    // A folder with only a schema is an application: it is served the shared defaults.
+    expect((await reader.read('w', 'schemas-only', [])).merged.get(JSON.stringify(['shared']))?.value).toEqual({ kind: 'number', text: '1' });
+    rmSync(root, { recursive: true, force: true });
+  });
+});

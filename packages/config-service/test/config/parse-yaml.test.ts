@@ -206,3 +206,22 @@ it('rejects unknown extensions', () => {
     'orders/application.toml: unsupported document type (expected .yml, .yaml, .json, .properties)',
   );
 });
+
+describe('syntax errors point where the fix goes', () => {
+  it.each([
+    ['a line indented deeper than the key above it', 'server:\n  port: 8080\n    host: x\n', '3:5', "invalid YAML: bad indentation: this line is indented deeper than the key above it (or a key lacks its ':')"],
+    ['a line indented less than its siblings', 'a:\n  b: 1\n c: 2\n', '3:2', 'invalid YAML: bad indentation'],
+    ['an unclosed double quote', 'a: 1\nb: "abc\nc: 2\n', '2:4', 'invalid YAML: a quoted value is not closed (its closing quote is missing)'],
+    ['an unclosed single quote', "a: 1\nb:\n  c: 'abc\n", '3:6', 'invalid YAML: a quoted value is not closed (its closing quote is missing)'],
+    ['a tab as indentation', 'a:\n\tb: 1\n', '2:1', 'invalid YAML: tab characters must not be used for indentation'],
+    ['a duplicate key', 'a: 1\nb: 2\na: 3\n', '3:1', 'duplicate key "a"'],
+    ['an unclosed flow sequence', 'a: [1, 2\nb: 3\n', '1:4', 'invalid YAML: a flow sequence ([) is not closed with ]'],
+    ['an unclosed flow map, nested', 'a:\n  b: {x: 1, y: 2\n', '2:6', 'invalid YAML: a flow map ({) is not closed with }'],
+  ])('%s: file:line:column of the fault', (_name, text, at, message) => {
+    const err = thrown(() => parse(text));
+    expect(err.code).toBe('CFG_ERR_DOCUMENT_INVALID');
+    expect(err.message).toBe(`orders/application.yml:${at}: ${message}`);
+    const [line, column] = at.split(':').map(Number);
+    expect(err.data).toMatchObject({ document: 'orders/application.yml', line, column });
+  });
+});

@@ -2,12 +2,14 @@
  * `config-service validate` on working trees in temp folders (SPEC §9): the report of
  * `validateRepository` and the CLI's `runValidate` (output and exit code).
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runValidate } from '../../src/cli/validate.js';
 import { DirectorySource, formatReport, validateRepository } from '../../src/config/validate-repo.js';
+import { appBinding, encryptValue } from '../../src/secrets/envelope.js';
 import { loadSettings } from '../../src/settings/load.js';
 
 const dirs: string[] = [];
@@ -60,7 +62,7 @@ describe('validateRepository', () => {
     const { output, exitCode } = await runValidate(dir, { layout: 'folders', format: 'text' });
     expect(output).toBe(
       'orders/application-prod.yml:1:1: warning: one layer has several documents: application-prod.properties overrides this one path by path (.properties beats .yml beats .yaml beats .json, Spring Boot\'s order)\n' +
-        'orders/application-prod.yml:3:1: error: invalid YAML: bad indentation\n' +
+        'orders/application-prod.yml:2:9: error: invalid YAML: a flow sequence ([) is not closed with ]\n' +
         '1 error, 1 warning; checked 6 documents, 2 applications, 3 profile sets\n',
     );
     expect(exitCode).toBe(1);
@@ -300,5 +302,34 @@ describe('validate --config --repository (several repositories, SPEC §4)', () =
     expect(output).not.toContain('svc-one:1:1');
     await expect(runValidate(dir, { repository: 'nope', format: 'text' }, settings)).rejects.toMatchObject({ code: 'CFG_ERR_SETTINGS_INVALID', message: expect.stringContaining("--repository: no repositories[] entry is named 'nope'") });
     await expect(runValidate(dir, { repository: 'team-a', format: 'text' })).rejects.toMatchObject({ code: 'CFG_ERR_SETTINGS_INVALID' });
+  });
+});
+
+describe('validate and .properties values under a schema', () => {
+  it('types a .properties override as the schema declares before checking it; a value that cannot be typed is an error at its line', async () => {
+    const schema = JSON.stringify({ properties: { 'max-items': { type: 'integer' } } });
+    const ok = repo({ 'orders/application.yml': 'max-items: 100\n', 'orders/application-dev.properties': 'max-items=5\n', 'orders/schema.json': schema });
+    expect(await text(ok)).toBe('0 errors, 0 warnings; checked 2 documents, 1 application, 2 profile sets\n');
+    const bad = repo({ 'orders/application.yml': 'max-items: 100\n', 'orders/application-dev.properties': '# items\nmax-items=five\n', 'orders/schema.json': schema });
+    expect(await text(bad)).toBe(
+      "orders/application-dev.properties:2:1: error: violates orders/schema.json at 'max-items': must be integer [in orders/dev]\n1 error, 0 warnings; checked 2 documents, 1 application, 2 profile sets\n",
+    );
+  });
+});
+
+describe('runValidate and the service\'s keys from --config', () => {
+  it('checks key ids only when the settings name keys (the file, or CONFIG_SERVICE_SECRETS_KEYS)', async () => {
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const value = encryptValue('s3cret', { id: 'k9', publicKey }, appBinding('orders'));
+    const dir = repo({ 'orders/application.yml': `password: '${value}'\n` });
+    const noKeys = join(repo({}), 'service.yml');
+    writeFileSync(noKeys, 'documents: { maxKeys: 1000 }\n');
+    expect(await runValidate(dir, { format: 'text', config: noKeys }, undefined, {})).toEqual({
+      output: '0 errors, 0 warnings; checked 1 document, 1 application, 1 profile set\n',
+      exitCode: 0,
+    });
+    const fromEnv = await runValidate(dir, { format: 'text', config: noKeys }, undefined, { CONFIG_SERVICE_SECRETS_KEYS: '[{ id: k1 }, { id: k2 }]' });
+    expect(fromEnv.exitCode).toBe(1);
+    expect(fromEnv.output).toContain("orders/application.yml:1:1: error: the secret at key 'password' names key id 'k9', which no configured key has (known: 'k1', 'k2'); it fails to decrypt");
   });
 });

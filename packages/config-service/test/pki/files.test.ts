@@ -100,12 +100,26 @@ describe('issueClientFiles', () => {
     expect(new X509Certificate(await readFile(b.cert)).subjectAltName).toBe('URI:spiffe://example.org/ns/default/sa/my_app.v2');
   });
 
-  it('renews: issuing again replaces both files, and the key ends up 0600 whatever its old mode', async () => {
+  it('refuses to replace an existing certificate or key without force, and leaves both as they were', async () => {
+    await initPki(dir);
+    const files = await issueClientFiles(dir, 'orders');
+    const [cert, key] = [await readFile(files.cert, 'utf8'), await readFile(files.key, 'utf8')];
+    await expect(issueClientFiles(dir, 'orders')).rejects.toMatchObject({
+      code: 'CFG_ERR_PKI',
+      message: `${files.cert} and ${files.key} already exist; use --force to replace them (the old certificate stays valid until it expires or is revoked)`,
+    });
+    await rm(files.cert);
+    await expect(issueClientFiles(dir, 'orders')).rejects.toMatchObject({ code: 'CFG_ERR_PKI', message: expect.stringMatching(/^\S+orders\.key already exists; use --force to replace it/) });
+    expect(await readFile(files.key, 'utf8')).toBe(key);
+    expect(cert).toContain('BEGIN CERTIFICATE');
+  });
+
+  it('renews with force: issuing again replaces both files, and the key ends up 0600 whatever its old mode', async () => {
     await initPki(dir);
     const files = await issueClientFiles(dir, 'orders');
     const before = await readFile(files.cert, 'utf8');
     await chmod(files.key, 0o644);
-    await issueClientFiles(dir, 'orders');
+    await issueClientFiles(dir, 'orders', { force: true });
     expect(await readFile(files.cert, 'utf8')).not.toBe(before);
     expect(await mode(files.key)).toBe(0o600);
     expect((await readdir(dir)).sort()).toEqual(['ca.crt', 'ca.key', 'orders.crt', 'orders.key', 'server.crt', 'server.key']);

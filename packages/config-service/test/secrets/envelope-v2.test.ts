@@ -46,7 +46,7 @@ describe('bound values (version 2)', () => {
     expect(text.startsWith(`{cipher}{key:k1}${prefix}`)).toBe(true);
     expect(payloadOf(text)).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
     expect(openValue(text, ring, { key: 'db.password', binding })).toEqual({ plaintext: plain, keyId: 'k1', version: 2, binding });
-    expect(inspectValue(text)).toEqual({ prefixKeyId: 'k1', keyId: 'k1', version: 2, binding });
+    expect(inspectValue(text)).toEqual({ prefixKeyId: 'k1', keyId: 'k1', version: 2, binding, wrappedBytes: 256 });
     // Without prefixes the payload alone says everything.
     expect(decryptValue(`{cipher}${payloadOf(text)}`, ring, { binding })).toBe(plain);
   });
@@ -125,7 +125,7 @@ describe('bound values (version 2)', () => {
     const { bindingAt, bindingLen } = layout(raw);
     const v1 = Buffer.concat([Buffer.from([1]), raw.subarray(1, bindingAt - 1), raw.subarray(bindingAt + bindingLen)]);
     const downgraded = `{cipher}{key:k1}${v1.toString('base64')}`;
-    expect(inspectValue(downgraded)).toEqual({ prefixKeyId: 'k1', keyId: 'k1', version: 1 });
+    expect(inspectValue(downgraded)).toEqual({ prefixKeyId: 'k1', keyId: 'k1', version: 1, wrappedBytes: 256 });
     expect(thrown(() => decryptValue(downgraded, ring, { key: 'p', binding: 'app:billing' })).data?.reason).toBe(DECRYPT_REASONS.authentication);
   });
 

@@ -94,8 +94,8 @@ describe('encryptValue / decryptValue round trip', () => {
 
   it('inspectValue names the key ids without decrypting', () => {
     const text = encryptValue('x', k2);
-    expect(inspectValue(text)).toEqual({ prefixKeyId: 'k2', keyId: 'k2', version: 1 });
-    expect(inspectValue(`{cipher}${payloadOf(text)}`)).toEqual({ keyId: 'k2', version: 1 });
+    expect(inspectValue(text)).toEqual({ prefixKeyId: 'k2', keyId: 'k2', version: 1, wrappedBytes: 384 });
+    expect(inspectValue(`{cipher}${payloadOf(text)}`)).toEqual({ keyId: 'k2', version: 1, wrappedBytes: 384 });
   });
 
   it('refuses unfit keys at encryption time (caller bug)', () => {

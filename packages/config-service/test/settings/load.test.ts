@@ -69,6 +69,50 @@ describe('loadSettings', () => {
     expect(err.message).toMatch(/bogus|Unexpected property/);
   });
 
+  it('says each problem once, one line per setting, with "did you mean" for misspelt keys and the values a list allows', () => {
+    const text = `
+server:
+  tls: { cert: pki/server.crt, key: pki/server.key, clientCA: pki/ca.crt }
+reposotories:
+  - name: config
+    path: repo
+log: { level: loud }
+audit: { stroe: sqlite }
+`;
+    const err = errorOf(() => loadSettings({ file: file(text), env: { CONFIG_SERVICE_SERVER_PORT: 'eighty' } }));
+    expect(err.message).toBe(
+      [
+        'Invalid service settings:',
+        "  reposotories: unknown setting; did you mean 'repositories'?",
+        "  server.tls.clientCA: unknown setting; did you mean 'clientCa'?",
+        "  audit.stroe: unknown setting; did you mean 'store'?",
+        '  server.port: Expected integer (from CONFIG_SERVICE_SERVER_PORT)',
+        '  log.level: must be one of: fatal, error, warn, info, debug, trace, silent',
+      ].join('\n'),
+    );
+  });
+
+  it('reports a missing required setting once, and an unknown key far from any known one without a guess', () => {
+    const err = errorOf(() => loadSettings({ file: file('server:\n  tls: { cert: a, key: b }\nrepositories: [{ name: config, path: repo }]\nfrobnicate: 1\n'), env: {} }));
+    expect(err.message).toBe('Invalid service settings:\n  frobnicate: unknown setting\n  server.tls.clientCa: required, not set');
+  });
+
+  it.each([
+    ['user info in the URL', '{ name: c, url: "http://bot:tok@git.example.com/c.git" }', "user info in the URL"],
+    ["'auth'", '{ name: c, url: "http://git.example.com/c.git", auth: { username: bot, passwordEnv: GIT_TOKEN } }', "'auth'"],
+  ])('refuses credentials (%s) over a plain http:// URL unless allowInsecureHttp is set', (_name, entry, what) => {
+    const text = `server:\n  tls: { cert: a, key: b, clientCa: c }\nrepositories: [${entry}]\n`;
+    const err = errorOf(() => loadSettings({ file: file(text), env: {} }));
+    expect(err.message).toBe(
+      `Invalid service settings:\n  repositories.0.url: a plain http:// URL would send the credentials (${what}) unencrypted; use https://, or set repositories.0.allowInsecureHttp: true for a Git server on this host or behind an encrypted tunnel`,
+    );
+    const allowed = loadSettings({ file: file(text.replace(' }]', ', allowInsecureHttp: true }]')), env: {} });
+    expect(allowed.repositories[0]!.allowInsecureHttp).toBe(true);
+    // Without credentials, or over https, nothing is needed.
+    expect(loadSettings({ file: file(`server:\n  tls: { cert: a, key: b, clientCa: c }\nrepositories: [{ name: c, url: "http://git.example.com/c.git" }]\n`), env: {} }).repositories).toHaveLength(1);
+    expect(loadSettings({ file: file(text.replace('http://', 'https://')), env: {} }).repositories).toHaveLength(1);
+  });
+
   it('takes audit.retentionDays as an optional integer >= 1 (absent: keep forever)', () => {
     expect(loadSettings({ file: file(minimal), env: {} }).audit.retentionDays).toBeUndefined();
     expect(loadSettings({ file: file(minimal + 'audit: { retentionDays: 90 }\n'), env: {} }).audit.retentionDays).toBe(90);

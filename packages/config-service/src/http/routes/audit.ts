@@ -20,8 +20,10 @@ const AuditQuerySchema = Type.Object(
     actor: Type.Optional(Type.String({ maxLength: 1024 })),
     action: Type.Optional(Type.String({ maxLength: 64 })),
     outcome: Type.Optional(Type.Union([Type.Literal('allowed'), Type.Literal('denied'), Type.Literal('error')])),
-    since: Type.Optional(Type.String({ format: 'date-time' })),
-    until: Type.Optional(Type.String({ format: 'date-time' })),
+    // Checked by the stores' one parser (`audit/query.ts` parseInstant), as `audit query` is:
+    // an RFC 3339 date-time, or a date alone (UTC midnight).
+    since: Type.Optional(Type.String({ maxLength: 64, description: 'inclusive lower bound: an RFC 3339 date-time, or a date (UTC midnight)' })),
+    until: Type.Optional(Type.String({ maxLength: 64, description: 'exclusive upper bound: an RFC 3339 date-time, or a date (UTC midnight)' })),
     commit: Type.Optional(Type.String({ pattern: '^[0-9a-f]{40}([0-9a-f]{24})?$', description: 'full commit id' })),
     requestId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'exact request id (the Request-Id response header)' })),
     cursor: Type.Optional(Type.String({ maxLength: 256 })),
