@@ -87,6 +87,9 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     connectionTimeout: Math.max(server.requestTimeoutMs, server.keepAliveTimeoutMs) + 1000,
     bodyLimit: server.bodyLimitBytes,
     return503OnClosing: true,
+    // One line per request at info, the audit event (plugins/audit.ts); Fastify's own
+    // "incoming request" / "request completed" pair is written at debug level below.
+    disableRequestLogging: true,
     routerOptions: { maxParamLength: 1024 },
     // Bad percent-encoding and overlong segments: answered and audited like every request.
     frameworkErrors: frameworkErrorHandler(() => deps.auditStore, undefined, settings.audit.commitTimeoutMs),
@@ -103,6 +106,15 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   app.addHook('onListen', async () => reloader.start());
   app.addHook('onClose', async () => reloader.stop());
 
+  if (deps.logger.level === 'debug' || deps.logger.level === 'trace') {
+    // Hooks only when debug is on: at info, a request costs no extra work for them.
+    app.addHook('onRequest', async (request) => {
+      request.log.debug({ req: request.raw }, 'incoming request');
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    });
+  }
   installProblemHandlers(app);
   await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs });
   await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });

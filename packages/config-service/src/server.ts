@@ -11,7 +11,7 @@ import { DocumentParserPool } from './document-parser.js';
 import { PgSyncBus } from './git/sync-bus.js';
 import { RepositoryRegistry } from './http/plugins/repositories.js';
 import type { TlsReloadStats } from './http/tls.js';
-import { loggerOptions, redactOptions } from './logger.js';
+import { loggerOptions, logSerializers } from './logger.js';
 import { buildManagementApp, type BuildInfo } from './management.js';
 import { createMetrics, instrumentApi } from './metrics.js';
 import type { Settings } from './settings/schema.js';
@@ -51,7 +51,7 @@ function urlOf(app: FastifyInstance, scheme: string): string {
  */
 export async function startService(settings: Readonly<Settings>, options: { logger?: Logger; env?: NodeJS.ProcessEnv } = {}): Promise<RunningService> {
   // An injected logger (tests, embedding) gets the same redaction as the default one.
-  const logger = options.logger ? options.logger.child({}, { redact: redactOptions() }) : pino(loggerOptions(settings.log.level));
+  const logger = options.logger ? options.logger.child({}, { serializers: logSerializers() }) : pino(loggerOptions(settings.log.level));
   mkdirSync(settings.dataDir, { recursive: true });
   const auditSettings = auditStoreSettings(settings, options.env ?? process.env);
   const auditStore = await createAuditStore(auditSettings, logger);
