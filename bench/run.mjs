@@ -202,7 +202,8 @@ async function abRun(server, { keepAlive, concurrency, seconds = SECONDS }) {
 /** The storm client: one request per path, fresh connections unless keepAlive. */
 async function storm(server, paths, { concurrency = 64, keepAlive = false, cert = reader } = {}) {
   const c0 = cpuSeconds(server.pid);
-  const arg = JSON.stringify({ origin: server.origin, cert: cert.cert, key: cert.key, paths, concurrency, keepAlive });
+  const arg = path.join(work, 'storm-options.json');
+  writeFileSync(arg, JSON.stringify({ origin: server.origin, cert: cert.cert, key: cert.key, paths, concurrency, keepAlive }));
   const r = await runPinned(cpu.load, process.execPath, [path.join(root, 'bench/lib/storm-client.mjs'), arg]);
   const c1 = cpuSeconds(server.pid);
   if (r.code !== 0) throw new Error(`storm client exited ${r.code}: ${r.stderr}`);

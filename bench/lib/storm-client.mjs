@@ -3,14 +3,14 @@
 // process, pinned by the caller to the load generator's CPU. Each request opens a fresh
 // TLS connection with the client certificate (`agent: false`, no session reuse) unless
 // `keepAlive` is set (then `concurrency` keep-alive connections).
-// Usage: node storm-client.mjs <json options>
+// Usage: node storm-client.mjs <file holding the JSON options>
 //   { origin, cert, key, paths: [...], concurrency, keepAlive, expect: 200 }
 // Prints one JSON line: { completed, seconds, rps, p50, p99, statuses, clientCpuSeconds }.
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import tlsModule from 'node:tls';
 
-const opts = JSON.parse(process.argv[2]);
+const opts = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 // One secure context for every connection: building one per request (PEM parsing, key
 // loading) would cost the client more than the handshake. Like ab, the client does not
 // verify the server: Node would then also build the server's certificate chain as

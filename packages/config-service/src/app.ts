@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type https from 'node:https';
 import type { Server as TlsServer } from 'node:tls';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { CFG_ERR_SETTINGS_INVALID, withData } from './errors.js';
 import type { AuditStore } from './audit/types.js';
 import auditPlugin from './http/plugins/audit.js';
@@ -89,7 +89,7 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     return503OnClosing: true,
     // One line per request at info, the audit event (plugins/audit.ts); Fastify's own
     // "incoming request" / "request completed" pair is written at debug level below.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 1024 },
     // Bad percent-encoding and overlong segments: answered and audited like every request.
     frameworkErrors: frameworkErrorHandler(() => deps.auditStore, undefined, settings.audit.commitTimeoutMs),

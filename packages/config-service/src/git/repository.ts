@@ -192,6 +192,7 @@ export class GitRepository {
   readonly #fs: PromiseFsClient;
   readonly #packDir: string;
   #snapshot: RefSnapshot | null = null;
+  readonly #snapshotListeners = new Set<(snapshot: RefSnapshot | null) => void>();
   readonly #trees: LRUCache<string, Promise<ReadonlyMap<string, TreeEntry>>>;
   readonly #commitTrees = new LRUCache<string, Promise<string>>({ max: 10_000 });
   readonly #peeled = new LRUCache<string, Promise<string | null>>({ max: 10_000 });
@@ -239,6 +240,18 @@ export class GitRepository {
    */
   publishSnapshot(snapshot: RefSnapshot | null): void {
     this.#snapshot = snapshot;
+    for (const listener of [...this.#snapshotListeners]) listener(snapshot);
+  }
+
+  /**
+   * Calls `listener` after every {@link publishSnapshot} (the primary of `server.workers`
+   * tells its workers). @returns a function that removes it.
+   */
+  onSnapshot(listener: (snapshot: RefSnapshot | null) => void): () => void {
+    this.#snapshotListeners.add(listener);
+    return () => {
+      this.#snapshotListeners.delete(listener);
+    };
   }
 
   /** The snapshot published last, or `null` (refs read from disk). */
