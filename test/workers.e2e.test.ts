@@ -36,6 +36,7 @@ let git: GitHttpServer;
 let child: ChildProcess;
 let output = '';
 let api = '';
+let management = '';
 let settingsFile = '';
 
 beforeAll(async () => {
@@ -77,7 +78,7 @@ beforeAll(async () => {
   const until = Date.now() + 120_000;
   while (!api) {
     const line = output.split('\n').find((l) => l.includes('"config-service listening"'));
-    if (line) api = (JSON.parse(line) as { api: string }).api;
+    if (line) ({ api, management } = JSON.parse(line) as { api: string; management: string });
     if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}:\n${output}`);
     if (Date.now() > until) throw new Error(`serve did not listen:\n${output}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -116,6 +117,18 @@ describe('server.workers: 2', () => {
     // One "audit event" line per request, written by the worker that answered it.
     const pids = new Set(logLines().filter((l) => l.msg === 'audit event').map((l) => l.pid));
     expect(pids.size).toBe(2);
+  });
+
+  it('reports both workers in readiness, and their requests summed once in /metrics', async () => {
+    const ready = await fetch(`${management}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(((await ready.json()) as { checks: { workers: unknown } }).checks.workers).toEqual({ listening: 2, wanted: 2 });
+    const text = await (await fetch(`${management}/metrics`)).text();
+    const types = text.split('\n').filter((l) => l.startsWith('# TYPE '));
+    expect(new Set(types).size).toBe(types.length); // no series family twice
+    const allowed = text.split('\n').find((l) => l.startsWith('config_service_requests_total{') && l.includes('action="config.read"') && l.includes('status="200"'));
+    expect(Number(allowed?.split(' ').pop())).toBe(served.length);
+    expect(text).toMatch(/^config_service_git_ready\{repository="config"\} 1$/m);
   });
 
   it('a webhook makes the primary fetch once, and every worker serves the new commit', async () => {

@@ -56,3 +56,22 @@ export function fromWire(wire: WireError): Error {
     ...(wire.data !== undefined && { data: wire.data }),
   });
 }
+
+/**
+ * Prometheus series that only the workers produce (requests, their audit commits, their
+ * TLS reloads): the primary's `/metrics` shows them summed over the workers, and leaves
+ * out its own (empty) ones.
+ */
+export const WORKER_SERIES: readonly string[] = [
+  'config_service_requests_total',
+  'config_service_request_duration_seconds',
+  'config_service_audit_events_total',
+  'config_service_audit_transactions_total',
+  'config_service_audit_failed_transactions_total',
+  'config_service_audit_commit_timeouts_total',
+  'config_service_audit_in_doubt_events_total',
+  'config_service_audit_deferred_events',
+  'config_service_audit_deferred_dropped_total',
+  'config_service_tls_reloads_total',
+  'config_service_tls_reload_failures_total',
+];

@@ -34,7 +34,7 @@ import { buildManagementApp } from '../management.js';
 import { createMetrics } from '../metrics.js';
 import { BUILD_INFO } from '../server.js';
 import type { Settings } from '../settings/schema.js';
-import { toWire, type ToPrimary, type ToWorker } from './messages.js';
+import { toWire, WORKER_SERIES, type ToPrimary, type ToWorker } from './messages.js';
 
 /** A running primary. */
 export interface RunningCluster {
@@ -158,6 +158,7 @@ export async function startCluster(settings: Readonly<Settings>, options: { work
   }
 
   const metrics = createMetrics({ repositories, git: settings.git, auditStore });
+  for (const name of WORKER_SERIES) metrics.registry.removeSingleMetric(name);
   const aggregator = new AggregatorRegistry();
   const management: FastifyInstance = await buildManagementApp({
     logger: flog,

@@ -16,7 +16,7 @@ import type { SyncResult } from '../git/mirror.js';
 import type { SyncSignals } from '../git/sync-bus.js';
 import type { MirrorFollower } from '../http/plugins/git-store.js';
 import { startWorkerApi, type WorkerApi } from '../server.js';
-import { fromWire, type ToPrimary, type ToWorker } from './messages.js';
+import { fromWire, WORKER_SERIES, type ToPrimary, type ToWorker } from './messages.js';
 
 function send(message: ToPrimary): void {
   process.send?.(message);
@@ -68,9 +68,13 @@ async function start(message: Extract<ToWorker, { type: 'cfg:start' }>): Promise
   api = await startWorkerApi(message.settings, { env: process.env, worker: { follower, syncBus } });
   // The primary's /metrics sums the request metrics of every worker (prom-client cluster).
   const shared = new Registry();
-  shared.registerMetric(api.metrics.requests);
-  shared.registerMetric(api.metrics.duration);
+  for (const name of WORKER_SERIES) {
+    const metric = api.metrics.registry.getSingleMetric(name);
+    if (metric !== undefined) shared.registerMetric(metric);
+  }
   AggregatorRegistry.setRegistries([shared]);
+  // Constructing one installs the worker's answer to the primary's metrics requests.
+  new AggregatorRegistry();
   send({ type: 'cfg:listening', url: api.apiUrl });
 }
 

@@ -435,7 +435,7 @@ export class GitMirror {
     if (badPack !== null) return badPack;
     const changed = new Set([...candidate.refs].filter(([ref, oid]) => before.refs.get(ref) !== oid).map(([ref]) => ref));
     if (changed.size === 0) return null;
-    return verifyRefs(workdir, candidate, this.defaultBranch, changed);
+    return verifyRefs(workdir, candidate, this.defaultBranch, changed, before.refs.get(`refs/remotes/${REMOTE}/${this.defaultBranch}`));
   }
 
   async #diff(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): Promise<RefUpdate[]> {
