@@ -9,9 +9,9 @@
 // the same round; each is reported as the median and the range over the rounds.
 //
 // Usage: node bench/run.mjs [--rounds 3] [--seconds 3] [--apps 2000] [--commits 5000]
-//        [--out bench/RESULTS.md] [--keep] [--profile]
-//   --profile: also write CPU profiles of config-service (keep-alive and storm) and
-//              their summaries to bench/profiles/
+//        [--out bench/RESULTS.md] [--keep] [--profile] [--service-root <checkout>]
+//   --no-profile: skip the CPU profiles of config-service (keep-alive, fresh connections,
+//              cold storm) whose summaries go to bench/profiles/ and RESULTS.md
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,24 +29,32 @@ import { cpuPlan, cpuSeconds, pinSelf, rssMiB, runPinned, spawnPinned, treeRss }
 import { summarise, summaryMarkdown } from './lib/profile-summary.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(root, 'packages/config-service/bin/config-service.mjs');
-const INIT = path.join(root, 'packages/config-init/dist/config-init.mjs');
 const { values: opt } = parseArgs({
   options: {
+    'service-root': { type: 'string', default: root },
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '3' },
     apps: { type: 'string', default: '2000' },
     commits: { type: 'string', default: '5000' },
     out: { type: 'string', default: path.join(root, 'bench/RESULTS.md') },
     keep: { type: 'boolean', default: false },
-    profile: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: true },
+    'no-profile': { type: 'boolean', default: false },
   },
 });
+// --service-root: measure the built config-service and config-init of another checkout
+// (an older commit, for before/after figures); its settings may not know server.workers.
+const serviceRoot = path.resolve(opt['service-root']);
+const CLI = path.join(serviceRoot, 'packages/config-service/bin/config-service.mjs');
+const INIT = path.join(serviceRoot, 'packages/config-init/dist/config-init.mjs');
+const WORKERS = serviceRoot === root;
+if (opt['no-profile']) opt.profile = false;
 const ROUNDS = Number(opt.rounds);
 const SECONDS = Number(opt.seconds);
 const APPS = Number(opt.apps);
 const COMMITS = Number(opt.commits);
 const started = Date.now();
+const loadAtStart = os.loadavg()[0];
 const log = (msg) => process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
 
 // ---------------------------------------------------------------- set-up
@@ -111,7 +119,7 @@ async function startService({ workers, cpus, name, cpuProf }) {
       'server:',
       '  host: 127.0.0.1',
       `  port: ${port}`,
-      `  workers: ${workers}`,
+      ...(WORKERS ? [`  workers: ${workers}`] : []),
       `  tls: { cert: ${pki.serverCert}, key: ${pki.serverKey}, clientCa: ${pki.caCert} }`,
       // The limiter runs on every request, as in production, but never refuses one here.
       '  rateLimit: { max: 1000000000 }',
@@ -328,35 +336,17 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
-if (opt.profile) {
-  log('CPU profile of config-service under keep-alive load');
-  await service.stop();
-  rmSync(profDir, { recursive: true, force: true });
-  mkdirSync(profDir, { recursive: true });
-  service = await startService({ workers: 1, cpus: cpu.server, name: 'w1-prof', cpuProf: path.join(profDir, 'keep-alive') });
-  await abRun(service, { keepAlive: true, concurrency: 10, seconds: 1 });
-  const from = (Date.now() - service.spawnedAt) / 1000;
-  await abRun(service, { keepAlive: true, concurrency: 10, seconds: 8 });
-  const to = (Date.now() - service.spawnedAt) / 1000;
-  await service.stop();
-  const file = readdirSync(path.join(profDir, 'keep-alive')).map((f) => path.join(profDir, 'keep-alive', f))[0];
-  writeFileSync(path.join(profDir, 'keep-alive.md'), summaryMarkdown('keep-alive, 10 connections', summarise(JSON.parse(readFileSync(file, 'utf8')), { from, to })));
-} else {
-  await service.stop();
-}
+await service.stop();
 
 // ---------------------------------------------------------------- 2. deploy storms, one and two workers; memory
 const twoWorkerCpus = cpu.sharedForTwoWorkers ? `${cpu.cpus[0]},${cpu.cpus[1]}` : cpu.serverWide;
-for (const workers of [1, 2]) {
+for (const workers of WORKERS ? [1, 2] : [1]) {
   for (let round = 1; round <= ROUNDS; round++) {
     log(`round ${round}/${ROUNDS}: deploy storm, server.workers: ${workers}`);
     const cpus = workers === 1 ? cpu.server : twoWorkerCpus;
-    const prof = opt.profile && round === 1 ? path.join(profDir, `storm-w${workers}`) : undefined;
-    const s = await startService({ workers, cpus, name: `storm-w${workers}-${round}`, cpuProf: prof });
+    const s = await startService({ workers, cpus, name: `storm-w${workers}-${round}` });
     const rssStart = treeRss(s.pid);
-    const cFrom = (Date.now() - s.spawnedAt) / 1000;
     const cold = await storm(s, stormPaths);
-    const cTo = (Date.now() - s.spawnedAt) / 1000;
     const warm = await storm(s, stormPaths);
     const ceil = await storm(ceiling, stormPaths);
     record(`storm${workers}.cold`, `deploy storm, first read of each app, server.workers: ${workers}: completed/s vs ceiling`, cold.rps / ceil.rps, ceil.rps);
@@ -391,11 +381,37 @@ for (const workers of [1, 2]) {
       record('rss.workers', 'RSS of each process after the storms, server.workers: 2 (primary first), MiB', 0, 0, treeRss(s.pid).map((p) => p.rss.toFixed(0)).join(' / '));
     }
     await s.stop();
-    if (prof) {
-      const file = readdirSync(prof).map((f) => path.join(prof, f)).sort().pop();
-      writeFileSync(path.join(profDir, `storm-w${workers}-cold.md`), summaryMarkdown(`deploy storm, first read of each app, server.workers: ${workers} (the process that served)`, summarise(JSON.parse(readFileSync(file, 'utf8')), workers === 1 ? { from: cFrom, to: cTo } : {})));
-    }
   }
+}
+// ---------------------------------------------------------------- 3. profiles (after the measurements)
+const profiles = [];
+if (opt.profile) {
+  rmSync(profDir, { recursive: true, force: true });
+  mkdirSync(profDir, { recursive: true });
+  const profiled = async (name, title, load) => {
+    const dir = path.join(work, `prof-${name}`);
+    const s = await startService({ workers: 1, cpus: cpu.server, name: `prof-${name}`, cpuProf: dir });
+    const from = (Date.now() - s.spawnedAt) / 1000;
+    await load(s);
+    const to = (Date.now() - s.spawnedAt) / 1000;
+    await s.stop();
+    const file = readdirSync(dir).map((f) => path.join(dir, f)).sort().pop();
+    const summary = summarise(JSON.parse(readFileSync(file, 'utf8')), { from, to });
+    writeFileSync(path.join(profDir, `${name}.md`), summaryMarkdown(title, summary));
+    profiles.push({ name, title, summary });
+  };
+  log('CPU profiles of config-service (keep-alive, fresh connections, cold storm)');
+  await profiled('keep-alive', 'keep-alive, 10 connections (ab -k), warm', async (s) => {
+    await abRun(s, { keepAlive: true, concurrency: 10, seconds: 1 });
+    await abRun(s, { keepAlive: true, concurrency: 10, seconds: 6 });
+  });
+  await profiled('fresh', 'fresh connection per request, 10 connections (ab), warm', async (s) => {
+    await abRun(s, { keepAlive: false, concurrency: 10, seconds: 1 });
+    await abRun(s, { keepAlive: false, concurrency: 10, seconds: 6 });
+  });
+  await profiled('storm-cold', 'deploy storm, first read of each of the 2,000 apps (fresh connections, 64 at once)', async (s) => {
+    await storm(s, stormPaths);
+  });
 }
 await ceiling.stop();
 await gitHttp.close();
@@ -423,7 +439,10 @@ const lines = [
   '',
   `- Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} CPUs (${cpu.cpus.length} usable), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}; load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   `- Servers pinned to CPU ${cpu.server} (two workers: CPUs ${twoWorkerCpus}${cpu.sharedForTwoWorkers ? ', one of them shared with the load generator: this machine has only 2 CPUs' : ''}); load generators pinned to CPU ${cpu.load}`,
-  `- Versions: Node ${versions.node} (OpenSSL ${versions.openssl}), ${versions.ab}, ${versions.git}, ${versions.curl}; config-service at ${versions.commit}`,
+  `- Versions: Node ${versions.node} (OpenSSL ${versions.openssl}), ${versions.ab}, ${versions.git}, ${versions.curl}; config-service at ${WORKERS ? versions.commit : serviceRoot}`,
+  ...(Math.max(loadAtStart, os.loadavg()[0]) > 1.5
+    ? [`- **The machine was busy with other jobs** (load average ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${os.cpus().length} CPUs): absolute figures swing several times between runs, and so do the ratios more than on a quiet machine; each ratio is still measured against its baseline in the same round.`]
+    : []),
   `- Repository: ${APPS} applications × 3 documents, ${COMMITS} commits, served over Git smart HTTP (git http-backend) and mirrored by config-service; audit store SQLite with synchronous=FULL, every event committed before its response; log level info`,
   `- Rounds: ${ROUNDS}; ab runs of ${SECONDS} s; the storm is ${APPS} fresh mTLS connections, one GET each of a different application, 64 at once (Node client, bench/lib/storm-client.mjs)`,
   '',
@@ -436,6 +455,43 @@ for (const [key, r] of results) {
   const base = median(r.rows.map((x) => x.base));
   const baseText = key.endsWith('.cpu') || key.endsWith('cpu') ? `${fmt(base)} µs` : key.includes('.p') ? `${fmt(base)} ms` : key.startsWith('init') || key.startsWith('hook') ? `${fmt(base)} ms` : key.startsWith('rss') ? `${fmt(base)} MiB` : `${fmt(base)}/s`;
   lines.push(`| ${r.label} | ${fmt(median(ratios))}x | ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))} | ${baseText} |`);
+}
+// Targets of issue 9: met or not, and for each one missed what its profile shows.
+const med = (key) => (results.has(key) ? median(results.get(key).rows.map((x) => x.value)) : undefined);
+const rssAll = results.has('rss.abs') ? median(results.get('rss.abs').rows.map((x) => x.value)) : undefined;
+const TARGETS = [
+  ['keep-alive, 10 connections: ≥ 0.7x the ceiling’s requests/s', med('ka10.rps'), (v) => v >= 0.7, 'keep-alive'],
+  ['keep-alive, 10 connections: ≤ 1.5x the ceiling’s server CPU per request', med('ka10.cpu'), (v) => v <= 1.5, 'keep-alive'],
+  ['keep-alive, 50 connections: ≥ 0.7x the ceiling’s requests/s', med('ka50.rps'), (v) => v >= 0.7, 'keep-alive'],
+  ['keep-alive, 50 connections: ≤ 1.5x the ceiling’s server CPU per request', med('ka50.cpu'), (v) => v <= 1.5, 'keep-alive'],
+  ['fresh connection + read: ≥ 0.9x the ceiling’s rate', med('fresh10.rps'), (v) => v >= 0.9, 'fresh'],
+  ['fresh connection + read: server CPU ≤ 1.15x', med('fresh10.cpu'), (v) => v <= 1.15, 'fresh'],
+  ['deploy storm, first read of each app: ≥ 0.7x the ceiling’s completed/s', med('storm1.cold'), (v) => v >= 0.7, 'storm-cold'],
+  ['after a commit that touches one app, the other apps’ next reads are warm (that storm ≥ 0.9x the warm storm)', med('storm1.aftercommit'), (v) => v >= 0.9, 'storm-cold'],
+  ['deploy storm, server.workers 2 vs 1: ≥ 1.6x', med('storm2vs1.cold'), (v) => v >= 1.6, undefined],
+  ['RSS after every app × profile was read: ≤ 200 MiB per worker (absolute, MiB)', rssAll, (v) => v <= 200, undefined],
+  ['webhook to served, new commit: ≤ 1.0x git fetch', med('hook.commit'), (v) => v <= 1.0, undefined],
+  ['webhook to served, new branch: ≤ 1.0x git fetch', med('hook.branch'), (v) => v <= 1.0, undefined],
+  ['config-init: close to a dependency-free Node fetch-and-write (≤ 1.15x)', med('init.init'), (v) => v <= 1.15, undefined],
+];
+lines.push('', '## Targets', '', '| target | median | met? | what limits it (profile of the service, share of its main thread) |', '| --- | --- | --- | --- |');
+for (const [label, value, ok, profile] of TARGETS) {
+  if (value === undefined) continue;
+  const met = ok(value);
+  let why = '';
+  if (!met && label.includes('2 vs 1') && cpu.sharedForTwoWorkers) why = 'not measurable here: with 2 CPUs, the second worker shares the load generator’s CPU (server CPU per connection is in the table above)';
+  else if (!met && profile) {
+    const p = profiles.find((x) => x.name === profile);
+    if (p) why = `[${profile}](profiles/${profile}.md): ${p.summary.concerns.filter((c) => c.share >= 0.03).sort((a, b) => b.share - a.share).map((c) => `${c.name} ${(c.share * 100).toFixed(0)}%`).join(', ')}`;
+  }
+  lines.push(`| ${label} | ${fmt(value)}${label.includes('MiB') ? ' MiB' : 'x'} | ${met ? 'met' : '**missed**'} | ${why} |`);
+}
+if (profiles.length > 0) {
+  lines.push('', 'Profiles (`node --cpu-prof`, summarised by bench/lib/profile-summary.mjs; the whole tables are in bench/profiles/):', '');
+  for (const p of profiles) {
+    const top = p.summary.functions.slice(0, 5).map((f) => `\`${f.name}\` ${(f.share * 100).toFixed(1)}%`).join(', ');
+    lines.push(`- ${p.title}: ${p.summary.concerns.filter((c) => c.share >= 0.01).sort((a, b) => b.share - a.share).map((c) => `${c.name} ${(c.share * 100).toFixed(0)}%`).join(', ')}; top functions (self time): ${top}`);
+  }
 }
 lines.push('', 'Absolute figures per round (unreliable on a shared machine; read the ratios):', '');
 for (const [, r] of results) {

@@ -5,7 +5,7 @@
 // every later one changes one document of one application (so history grows, the tree
 // at the head does not).
 //
-// A merged `app-0000?profile=prod` in JSON is about 4 KiB, the size the issue measured.
+// A merged `app-0000?profile=prod` in JSON is about 4 KiB (the size issue 9 measured).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 
@@ -54,9 +54,9 @@ function appDefaults(app, i, rev) {
     `    com.example.${app.replace('-', '')}.db: INFO`,
     'features:',
   ];
-  for (let f = 0; f < 24; f++) lines.push(`  flag-${String(f).padStart(2, '0')}: ${(i + f + rev) % 3 === 0}`);
+  for (let f = 0; f < 36; f++) lines.push(`  flag-${String(f).padStart(2, '0')}: ${(i + f + rev) % 3 === 0}`);
   lines.push('clients:');
-  for (let c = 0; c < 6; c++) {
+  for (let c = 0; c < 12; c++) {
     lines.push(`  upstream-${c}:`);
     lines.push(`    base-url: https://upstream-${c}.internal.example.org/api/v${1 + ((i + c) % 3)}`);
     lines.push(`    timeout-ms: ${1000 + 250 * c}`);

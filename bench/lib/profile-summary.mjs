@@ -18,7 +18,7 @@ export function moduleOf(url) {
   return url.split('/').slice(-2).join('/');
 }
 
-/** Concerns counted with their callees: first matching frame on the stack wins (outermost). */
+/** Concerns counted with their callees: the innermost matching frame of a sample wins. */
 export const CONCERNS = [
   ['audit store commit', (f) => /audit\/(sqlite-store|commit-queue|chain|event)|audit-writer|better-sqlite3/.test(f.url)],
   ['logging (pino, redaction)', (f) => /node_modules\/.*\/(pino|@pinojs|pino-std-serializers|sonic-boom|fast-redact)\//.test(f.url) || /dist\/logger\.js/.test(f.url)],
@@ -26,6 +26,9 @@ export const CONCERNS = [
   ['Git reads (isomorphic-git)', (f) => /isomorphic-git|pako|git\/repository/.test(f.url)],
   ['parse, merge, render', (f) => /dist\/config\/|yaml\/dist/.test(f.url)],
   ['rate limit', (f) => /@fastify\/rate-limit|toad-cache/.test(f.url)],
+  ['TLS (node:_tls_wrap, node:tls)', (f) => /^node:(_tls_wrap|tls|_tls_common)/.test(f.url)],
+  ['HTTP and Fastify (routing, hooks, replies)', (f) => /node_modules\/.*\/(fastify|find-my-way|light-my-request|avvio|fast-json-stringify)\/|^node:_http/.test(f.url)],
+  ['garbage collection', (f) => f.functionName === '(garbage collector)'],
 ];
 
 export function summarise(profile, { from, to, top = 30 } = {}) {
@@ -57,12 +60,12 @@ export function summarise(profile, { from, to, top = 30 } = {}) {
     byFn.set(fn, (byFn.get(fn) ?? 0) + us);
     const mod = moduleOf(f.url);
     byModule.set(mod, (byModule.get(mod) ?? 0) + us);
-    // Inclusive: the outermost frame on this sample's stack that belongs to a concern.
+    // The innermost frame on this sample's stack that belongs to a concern (so native
+    // callees count for the concern that called them).
     let hit;
-    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+    for (let cur = id; cur !== undefined && hit === undefined; cur = parent.get(cur)) {
       const frame = nodes.get(cur).callFrame;
-      const c = CONCERNS.find(([, test]) => test(frame));
-      if (c) hit = c[0];
+      hit = CONCERNS.find(([, test]) => test(frame))?.[0];
     }
     if (hit) byConcern.set(hit, byConcern.get(hit) + us);
   }

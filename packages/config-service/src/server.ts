@@ -13,7 +13,7 @@ import { RepositoryRegistry } from './http/plugins/repositories.js';
 import type { MirrorFollower } from './http/plugins/git-store.js';
 import type { AuditStore } from './audit/types.js';
 import type { TlsReloadStats } from './http/tls.js';
-import { loggerOptions, logSerializers } from './logger.js';
+import { logDestination, loggerOptions, logSerializers } from './logger.js';
 import { buildManagementApp, type BuildInfo } from './management.js';
 import { createMetrics, instrumentApi, type ServiceMetrics } from './metrics.js';
 import type { Settings } from './settings/schema.js';
@@ -73,7 +73,7 @@ async function openApi(
   options: StartServiceOptions & { worker?: { follower: MirrorFollower; syncBus: SyncSignals } },
 ): Promise<{ api: FastifyInstance; logger: Logger; auditStore: AuditStore; repositories: RepositoryRegistry; syncBus: PgSyncBus | undefined; metrics: ServiceMetrics }> {
   // An injected logger (tests, embedding) gets the same serializers as the default one.
-  const logger = options.logger ? options.logger.child({}, { serializers: logSerializers() }) : pino(loggerOptions(settings.log.level));
+  const logger = options.logger ? options.logger.child({}, { serializers: logSerializers() }) : pino(loggerOptions(settings.log.level), logDestination());
   mkdirSync(settings.dataDir, { recursive: true });
   const auditSettings = auditStoreSettings(settings, options.env ?? process.env);
   const auditStore = await createAuditStore(auditSettings, logger);

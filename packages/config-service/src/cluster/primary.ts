@@ -29,7 +29,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { auditStoreSettings, createAuditStore, startAuditHealthProbe, startAuditRetention } from '../audit/index.js';
 import { PgSyncBus } from '../git/sync-bus.js';
 import { RepositoryRegistry } from '../http/plugins/repositories.js';
-import { loggerOptions } from '../logger.js';
+import { logDestination, loggerOptions } from '../logger.js';
 import { buildManagementApp } from '../management.js';
 import { createMetrics } from '../metrics.js';
 import { BUILD_INFO } from '../server.js';
@@ -57,7 +57,7 @@ const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url))
  */
 export async function startCluster(settings: Readonly<Settings>, options: { workers: number; env?: NodeJS.ProcessEnv }): Promise<RunningCluster> {
   const env = options.env ?? process.env;
-  const logger = pino(loggerOptions(settings.log.level)).child({ role: 'primary' });
+  const logger = pino(loggerOptions(settings.log.level), logDestination()).child({ role: 'primary' });
   const flog = logger as unknown as FastifyBaseLogger;
   mkdirSync(settings.dataDir, { recursive: true });
   const auditSettings = auditStoreSettings(settings, env);

@@ -66,7 +66,8 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
   const sourceSize = varint();
   const targetSize = varint();
   if (sourceSize !== base.length) throw new PackFormatError(`delta expects a base of ${sourceSize} bytes, got ${base.length}`);
-  const out = Buffer.allocUnsafe(targetSize);
+  // Not from Buffer's shared pool: a cached object must not keep an 8 KiB slab alive.
+  const out = Buffer.allocUnsafeSlow(targetSize);
   let o = 0;
   while (p < delta.length) {
     const op = delta[p++]!;
@@ -200,12 +201,15 @@ export class PackFile {
     // zlib's worst case is 5 bytes per 16 KiB block plus 6; read a little more, and the
     // rest of the pack if that was still not enough.
     const bound = Math.min(this.#packSize - start, size + (size >>> 10) + 128);
-    let data: Buffer;
+    let inflated: Buffer;
     try {
-      data = inflateSync(await readExactly(this.#pack, bound, start));
+      inflated = inflateSync(await readExactly(this.#pack, bound, start));
     } catch {
-      data = inflateSync(await readExactly(this.#pack, this.#packSize - start, start));
+      inflated = inflateSync(await readExactly(this.#pack, this.#packSize - start, start));
     }
+    // zlib answers a slice of its 16 KiB output chunk; a cached object keeps only its bytes.
+    const data = Buffer.allocUnsafeSlow(inflated.length);
+    inflated.copy(data);
     if (data.length !== size) throw new PackFormatError(`${this.name}: object at offset ${offset} inflates to ${data.length} bytes, not ${size}`);
     if (type === 'ofs_delta') return { type, base: base as number, data };
     if (type === 'ref_delta') return { type, base: base as Buffer, data };
@@ -219,7 +223,7 @@ export class PackFile {
 }
 
 /** Most bytes of resolved objects one {@link PackSet} keeps (delta bases mostly). */
-const OBJECT_CACHE_BYTES = 32 * 1024 * 1024;
+const OBJECT_CACHE_BYTES = 16 * 1024 * 1024;
 
 /**
  * The packs of one repository (the ones a mirror's snapshot lists), opened on first use,

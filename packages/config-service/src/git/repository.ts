@@ -104,7 +104,7 @@ export interface GitRepositoryOptions {
 }
 
 /** Most tree entries kept in memory by one repository (about 150 bytes each). */
-const TREE_CACHE_MAX_ENTRIES = 200_000;
+const TREE_CACHE_MAX_ENTRIES = 100_000;
 
 /** Path of a loose object below `objects/`. */
 const LOOSE_OBJECT = /^[0-9a-f]{2}[\\/][0-9a-f]{38}$/;
