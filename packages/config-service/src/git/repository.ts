@@ -3,9 +3,11 @@
  *
  * Configuration is always read at a commit — refs are resolved once per request to one
  * commit id and every tree and blob is then read from that commit's objects — never from a
- * working tree (SPEC §4). Reads go through isomorphic-git with ONE shared `cache` object per
- * repository: SPEC §11 measured isomorphic-git 30-190x slower without a shared pack cache.
- * Trees and peeled refs are immutable by object id and are cached here in bounded LRU maps.
+ * working tree (SPEC §4). A local repository is read through isomorphic-git with ONE shared
+ * `cache` object per repository: SPEC §11 measured isomorphic-git 30-190x slower without a
+ * shared pack cache. A mirror's published packs are read by `pack-reader.ts` instead
+ * (isomorphic-git keeps whole packs and every deep delta it resolved in memory, so memory
+ * would grow with the history). Trees and peeled refs are immutable by object id and are cached here in bounded LRU maps.
  *
  * Two kinds of repository are read:
  * - a local path read in place (`remoteName` unset): refs are read from disk on every
