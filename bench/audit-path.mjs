@@ -5,7 +5,7 @@
 // the same run, rounds interleaved:
 //   old          – the audit store of a baseline commit (better-sqlite3 transaction on the
 //                  event loop) and the log line as before: pino serialises the event object
-//                  and applies the service's redaction paths
+//                  and applies the baseline's redaction paths (its logger.ts, bundled too)
 //   worker       – this build's store (a writer thread owns the connection), old log line
 //   worker+raw   – this build's store and its log line written from the stored text
 // For each: events/s and event-loop busy time per event (performance.eventLoopUtilization,
@@ -48,13 +48,15 @@ const src = path.join(work, 'src');
 mkdirSync(src);
 execFileSync('sh', ['-c', `git -C "${root}" archive ${values.baseline} packages/config-service/src | tar -x -C "${src}"`]);
 const { build } = await import('esbuild');
-const baselineFile = path.join(work, 'baseline-audit.mjs');
+const baselineOut = path.join(work, 'baseline');
 await build({
-  entryPoints: [path.join(src, 'packages/config-service/src/audit/index.ts')],
+  // The audit module and the logger options (pino redaction paths then) of the baseline.
+  entryPoints: { audit: path.join(src, 'packages/config-service/src/audit/index.ts'), logger: path.join(src, 'packages/config-service/src/logger.ts') },
   bundle: true,
   platform: 'node',
   format: 'esm',
-  outfile: baselineFile,
+  outdir: baselineOut,
+  outExtension: { '.js': '.mjs' },
   logLevel: 'error',
   plugins: [
     {
@@ -65,7 +67,8 @@ await build({
     },
   ],
 });
-const baseline = await import(pathToFileURL(baselineFile).href);
+const baseline = await import(pathToFileURL(path.join(baselineOut, 'audit.mjs')).href);
+const baselineLogger = await import(pathToFileURL(path.join(baselineOut, 'logger.mjs')).href);
 
 function event(i) {
   return {
@@ -92,7 +95,10 @@ async function run(variant) {
   const dir = mkdtempSync(path.join(work, `${variant}-`));
   const file = path.join(dir, 'audit.sqlite');
   const store = variant === 'old' ? baseline.openSqliteAuditStore({ path: file }) : current.openSqliteAuditStore({ path: file });
-  const logger = pino(loggerOptions('info'), pino.destination({ dest: '/dev/null', sync: false }));
+  // The old log line goes through the baseline's logger options (path redaction); the raw
+  // one through this build's (serializers of known keys, none of them `audit`).
+  const options = variant === 'worker+raw' ? loggerOptions('info') : baselineLogger.loggerOptions('info');
+  const logger = pino(options, pino.destination({ dest: '/dev/null', sync: false }));
   const raw = current.rawJsonLogger(logger);
   const logOld = (e) => logger.info({ reqId: e.requestId, audit: e }, 'audit event');
   const logRaw = (e) => current.logAuditEvent(raw, e.requestId, eventLogJson(storedEventJson(e) ?? eventBodyJson(e), e.prevHash, e.hash));

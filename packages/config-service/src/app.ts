@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type https from 'node:https';
 import type { Server as TlsServer } from 'node:tls';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { CFG_ERR_SETTINGS_INVALID, withData } from './errors.js';
 import type { AuditStore } from './audit/types.js';
 import auditPlugin from './http/plugins/audit.js';
@@ -91,6 +91,9 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
     connectionTimeout: Math.max(server.requestTimeoutMs, server.keepAliveTimeoutMs) + 1000,
     bodyLimit: server.bodyLimitBytes,
     return503OnClosing: true,
+    // One line per request at info, the audit event (plugins/audit.ts); Fastify's own
+    // "incoming request" / "request completed" pair is written at debug level below.
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 1024 },
     // Bad percent-encoding and overlong segments: answered and audited like every request.
     frameworkErrors: frameworkErrorHandler(() => deps.auditStore, undefined, settings.audit.commitTimeoutMs),
@@ -114,6 +117,15 @@ export async function buildApp(settings: Readonly<Settings>, deps: AppDependenci
   app.decorate('longPoll', longPoll);
   app.addHook('preClose', async () => longPoll.close());
 
+  if (deps.logger.level === 'debug' || deps.logger.level === 'trace') {
+    // Hooks only when debug is on: at info, a request costs no extra work for them.
+    app.addHook('onRequest', async (request) => {
+      request.log.debug({ req: request.raw }, 'incoming request');
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    });
+  }
   installProblemHandlers(app);
   await app.register(auditPlugin, { store: deps.auditStore, commitTimeoutMs: settings.audit.commitTimeoutMs, checkpoints: deps.auditCheckpoints ?? false });
   await app.register(hardeningPlugin, { rateLimitMax: server.rateLimit.max, rateLimitWindowMs: server.rateLimit.timeWindowMs });

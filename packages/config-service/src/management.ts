@@ -20,7 +20,8 @@ export interface BuildInfo {
  * Builds the management app: `/health/live`, `/health/ready` (503 until every repository
  * can serve, while one is stale by `git.staleAfterMs`, and while the audit store cannot
  * commit; the body lists each repository's state and `checks.audit` is
- * `{ healthy, reason?, since? }`), `/metrics` (Prometheus text format)
+ * `{ healthy, reason?, since? }`; with `server.workers` > 1, `checks.workers` is
+ * `{ listening, wanted }` and every worker must listen), `/metrics` (Prometheus text format)
  * and `/info` (version, build commit, uptime in seconds, Node.js version).
  */
 export async function buildManagementApp(deps: {
@@ -30,6 +31,10 @@ export async function buildManagementApp(deps: {
   auditStore: AuditStore;
   metrics: ServiceMetrics;
   build: BuildInfo;
+  /** `server.workers` > 1: how many API workers listen; ready only when all of them do. */
+  workers?: () => { listening: number; wanted: number };
+  /** More Prometheus text appended to `/metrics` (the workers' series, summed). */
+  extraMetrics?: () => Promise<string>;
 }): Promise<FastifyInstance> {
   const startedAt = Date.now();
   const app = Fastify({ loggerInstance: deps.logger.child({ listener: 'management' }), logController: new LogController({ disableRequestLogging: true }) });
@@ -42,12 +47,14 @@ export async function buildManagementApp(deps: {
       repositories: git.repositories,
       ...(git.templates.length > 0 && { templates: git.templates }),
       audit: auditStore.health,
+      ...(deps.workers && { workers: deps.workers() }),
     };
-    const ok = git.ready && checks.audit.healthy;
+    const ok = git.ready && checks.audit.healthy && (checks.workers === undefined || checks.workers.listening >= checks.workers.wanted);
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', checks });
   });
   app.get('/metrics', async (_request, reply) => {
-    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    const own = await deps.metrics.registry.metrics();
+    return reply.type(deps.metrics.registry.contentType).send(deps.extraMetrics ? `${own}\n${await deps.extraMetrics()}` : own);
   });
   app.get('/info', async () => ({
     name: 'config-service',

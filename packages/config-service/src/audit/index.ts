@@ -9,6 +9,7 @@ import { openSqliteAuditStore } from './sqlite-store.js';
 import type { StoreCheckpointOptions } from './checkpoint-schedule.js';
 import { loadCheckpointKeys, type CheckpointKeys } from './checkpoint.js';
 import type { AuditLogger, AuditStore } from './types.js';
+import { logAuditCheckpoint, rawJsonLogger, type AuditLineLogger } from './log-line.js';
 
 export type {
   AppendOptions,
@@ -177,6 +178,46 @@ export function auditStoreSettings(
 export function auditCheckpointKeys(settings: { readonly audit: Readonly<AuditSettingsInput> }, env: Readonly<Record<string, string | undefined>>): CheckpointKeys {
   const cp = settings.audit.checkpoints;
   return cp ? loadCheckpointKeys(cp, env) : { publicKeys: [] };
+}
+
+/**
+ * Opens the audit store of the service settings with their signed checkpoints
+ * (`audit.checkpoints`): each checkpoint is also written to the log stream, where log
+ * shippers keep copies the database's administrator cannot reach (docs/audit.md). Every
+ * process that writes the chain or prunes it (`serve`, each worker and the primary of
+ * `server.workers`) opens its store here, so retention anchors are signed too.
+ *
+ * @param logger the service logger (pino): operational messages and checkpoint lines.
+ * @param opts.warnWhenUnsigned log once that checkpoints are off when no signing key is set.
+ * @returns the store, the settings it was opened with, and whether checkpoints are signed.
+ * @throws CFG_ERR_SETTINGS_INVALID (settings or keys), CFG_ERR_AUDIT_UNAVAILABLE (the store).
+ */
+export async function openServiceAuditStore(
+  settings: { readonly audit: Readonly<AuditSettingsInput> & { readonly checkpoints: { everyEvents: number; intervalMs: number } } },
+  env: Readonly<Record<string, string | undefined>>,
+  logger: AuditLogger & AuditLineLogger,
+  opts: { warnWhenUnsigned: boolean },
+): Promise<{ store: AuditStore; storeSettings: AuditStoreSettings; checkpointsSigned: boolean }> {
+  const storeSettings = auditStoreSettings(settings, env);
+  const keys = auditCheckpointKeys(settings, env);
+  const checkpointLog = rawJsonLogger(logger);
+  const store = await createAuditStore(
+    storeSettings,
+    logger,
+    keys.signer && {
+      signer: keys.signer,
+      everyEvents: settings.audit.checkpoints.everyEvents,
+      intervalMs: settings.audit.checkpoints.intervalMs,
+      onCheckpoint: (_cp, json) => logAuditCheckpoint(checkpointLog, json),
+    },
+  );
+  if (!keys.signer && opts.warnWhenUnsigned) {
+    logger.warn(
+      { setting: 'audit.checkpoints.keys' },
+      'audit checkpoints are off: no signing key is configured; audit verify cannot prove that the newest events were not deleted (docs/audit.md)',
+    );
+  }
+  return { store, storeSettings, checkpointsSigned: keys.signer !== undefined };
 }
 
 /**

@@ -7,9 +7,9 @@
  *
  * Why no redaction is needed: an event holds names, ids, hashes, times and counts only —
  * the serialiser writes the declared fields and nothing else (`AUDIT_EVENT_FIELDS`), and a
- * checkpoint holds ids, a hash and a signature. So the audit lines go through a child
- * logger without redaction paths, whose object serialiser writes a {@link RawJson} value as
- * its text (pino's `stringifySym`, exposed by `pino.symbols` for integrations). With a
+ * checkpoint holds ids, a hash and a signature. The service's log serializers (`logger.ts`)
+ * have no `audit` or `checkpoint` key, so the audit lines go through a child logger whose
+ * object serialiser writes a {@link RawJson} value as its text (pino's `stringifySym`, exposed by `pino.symbols` for integrations). With a
  * logger that is not pino, `RawJson.toJSON` gives the same content, serialised again.
  */
 import { pino } from 'pino';
@@ -32,11 +32,11 @@ export interface AuditLineLogger {
 type Stringify = (value: unknown, safe?: unknown) => string;
 
 /**
- * A child of `logger` that writes {@link RawJson} members verbatim and applies no
- * redaction paths; for audit lines only (they hold no secret by construction).
+ * A child of `logger` that writes {@link RawJson} members verbatim; for audit lines only
+ * (they hold no secret by construction).
  */
 export function rawJsonLogger<L extends AuditLineLogger>(logger: L): L {
-  const child = logger.child({}, { redact: { paths: [] } }) as L;
+  const child = logger.child({}) as L;
   const slots = child as unknown as Record<symbol, unknown>;
   const sym = pino.symbols.stringifySym;
   const original = slots[sym];

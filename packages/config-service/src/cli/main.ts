@@ -29,8 +29,22 @@ function buildProgram(): Command {
     .option('-c, --config <file>', 'service settings file (YAML); every setting may also come from CONFIG_SERVICE_* variables')
     .action(async (opts: { config?: string }) => {
       const settings = loadSettings({ ...(opts.config && { file: opts.config }), env: process.env });
-      const [{ startService }, { default: closeWithGrace }] = await Promise.all([import('../server.js'), import('close-with-grace')]);
+      const { default: closeWithGrace } = await import('close-with-grace');
+      const { apiWorkers } = await import('../cluster/workers.js');
+      const workers = apiWorkers(settings);
+      if (workers.count > 1) {
+        const { startCluster } = await import('../cluster/primary.js');
+        const replica = await startCluster(settings, { workers: workers.count, env: process.env });
+        closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+          if (err) replica.logger.error({ err }, 'shutting down after an error');
+          else replica.logger.info({ signal }, 'shutting down');
+          await replica.close();
+        });
+        return;
+      }
+      const { startService } = await import('../server.js');
       const service = await startService(settings, { env: process.env });
+      if (workers.reason !== undefined) service.logger.warn({ setting: 'server.workers', workers: settings.server.workers }, workers.reason);
       closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
         if (err) service.logger.error({ err }, 'shutting down after an error');
         else service.logger.info({ signal }, 'shutting down');

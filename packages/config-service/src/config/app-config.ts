@@ -71,7 +71,17 @@ export interface AppConfigReaderOptions {
   readonly parse?: DocumentParser;
   /** Parsed documents kept, by blob id; default 20000. */
   readonly parsedCacheEntries?: number;
+  /**
+   * Most memory the parsed documents may hold, estimated at {@link PARSED_BYTES_PER_BYTE}
+   * bytes per byte of document; default 32 MiB. A parsed document (values, property paths
+   * and their origins) takes about 15 times its text, so a repository of thousands of
+   * applications would otherwise keep hundreds of MiB.
+   */
+  readonly parsedCacheBytes?: number;
 }
+
+/** Estimated memory of a parsed document per byte of its text (measured: about 15). */
+export const PARSED_BYTES_PER_BYTE = 16;
 
 const parseInline: DocumentParser = async (input) => parseDocument(input);
 
@@ -111,7 +121,12 @@ export class AppConfigReader {
     this.#repo = repo;
     this.#layout = layout;
     this.#parse = options.parse ?? parseInline;
-    this.#parsed = new LRUCache<string, ParsedDocument | { readonly error: Error }>({ max: Math.max(1, options.parsedCacheEntries ?? 20_000) });
+    this.#parsed = new LRUCache<string, ParsedDocument | { readonly error: Error }>({
+      max: Math.max(1, options.parsedCacheEntries ?? 20_000),
+      maxSize: Math.max(1, options.parsedCacheBytes ?? 32 * 1024 * 1024),
+      // Every entry is given its size when it is set; this only covers an entry set without one.
+      sizeCalculation: () => 1024,
+    });
   }
 
   /**
@@ -480,6 +495,7 @@ export class AppConfigReader {
       parsing = this.#parsing.get(key);
       if (parsing === undefined) {
         parsing = this.#parse({ path: docPath, bytes: file.bytes });
+        const size = file.bytes.byteLength * PARSED_BYTES_PER_BYTE + 512;
         this.#parsing.set(key, parsing);
         const done = (): void => {
           this.#parsing.delete(key);
@@ -487,11 +503,11 @@ export class AppConfigReader {
         parsing.then(
           (parsed) => {
             done();
-            this.#parsed.set(key, parsed);
+            this.#parsed.set(key, parsed, { size });
           },
           (err: Error & { code?: string; data?: Record<string, unknown> }) => {
             done();
-            if (err.code !== undefined && DOCUMENT_ERROR_CODES.has(err.code) && !TRANSIENT_LIMITS.has(err.data?.limit)) this.#parsed.set(key, { error: err });
+            if (err.code !== undefined && DOCUMENT_ERROR_CODES.has(err.code) && !TRANSIENT_LIMITS.has(err.data?.limit)) this.#parsed.set(key, { error: err }, { size: 1024 });
           },
         );
       }

@@ -75,7 +75,6 @@ export class GitMirror {
   #timer: NodeJS.Timeout | null = null;
   #active = false;
   #stored: StoredSnapshot | null = null;
-  readonly #updateListeners = new Set<(result: SyncResult) => void>();
   #s = {
     syncs: 0,
     failures: 0,
@@ -219,17 +218,6 @@ export class GitMirror {
     return this.#inflight;
   }
 
-  /**
-   * Calls `listener` after every sync that published new refs (polling, webhook, admin,
-   * another replica's signal), with what changed. A listener that throws is ignored.
-   * @returns a function that removes it.
-   */
-  onUpdate(listener: (result: SyncResult) => void): () => void {
-    this.#updateListeners.add(listener);
-    return () => {
-      this.#updateListeners.delete(listener);
-    };
-  }
 
   /** Starts polling and retrying (no-op when started); timers are unref'd. */
   start(): void {
@@ -361,15 +349,6 @@ export class GitMirror {
       } else {
         this.#logger.debug({ repo: this.name, commit: out.commit, updates: 0, durationMs }, 'git mirror sync done');
       }
-      if (out.updates.length > 0) {
-        for (const listener of [...this.#updateListeners]) {
-          try {
-            listener(out);
-          } catch {
-            // a listener's failure is its own
-          }
-        }
-      }
       return out;
     } catch (err) {
       const out = classifyFetchError(err, this.name, this.#timeouts, (s) => this.redact(s));
@@ -457,7 +436,7 @@ export class GitMirror {
     if (badPack !== null) return badPack;
     const changed = new Set([...candidate.refs].filter(([ref, oid]) => before.refs.get(ref) !== oid).map(([ref]) => ref));
     if (changed.size === 0) return null;
-    return verifyRefs(workdir, candidate, this.defaultBranch, changed);
+    return verifyRefs(workdir, candidate, this.defaultBranch, changed, before.refs.get(`refs/remotes/${REMOTE}/${this.defaultBranch}`));
   }
 
   async #diff(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): Promise<RefUpdate[]> {

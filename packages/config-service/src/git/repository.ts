@@ -3,9 +3,11 @@
  *
  * Configuration is always read at a commit — refs are resolved once per request to one
  * commit id and every tree and blob is then read from that commit's objects — never from a
- * working tree (SPEC §4). Reads go through isomorphic-git with ONE shared `cache` object per
- * repository: SPEC §11 measured isomorphic-git 30-190x slower without a shared pack cache.
- * Trees and peeled refs are immutable by object id and are cached here in bounded LRU maps.
+ * working tree (SPEC §4). A local repository is read through isomorphic-git with ONE shared
+ * `cache` object per repository: SPEC §11 measured isomorphic-git 30-190x slower without a
+ * shared pack cache. A mirror's published packs are read by `pack-reader.ts` instead
+ * (isomorphic-git keeps whole packs and every deep delta it resolved in memory, so memory
+ * would grow with the history). Trees and peeled refs are immutable by object id and are cached here in bounded LRU maps.
  *
  * Two kinds of repository are read:
  * - a local path read in place (`remoteName` unset): refs are read from disk on every
@@ -24,6 +26,7 @@ import type { PromiseFsClient } from 'isomorphic-git';
 import { CFG_ERR_REF_NOT_FOUND, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_UNSUPPORTED_ENTRY } from '../errors.js';
 import { LRUCache } from 'lru-cache';
 import { assertValidRef } from './ref-name.js';
+import { PackSet, type GitObject } from './pack-reader.js';
 
 /** Kind of a tree entry, from its Git mode: 040000 tree, 120000 symlink, 160000 submodule, else blob. */
 export type TreeEntryType = 'blob' | 'tree' | 'symlink' | 'submodule';
@@ -102,6 +105,14 @@ export interface GitRepositoryOptions {
   readonly cache?: object;
 }
 
+/** Most tree entries kept in memory by one repository (about 150 bytes each). */
+const TREE_CACHE_MAX_ENTRIES = 100_000;
+
+/** Path of a loose object below `objects/`. */
+const LOOSE_OBJECT = /^[0-9a-f]{2}[\\/][0-9a-f]{38}$/;
+/** What a loose-object read of a mirror rejects with (isomorphic-git only checks that it failed). */
+const NO_LOOSE_OBJECT = Object.assign(new Error('no loose objects in a mirror'), { code: 'ENOENT' });
+
 /** Bytes every Git LFS pointer file starts with. */
 const LFS_POINTER_PREFIX = new TextEncoder().encode('version https://git-lfs.github.com/spec/v1');
 const FULL_OID = /^[0-9a-fA-F]{40}$/;
@@ -174,6 +185,57 @@ function splitPath(path: string): string[] | null {
   return parts;
 }
 
+/** The fields of a commit this module uses. */
+interface ParsedCommit {
+  tree: string;
+  parents: string[];
+  authorName: string;
+  /** Seconds since the epoch. */
+  committerTime: number;
+  /** As isomorphic-git gives it: CRLF made LF, leading newlines dropped, one final newline. */
+  message: string;
+}
+
+/** The error of an object that is not in the repository (as isomorphic-git names it). */
+function notFound(what: string): Error {
+  return Object.assign(new Error(`Could not find ${what}.`), { code: 'NotFoundError' });
+}
+
+/** Entries of a tree object (`<mode> <name>\0<20-byte id>`, repeated). */
+function parseTree(data: Buffer): Array<{ path: string; oid: string; mode: string }> {
+  const out: Array<{ path: string; oid: string; mode: string }> = [];
+  let i = 0;
+  while (i < data.length) {
+    const space = data.indexOf(0x20, i);
+    const nul = data.indexOf(0, space + 1);
+    if (space === -1 || nul === -1 || nul + 21 > data.length) throw Object.assign(new Error('malformed tree object'), { code: 'InternalError' });
+    out.push({ mode: data.toString('latin1', i, space), path: data.toString('utf8', space + 1, nul), oid: data.toString('hex', nul + 1, nul + 21) });
+    i = nul + 21;
+  }
+  return out;
+}
+
+/** The fields of a commit object (header lines, a blank line, the message). */
+function parseCommit(data: Buffer): ParsedCommit {
+  const text = data.toString('utf8');
+  const split = text.indexOf('\n\n');
+  const head = split === -1 ? text : text.slice(0, split);
+  const body = split === -1 ? '' : text.slice(split + 2);
+  let tree = '';
+  const parents: string[] = [];
+  let authorName = '';
+  let committerTime = 0;
+  for (const line of head.split('\n')) {
+    if (line.startsWith('tree ')) tree = line.slice(5);
+    else if (line.startsWith('parent ')) parents.push(line.slice(7));
+    else if (line.startsWith('author ')) authorName = /^author (.*) <[^>]*> -?\d+ [+-]\d{4}$/.exec(line)?.[1] ?? '';
+    else if (line.startsWith('committer ')) committerTime = Number(/ (-?\d+) [+-]\d{4}$/.exec(line)?.[1] ?? 0);
+  }
+  let message = body.replace(/\r\n/g, '\n').replace(/^\n+/, '');
+  if (!message.endsWith('\n')) message += '\n';
+  return { tree, parents, authorName, committerTime, message };
+}
+
 /**
  * Read-only view of one Git repository's objects. Safe under concurrent calls.
  */
@@ -192,7 +254,13 @@ export class GitRepository {
   readonly #fs: PromiseFsClient;
   readonly #packDir: string;
   #snapshot: RefSnapshot | null = null;
-  readonly #trees: LRUCache<string, Promise<ReadonlyMap<string, TreeEntry>>>;
+  readonly #snapshotListeners = new Set<(snapshot: RefSnapshot | null, refsChanged: boolean) => void>();
+  /** A mirror's packs, read without isomorphic-git (`pack-reader.ts`) while a snapshot is published. */
+  #packs: PackSet | null = null;
+  /** Trees read, by id, bounded by their total number of entries as well as by count. */
+  readonly #trees: LRUCache<string, ReadonlyMap<string, TreeEntry>>;
+  /** Tree reads in progress, so concurrent cold reads of one tree read it once. */
+  readonly #treeReads = new Map<string, Promise<ReadonlyMap<string, TreeEntry>>>();
   readonly #commitTrees = new LRUCache<string, Promise<string>>({ max: 10_000 });
   readonly #peeled = new LRUCache<string, Promise<string | null>>({ max: 10_000 });
 
@@ -205,14 +273,23 @@ export class GitRepository {
     this.defaultBranch = options.defaultBranch;
     this.remoteName = options.remoteName;
     this.#cache = options.cache ?? {};
-    this.#trees = new LRUCache({ max: Math.max(1, options.treeCacheEntries ?? 20_000) });
+    // A root tree of a few thousand applications is a few hundred KiB once read: the cache
+    // is bounded by entries too, so reading many commits does not grow memory with history.
+    this.#trees = new LRUCache({ max: Math.max(1, options.treeCacheEntries ?? 20_000), maxSize: TREE_CACHE_MAX_ENTRIES, sizeCalculation: (tree) => tree.size + 1 });
     this.#packDir = nodePath.join(this.gitdir, 'objects', 'pack');
     const packDir = this.#packDir;
     const visiblePacks = (): ReadonlySet<string> | null => this.#snapshot?.packs ?? null;
     const p = nodeFs.promises;
+    const objectsDir = nodePath.join(this.gitdir, 'objects') + nodePath.sep;
     this.#fs = {
       promises: {
-        readFile: p.readFile,
+        // A mirror holds its objects in packs only (fetches write packs), so isomorphic-git's
+        // look-up of a loose object, tried before the packs for every object, is answered
+        // without a failing open() and the error Node builds for it.
+        readFile: (file: string, ...rest: unknown[]): Promise<unknown> => {
+          if (this.#snapshot !== null && file.startsWith(objectsDir) && LOOSE_OBJECT.test(file.slice(objectsDir.length))) return Promise.reject(NO_LOOSE_OBJECT);
+          return (p.readFile as (f: string, ...r: unknown[]) => Promise<unknown>)(file, ...rest);
+        },
         writeFile: p.writeFile,
         unlink: p.unlink,
         mkdir: p.mkdir,
@@ -223,11 +300,12 @@ export class GitRepository {
         symlink: p.symlink,
         chmod: p.chmod,
         // Hide packs a fetch in progress is still writing: only published packs are read.
+        // isomorphic-git lists the pack folder for every object it reads; with a snapshot
+        // the list is the snapshot's, without asking the disk.
         readdir: async (dir: string, ...rest: unknown[]): Promise<unknown> => {
-          const list = (await (p.readdir as (d: string, ...r: unknown[]) => Promise<string[]>)(dir, ...rest));
           const packs = visiblePacks();
-          if (packs === null || nodePath.resolve(dir) !== packDir) return list;
-          return list.filter((f) => !f.endsWith('.idx') || packs.has(f));
+          if (packs !== null && (dir === packDir || nodePath.resolve(dir) === packDir)) return [...packs];
+          return (p.readdir as (d: string, ...r: unknown[]) => Promise<string[]>)(dir, ...rest);
         },
       },
     };
@@ -238,7 +316,26 @@ export class GitRepository {
    * each successful sync). `null` goes back to reading refs and packs from disk.
    */
   publishSnapshot(snapshot: RefSnapshot | null): void {
+    const refsChanged = !sameRefs(this.#snapshot, snapshot);
     this.#snapshot = snapshot;
+    if (snapshot === null && this.#packs !== null) {
+      void this.#packs.close();
+      this.#packs = null;
+    }
+    for (const listener of [...this.#snapshotListeners]) listener(snapshot, refsChanged);
+  }
+
+  /**
+   * Calls `listener` after every {@link publishSnapshot} (the primary of `server.workers`
+   * tells its workers; long-polls wake when `refsChanged`, in every process that reads the
+   * mirror). `refsChanged` is false when the refs are those of the snapshot published before.
+   * @returns a function that removes it.
+   */
+  onSnapshot(listener: (snapshot: RefSnapshot | null, refsChanged: boolean) => void): () => void {
+    this.#snapshotListeners.add(listener);
+    return () => {
+      this.#snapshotListeners.delete(listener);
+    };
   }
 
   /** The snapshot published last, or `null` (refs read from disk). */
@@ -325,8 +422,31 @@ export class GitRepository {
    * @throws isomorphic-git `NotFoundError` / `ObjectTypeError` when it is not a blob here.
    */
   async readBlob(oid: string): Promise<Uint8Array> {
+    if (this.#snapshot !== null) {
+      const object = await this.#packObject(oid);
+      if (object === null || object.type !== 'blob') throw notFound(`blob ${oid}`);
+      return Uint8Array.from(object.data);
+    }
     const { blob } = await readBlob({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache });
     return blob;
+  }
+
+  /** An object of the published snapshot's packs, or null (mirrors only). */
+  #packObject(oid: string): Promise<GitObject | null> {
+    const snapshot = this.#snapshot as RefSnapshot;
+    this.#packs ??= new PackSet(this.#packDir);
+    return this.#packs.read(oid, snapshot.packs);
+  }
+
+  /** A commit's fields: from the packs for a mirror, else through isomorphic-git. */
+  async #commit(oid: string): Promise<ParsedCommit> {
+    if (this.#snapshot !== null) {
+      const object = await this.#packObject(oid);
+      if (object === null || object.type !== 'commit') throw notFound(`commit ${oid}`);
+      return parseCommit(object.data);
+    }
+    const c = (await readCommit({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache })).commit;
+    return { tree: c.tree, parents: c.parent, authorName: c.author.name, committerTime: c.committer.timestamp, message: c.message };
   }
 
   /**
@@ -394,16 +514,15 @@ export class GitRepository {
   async *walkFirstParent(commit: string, maxCount: number): AsyncGenerator<FirstParentEntry, void, undefined> {
     let oid: string | null = commit;
     for (let n = 0; oid !== null && n < maxCount; n++) {
-      let read;
+      let c: ParsedCommit;
       try {
-        read = await readCommit({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache });
+        c = await this.#commit(oid);
       } catch (err) {
         if (isNotFound(err)) return;
         throw err;
       }
-      const c = read.commit;
-      const parent = c.parent[0] ?? null;
-      yield { commit: read.oid, parent, committerTime: c.committer.timestamp, authorName: c.author.name, message: c.message };
+      const parent = c.parents[0] ?? null;
+      yield { commit: oid, parent, committerTime: c.committerTime, authorName: c.authorName, message: c.message };
       oid = parent;
     }
   }
@@ -413,6 +532,10 @@ export class GitRepository {
    * a mirror). Used by the mirror's integrity checks.
    */
   async hasObject(oid: string): Promise<boolean> {
+    if (this.#snapshot !== null) {
+      this.#packs ??= new PackSet(this.#packDir);
+      return this.#packs.has(oid, this.#snapshot.packs);
+    }
     try {
       await readObject({ fs: this.#fs, gitdir: this.gitdir, oid, format: 'deflated', cache: this.#cache });
       return true;
@@ -479,6 +602,16 @@ export class GitRepository {
   async #peel(start: string): Promise<string | null> {
     let oid = start;
     for (let depth = 0; depth < 10; depth++) {
+      if (this.#snapshot !== null) {
+        const object = await this.#packObject(oid);
+        if (object === null) return null;
+        if (object.type === 'commit') return oid;
+        if (object.type !== 'tag') return null;
+        const target = /^object ([0-9a-f]{40})$/m.exec(object.data.toString('latin1'));
+        if (target === null) return null;
+        oid = target[1] as string;
+        continue;
+      }
       let type: string;
       try {
         ({ type } = await readObject({ fs: this.#fs, gitdir: this.gitdir, oid, format: 'content', cache: this.#cache }));
@@ -497,7 +630,7 @@ export class GitRepository {
   #rootTree(commit: string): Promise<string> {
     let p = this.#commitTrees.get(commit);
     if (p === undefined) {
-      p = readCommit({ fs: this.#fs, gitdir: this.gitdir, oid: commit, cache: this.#cache }).then((r) => r.commit.tree);
+      p = this.#commit(commit).then((c) => c.tree);
       this.#commitTrees.set(commit, p);
       p.catch(() => {
         if (this.#commitTrees.get(commit) === p) this.#commitTrees.delete(commit);
@@ -507,18 +640,37 @@ export class GitRepository {
   }
 
   #tree(oid: string): Promise<ReadonlyMap<string, TreeEntry>> {
-    let p = this.#trees.get(oid);
+    const hit = this.#trees.get(oid);
+    if (hit !== undefined) return Promise.resolve(hit);
+    let p = this.#treeReads.get(oid);
     if (p === undefined) {
-      p = readTree({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache }).then(({ tree }) => {
+      const read: Promise<Array<{ path: string; oid: string; mode: string }>> =
+        this.#snapshot !== null
+          ? this.#packObject(oid).then((object) => {
+              if (object === null || object.type !== 'tree') throw notFound(`tree ${oid}`);
+              return parseTree(object.data);
+            })
+          : readTree({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache }).then(({ tree }) => tree);
+      p = read.then((tree) => {
         const map = new Map<string, TreeEntry>();
         for (const e of tree) map.set(e.path, Object.freeze({ name: e.path, oid: e.oid, type: entryType(e.mode) }));
+        this.#trees.set(oid, map);
         return map;
       });
-      this.#trees.set(oid, p);
-      p.catch(() => {
-        if (this.#trees.get(oid) === p) this.#trees.delete(oid);
-      });
+      this.#treeReads.set(oid, p);
+      const done = (): void => {
+        this.#treeReads.delete(oid);
+      };
+      p.then(done, done);
     }
     return p;
   }
+}
+
+/** Whether two published snapshots name the same refs (both `null` counts as the same). */
+function sameRefs(a: RefSnapshot | null, b: RefSnapshot | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (a.refs.size !== b.refs.size) return false;
+  for (const [ref, oid] of a.refs) if (b.refs.get(ref) !== oid) return false;
+  return true;
 }

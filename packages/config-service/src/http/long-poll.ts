@@ -254,7 +254,12 @@ export class LongPollHub {
     let entry = this.#stores.get(store);
     if (entry === undefined) {
       const mirror = store.mirror;
-      entry = { groups: new Set(), unsubscribe: mirror === undefined ? null : mirror.onUpdate(() => this.check(store)) };
+      // A mirror wakes its waiters when it publishes new refs: after its own sync, or (in a
+      // worker of server.workers) when the primary publishes one.
+      entry = {
+        groups: new Set(),
+        unsubscribe: mirror === undefined ? null : store.repository.onSnapshot((_s, refsChanged) => refsChanged && this.check(store)),
+      };
       this.#stores.set(store, entry);
       if (mirror === undefined) this.#startLocalPoll();
     }

@@ -2,7 +2,7 @@
  * Whether a request gets secrets decrypted or redacted (SPEC §2.5).
  */
 import type { FastifyRequest } from 'fastify';
-import { authorize } from '../auth/policy.js';
+import { decide } from './plugins/auth.js';
 import type { SecretsMode } from '../secrets/apply.js';
 
 /**
@@ -11,5 +11,5 @@ import type { SecretsMode } from '../secrets/apply.js';
  * not a denial: the rest of the configuration is still served.
  */
 export function secretsModeFor(request: FastifyRequest, app: string, profiles: readonly string[]): SecretsMode {
-  return authorize(request.server.accessPolicy, request.principal, { scope: 'secrets:read', app, profiles }).allowed ? 'decrypt' : 'redact';
+  return decide(request, 'secrets:read', app, profiles).allowed ? 'decrypt' : 'redact';
 }

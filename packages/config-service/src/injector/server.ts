@@ -9,7 +9,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { pino, type Logger } from 'pino';
 import { installProblemHandlers } from '../http/problem.js';
 import { loadTlsMaterial, secureContextOptions, TlsReloader } from '../http/tls.js';
-import { loggerOptions, redactOptions } from '../logger.js';
+import { loggerOptions, logSerializers } from '../logger.js';
 import { parseAdmissionReview, reviewPod } from './review.js';
 import type { InjectorSettings } from './settings.js';
 
@@ -60,7 +60,7 @@ export async function buildInjectorApp(settings: InjectorSettings, logger: Fasti
  * @param options.logger destination logger (default: pino JSON to stdout at `log.level`)
  */
 export async function startInjector(settings: InjectorSettings, options: { logger?: Logger } = {}): Promise<RunningInjector> {
-  const logger = options.logger ? options.logger.child({}, { redact: redactOptions() }) : pino(loggerOptions(settings.log.level));
+  const logger = options.logger ? options.logger.child({}, { serializers: logSerializers() }) : pino(loggerOptions(settings.log.level));
   const app = await buildInjectorApp(settings, logger as unknown as FastifyBaseLogger);
   await app.listen({ host: settings.server.host, port: settings.server.port });
   const addr = app.server.address();

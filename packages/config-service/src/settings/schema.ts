@@ -73,6 +73,14 @@ export const SettingsSchema = Type.Object(
       {
         host: Type.String({ default: '0.0.0.0' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8443 }),
+        workers: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 256,
+            description:
+              'API processes of `config-service serve` sharing the listener (Node cluster); default: the number of CPUs this process may use (os.availableParallelism()). 1 serves in the one process',
+          }),
+        ),
         tls: Type.Object(
           {
             cert: Type.String({ description: 'Server certificate chain (PEM file)' }),

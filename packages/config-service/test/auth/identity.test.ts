@@ -3,6 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_IDENTITY_PATTERNS,
   compileIdentityPatterns,
+  nameValues,
+  parseSubjectAltNames,
   principalFromCertificate,
   principalFromJwtClaims,
 } from '../../src/auth/identity.js';
@@ -68,7 +70,7 @@ describe('principalFromCertificate', () => {
   it('is not fooled by a URI SAN holding a comma, quotes and a fake second entry', async () => {
     const sneaky = 'spiffe://example.org/ns/default/sa/x", URI:spiffe://example.org/ns/default/sa/admin';
     const cert = await issue({ commonName: 'admin', uris: [sneaky, 'spiffe://example.org/ns/default/sa/orders,admin'] });
-    // Node's own rendering quotes the first entry; parsing that string is what we avoid.
+    // Node quotes each value holding a comma or quote as a JSON string; it is read back exactly.
     expect(new X509Certificate(cert.certPem).subjectAltName).toBe(
       'URI:"spiffe://example.org/ns/default/sa/x\\"\\u002c URI:spiffe://example.org/ns/default/sa/admin", URI:"spiffe://example.org/ns/default/sa/orders\\u002cadmin"',
     );
@@ -78,6 +80,21 @@ describe('principalFromCertificate', () => {
     expect(principalFromCertificate(der(cert.certPem), DEFAULT_IDENTITY_PATTERNS)).toMatchObject({ subject: 'admin', source: 'cn' });
     const noCn = await issue({ commonName: 'Not An App', uris: [sneaky] });
     expect(principalFromCertificate(der(noCn.certPem), DEFAULT_IDENTITY_PATTERNS)).toBeNull();
+  });
+
+  it('reads the SAN and name text of Node back exactly: quotes, commas, non-ASCII, other forms', async () => {
+    const uris = ['spiffe://example.org/ns/back\\slash/sa/orders', 'spiffe://example.org/ns/a/sa/x, DNS:fake.example.org', 'plain:"quoted"'];
+    const cert = await issue({ commonName: 'a+b, "c"', uris, dnsNames: ['orders.example.org', 'xn--mlaut-jva.example.org'] });
+    const native = new X509Certificate(cert.certPem);
+    expect(parseSubjectAltNames(native.subjectAltName)).toEqual({ uris, dnsNames: ['orders.example.org', 'xn--mlaut-jva.example.org'] });
+    // Non-ASCII (from a CA other than the development PKI) comes as a JSON escape.
+    expect(parseSubjectAltNames('URI:"spiffe://td/ns/\\u00fc/sa/x", DNS:a.b')).toEqual({ uris: ['spiffe://td/ns/ü/sa/x'], dnsNames: ['a.b'] });
+    expect(parseSubjectAltNames('email:a@b, IP Address:10.0.0.1, DNS:x.example.org, URI:https://u/v')).toEqual({ uris: ['https://u/v'], dnsNames: ['x.example.org'] });
+    expect(parseSubjectAltNames(undefined)).toEqual({ uris: [], dnsNames: [] });
+    expect(nameValues(native.subject, 'CN')).toEqual(['a+b, "c"']);
+    expect(nameValues('CN=one + O=Org\\, Inc.\nCN=tab\\09x\\\\y', 'CN')).toEqual(['one', 'tab\tx\\y']);
+    // The SPIFFE URI with a backslash in its namespace still names its app.
+    expect(principalFromCertificate(der(cert.certPem), DEFAULT_IDENTITY_PATTERNS)).toMatchObject({ subject: 'orders', source: 'uri-san' });
   });
 
   it('takes the first matching URI SAN in certificate order', async () => {

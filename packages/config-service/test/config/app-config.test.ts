@@ -56,6 +56,28 @@ function gatedParser(): { parse: DocumentParser; calls: string[]; release: () =>
 }
 
 describe('AppConfigReader document parsing', () => {
+  it('keeps parsed documents within parsedCacheBytes (estimated at 16 bytes per byte of text)', async () => {
+    const calls: string[] = [];
+    const parse: DocumentParser = async (input) => {
+      calls.push(input.path);
+      return parseDocument(input);
+    };
+    // 'a: 1\n' is 5 bytes: 5 * 16 + 512 = 592 estimated; room for one document, not two.
+    const tight = new AppConfigReader(source, 'folders', { parse, parsedCacheBytes: 1200 });
+    await tight.read('c1', 'orders', []);
+    await tight.read('c1', 'orders', []);
+    expect(calls).toEqual(['orders/application.yml']);
+    await rejection(tight.read('c1', 'broken', [])); // an error entry (1024) evicts the document
+    await tight.read('c1', 'orders', []);
+    expect(calls).toEqual(['orders/application.yml', 'broken/application.yml', 'orders/application.yml']);
+    calls.length = 0;
+    const roomy = new AppConfigReader(source, 'folders', { parse, parsedCacheBytes: 10_000 });
+    await roomy.read('c1', 'orders', []);
+    await rejection(roomy.read('c1', 'broken', []));
+    await roomy.read('c1', 'orders', []);
+    expect(calls).toEqual(['orders/application.yml', 'broken/application.yml']);
+  });
+
   it('parses a blob once for concurrent reads, then serves it from the cache', async () => {
     const p = gatedParser();
     const reader = new AppConfigReader(source, 'folders', { parse: p.parse });

@@ -6,8 +6,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkMirrorPath, verifyPack } from '../../src/git/mirror-integrity.js';
-import { makeRepo, runGit } from './fixtures.js';
+import { execFileSync } from 'node:child_process';
+import { checkMirrorPath, verifyPack, verifyRefs } from '../../src/git/mirror-integrity.js';
+import { GIT_ENV, makeRepo, runGit } from './fixtures.js';
 
 const repo = makeRepo({ 'orders/application.yml': 'x: 1\n', 'billing/application.yml': 'y: 2\n' });
 runGit(repo.dir, 'repack', '-a', '-d', '-q');
@@ -72,5 +73,37 @@ describe('checkMirrorPath', () => {
     symlinkSync(data, linkToData);
     expect(await checkMirrorPath(linkToData, join(linkToData, 'mirrors', 'config.git'))).toBeNull();
     expect(await checkMirrorPath(data, join(tmp, 'outside.git'))).toMatchObject({ reason: 'the mirror path is not inside dataDir' });
+  });
+});
+
+describe('verifyRefs', () => {
+  it('finds a blob of the new head missing from the packs, checking only what changed since the verified head', async () => {
+    const r = makeRepo({ 'orders/application.yml': 'x: 1\n', 'billing/application.yml': 'y: 2\n' });
+    try {
+      const c1 = r.commit;
+      const c2 = r.commitFiles({ 'billing/application.yml': 'y: 3\n' }, 'billing');
+      const missing = r.git('rev-parse', `${c2}:billing/application.yml`);
+      const untouched = r.git('rev-parse', `${c1}:orders/application.yml`);
+      // A mirror whose one pack lacks the new blob (a fetch that lost it).
+      const bare = mkdtempSync(join(tmp, 'mirror-'));
+      mkdirSync(join(bare, 'objects', 'pack'), { recursive: true });
+      const ids = [...r.git('rev-list', '--objects', c2).split('\n').map((l) => l.split(' ')[0]!)].filter((id) => id !== missing);
+      const name = execFileSync('git', ['-C', r.dir, 'pack-objects', '-q', join(bare, 'objects', 'pack', 'pack')], { env: GIT_ENV, input: `${ids.join('\n')}\n`, encoding: 'utf8' }).trim();
+      const snapshot = { refs: new Map([['refs/remotes/origin/main', c2]]), packs: new Set([`pack-${name}.idx`]) };
+      const only = new Set(['refs/remotes/origin/main']);
+      const reason = `refs/heads/main → ${c2}: blob ${missing} (billing/application.yml) is not in the mirror`;
+      expect(await verifyRefs(bare, snapshot, 'main', only)).toBe(reason);
+      expect(await verifyRefs(bare, snapshot, 'main', only, c1)).toBe(reason);
+      // A blob that the verified head already had is not looked at again.
+      const withoutOld = mkdtempSync(join(tmp, 'mirror-'));
+      mkdirSync(join(withoutOld, 'objects', 'pack'), { recursive: true });
+      const ids2 = [...r.git('rev-list', '--objects', c2, c1).split('\n').map((l) => l.split(' ')[0]!)].filter((id) => id !== untouched);
+      const name2 = execFileSync('git', ['-C', r.dir, 'pack-objects', '-q', join(withoutOld, 'objects', 'pack', 'pack')], { env: GIT_ENV, input: `${ids2.join('\n')}\n`, encoding: 'utf8' }).trim();
+      const snapshot2 = { refs: new Map([['refs/remotes/origin/main', c2]]), packs: new Set([`pack-${name2}.idx`]) };
+      expect(await verifyRefs(withoutOld, snapshot2, 'main', only, c1)).toBeNull();
+      expect(await verifyRefs(withoutOld, snapshot2, 'main', only)).toBe(`refs/heads/main → ${c2}: blob ${untouched} (orders/application.yml) is not in the mirror`);
+    } finally {
+      r.remove();
+    }
   });
 });

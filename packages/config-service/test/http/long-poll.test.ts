@@ -8,14 +8,15 @@ import { describe, expect, it, vi } from 'vitest';
 import { etagMatches, LongPollHub, parseWait, TimerWheel, type WaitGroupSpec, type WaitOutcome } from '../../src/http/long-poll.js';
 import type { GitStore } from '../../src/http/plugins/git-store.js';
 
-/** A repository whose commit the test moves, with a mirror that announces updates. */
-function fakeStore(): { store: GitStore; move(commit: string): void; listeners: number } {
+/** A repository whose commit the test moves, with a mirror whose repository announces published snapshots. */
+function fakeStore(): { store: GitStore; move(commit: string): void; republish(): void; listeners: number } {
   let commit = 'c0';
-  const listeners = new Set<() => void>();
+  const listeners = new Set<(snapshot: null, refsChanged: boolean) => void>();
   const store = {
     name: 'config',
-    mirror: {
-      onUpdate: (fn: () => void) => {
+    mirror: {},
+    repository: {
+      onSnapshot: (fn: (snapshot: null, refsChanged: boolean) => void) => {
         listeners.add(fn);
         return () => listeners.delete(fn);
       },
@@ -26,7 +27,10 @@ function fakeStore(): { store: GitStore; move(commit: string): void; listeners: 
     store,
     move: (c) => {
       commit = c;
-      for (const l of [...listeners]) l();
+      for (const l of [...listeners]) l(null, true);
+    },
+    republish: () => {
+      for (const l of [...listeners]) l(null, false);
     },
     get listeners() {
       return listeners.size;
@@ -58,6 +62,9 @@ describe('LongPollHub', () => {
     expect(hub.waiters).toBe(3);
     expect(hub.groups).toBe(2);
     expect(repo.listeners).toBe(1);
+    repo.republish(); // a sync that published the same refs: nothing is checked
+    await flush();
+    expect(calls).toEqual([]);
     repo.move('c1'); // touches billing only
     await flush();
     expect(outcomes).toEqual({ b1: 'changed' });

@@ -121,6 +121,20 @@ export async function commitOrRefuse(
   }
 }
 
+/** SHA-256 of bodies sent as Buffers, kept while the Buffer lives (a cached rendered response is hashed once). */
+const bodyHashes = new WeakMap<Buffer, string>();
+
+/** Hex SHA-256 of a response body. */
+function bodySha256(body: string | Buffer): string {
+  if (typeof body === 'string') return createHash('sha256').update(body).digest('hex');
+  let hash = bodyHashes.get(body);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(body).digest('hex');
+    bodyHashes.set(body, hash);
+  }
+  return hash;
+}
+
 function outcomeOf(status: number): 'allowed' | 'denied' | 'error' {
   if (status < 400) return 'allowed';
   return status === 401 || status === 403 ? 'denied' : 'error';
@@ -165,7 +179,7 @@ async function auditPlugin(app: FastifyInstance, opts: AuditPluginOptions): Prom
         ...(request.auditReason !== undefined && { reason: request.auditReason }),
         secretKeys: a.secretKeys,
         ...(a.secretKeyIds !== undefined && a.secretKeyIds.length > 0 && { secretKeyIds: a.secretKeyIds }),
-        ...(status === 200 && body !== undefined && { bodySha256: createHash('sha256').update(body).digest('hex') }),
+        ...(status === 200 && body !== undefined && { bodySha256: bodySha256(body) }),
         durationMs: Math.round(reply.elapsedTime),
       },
       opts.commitTimeoutMs,

@@ -18,6 +18,12 @@
  * certificate that did not verify is recorded as `actor.claimed` (subject, fingerprint,
  * issuer it claims), never as `actor.subject`.
  *
+ * Per connection: the peer certificate is read once, with Node's native `X509Certificate`
+ * (`getPeerX509Certificate`), when the connection's first request arrives; the identity,
+ * the verdict and the policy decisions already made for it (by scope, application and
+ * profiles; the policy does not change while the service runs) are kept with the
+ * connection, so a keep-alive request re-reads nothing.
+ *
  * Open connections: the verdict on a connection's certificate is cached per connection
  * with the trust generation it holds for. When the client CA bundle or the CRLs change
  * (`TlsReloader`), the next request on an older connection re-verifies the presented
@@ -25,9 +31,8 @@
  * revoked, or has expired meanwhile) is refused 401 like at the handshake, audited, and
  * its connection closed (`Connection: close`).
  */
-import { X509Certificate as NodeX509Certificate } from 'node:crypto';
+import type { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { x509 } from '../../pki/x509.js';
 import { presentedChain } from '../peer-trust.js';
 import fp from 'fastify-plugin';
 import fastifyJwt from '@fastify/jwt';
@@ -35,14 +40,15 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CFG_ERR_FORBIDDEN, CFG_ERR_UNAUTHENTICATED } from '../../errors.js';
 import {
   compileIdentityPatterns,
-  principalFromCertificate,
+  issuerName,
   principalFromJwtClaims,
+  principalFromX509,
   type CertificatePrincipal,
   type CompiledIdentityPatterns,
   type IdentityPatterns,
   type JwtIdentityClaims,
 } from '../../auth/identity.js';
-import { authorize, type PolicySettings, type Principal, type Scope } from '../../auth/policy.js';
+import { authorize, type Decision, type PolicySettings, type Principal, type Scope } from '../../auth/policy.js';
 import type { Settings } from '../../settings/schema.js';
 import { JwtKeyError, JwtKeySource } from '../jwt-keys.js';
 
@@ -54,6 +60,11 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller; set for every request that reaches a route (not for `auth: 'webhook'` routes). */
     principal: Principal;
+    /**
+     * Policy decisions already made for this request's certificate principal on its
+     * connection (see {@link decide}); undefined for tokens, whose claims may change per request.
+     */
+    decisions: Map<string, Decision> | undefined;
   }
   interface FastifyContextConfig {
     /**
@@ -101,9 +112,32 @@ type JwtClaims = JwtIdentityClaims & { iss?: unknown };
  * the audit event.
  */
 export function requireAccess(request: FastifyRequest, scope: Scope, app?: string, profiles?: readonly string[]): void {
-  const decision = authorize(request.server.accessPolicy, request.principal, { scope, ...(app !== undefined && { app }), ...(profiles && { profiles }) });
+  const decision = decide(request, scope, app, profiles);
   request.auditReason = decision.rule;
   if (!decision.allowed) throw new CFG_ERR_FORBIDDEN(decision.rule);
+}
+
+/** Most decisions kept per connection; a connection asking for more starts over. */
+const MAX_DECISIONS = 64;
+
+/**
+ * The policy's decision for the request's principal (`authorize` of `auth/policy.ts`).
+ * For a certificate principal it is kept with the connection: the next request on it for
+ * the same scope, application and profiles reuses it (the policy is fixed while the
+ * service runs, and so is a connection's certificate).
+ */
+export function decide(request: FastifyRequest, scope: Scope, app?: string, profiles?: readonly string[]): Decision {
+  const memo = request.decisions;
+  const key = memo === undefined ? '' : `${scope}\0${app ?? ''}\0${profiles?.join(',') ?? ''}`;
+  let decision = memo?.get(key);
+  if (decision === undefined) {
+    decision = authorize(request.server.accessPolicy, request.principal, { scope, ...(app !== undefined && { app }), ...(profiles && { profiles }) });
+    if (memo !== undefined) {
+      if (memo.size >= MAX_DECISIONS) memo.clear();
+      memo.set(key, decision);
+    }
+  }
+  return decision;
 }
 
 const UNTRUSTED = 'client certificate is not issued by a trusted CA';
@@ -198,10 +232,18 @@ interface PeerIdentity {
   notAfter: number;
   /** Why verification failed, when it did (an X509_V_ERR name); once set it stays. */
   failure: string | undefined;
-  /** The presented chain (DER, leaf first), kept to re-verify after a trust change. */
-  chain: Uint8Array[];
+  /**
+   * The presented chain (DER, leaf first), kept to re-verify after a trust change; read
+   * from the socket only then ({@link chainOf}), against `bundle`.
+   */
+  chain: Uint8Array[] | undefined;
+  /** The CA bundle the chain is taken against: the one in force at the connection's first request. */
+  bundle: readonly NodeX509Certificate[];
   /** The trust generation `failure` was decided under. */
   generation: number;
+  /** The principal as the policy sees it, and the decisions made for it on this connection. */
+  policyPrincipal: Principal | undefined;
+  decisions: Map<string, Decision>;
 }
 
 /**
@@ -218,46 +260,51 @@ function verificationFailure(socket: TLSSocket, chain: readonly Uint8Array[], tr
   return (trust && chain.length > 0 ? trust.verifyPeer(chain) : undefined) ?? code;
 }
 
-/** Parsed peer certificate per connection: keep-alive requests parse it once per trust generation. */
+/** The peer's chain, read from the socket the first time it is needed. */
+function chainOf(socket: TLSSocket, peer: PeerIdentity): Uint8Array[] {
+  peer.chain ??= presentedChain(socket, peer.bundle);
+  return peer.chain;
+}
+
+/** The peer certificate of each connection, read once; the verdict is renewed only when the trust changed. */
 const peerCache = new WeakMap<TLSSocket, PeerIdentity>();
 
-/** The verdict on the connection's certificate as of now: parsed once, re-verified only when the trust changed. */
+/** The verdict on the connection's certificate as of now: read once, re-verified only when the trust changed. */
 function peerOf(socket: TLSSocket, patterns: CompiledIdentityPatterns, trust: TlsTrust | undefined): PeerIdentity | undefined {
   let peer = peerCache.get(socket);
   if (!peer) {
-    const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
-    if (!cert || !cert.raw) return undefined;
+    // A handshake that did not verify: take the chain the client presented first. Node
+    // (20) no longer links a presented issuer in getPeerCertificate(true) once
+    // getPeerX509Certificate() was called on such a socket; a verified one keeps its chain.
+    const bundle = trust ? trust.material.caCertificates : [];
+    const unverifiedChain = !socket.authorized && trust ? presentedChain(socket, bundle) : undefined;
+    const cert = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
+    if (!cert) return undefined;
     let principal: CertificatePrincipal | null;
     try {
-      principal = principalFromCertificate(cert.raw, patterns);
+      principal = principalFromX509(cert, patterns);
     } catch {
       principal = null;
     }
-    let issuer = principal?.issuer;
-    if (issuer === undefined) {
-      try {
-        issuer = new x509.X509Certificate(Uint8Array.from(cert.raw)).issuer;
-      } catch {
-        issuer = '';
-      }
-    }
-    const chain = trust ? presentedChain(socket, trust.material.caCertificates) : [];
-    const failure = verificationFailure(socket, chain, trust);
     peer = {
       principal,
-      fingerprint256: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
-      issuer,
-      notAfter: Date.parse(cert.valid_to),
-      failure,
-      chain,
+      fingerprint256: principal?.fingerprint256 ?? cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+      issuer: principal?.issuer ?? issuerName(cert),
+      notAfter: Date.parse(cert.validTo),
+      failure: undefined,
+      chain: unverifiedChain,
+      bundle,
       // Unknown: re-verify at once (a generation that never exists).
       generation: trust ? (trust.handshakeGeneration(socket) ?? -1) : 0,
+      policyPrincipal: principal ? { kind: 'certificate', subject: principal.subject } : undefined,
+      decisions: new Map(),
     };
+    if (!socket.authorized) peer.failure = verificationFailure(socket, trust ? chainOf(socket, peer) : [], trust);
     peerCache.set(socket, peer);
   }
   if (trust && peer.failure === undefined && peer.generation !== trust.trustGeneration) {
     peer.generation = trust.trustGeneration;
-    peer.failure = trust.verifyPeer(peer.chain);
+    peer.failure = trust.verifyPeer(chainOf(socket, peer));
   }
   return peer;
 }
@@ -266,6 +313,7 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
   const patterns = compileIdentityPatterns(opts.identity);
   app.decorate('accessPolicy', opts.policy);
   app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('decisions', undefined);
 
   if (opts.jwt) {
     const keys = new JwtKeySource(opts.jwt, app.log);
@@ -321,7 +369,8 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
         request.auditReason = 'identity_unmatched';
         throw new CFG_ERR_FORBIDDEN('the client certificate matches no identity pattern');
       }
-      request.principal = { kind: 'certificate', subject: principal.subject };
+      request.principal = peer.policyPrincipal as Principal;
+      request.decisions = peer.decisions;
       return;
     }
     const header = request.headers.authorization;

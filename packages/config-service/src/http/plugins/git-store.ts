@@ -10,7 +10,7 @@ import { AppConfigReader, type AppConfigReaderOptions, type DocumentParser } fro
 import { CFG_ERR_REPO_AUTH_FAILED, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_SETTINGS_INVALID, withRetryAfter } from '../../errors.js';
 import { GitCredentials, splitCredentials } from '../../git/credentials.js';
 import { GitMirror, type MirrorStatus, type SyncResult } from '../../git/mirror.js';
-import { GitRepository, findGitdir } from '../../git/repository.js';
+import { GitRepository, findGitdir, type RefSnapshot } from '../../git/repository.js';
 import { SyncTrigger } from '../../git/sync-trigger.js';
 import type { GitSettings, RepositorySettings } from '../../settings/schema.js';
 
@@ -51,6 +51,22 @@ export interface GitStoreOptions {
   readonly instance?: { readonly name: string; readonly url: string; readonly gitdir: string; readonly cacheEntries: number } | undefined;
   /** The document parser (limits, worker threads; `DocumentParserPool.parse`); default: inline. */
   readonly parse?: DocumentParser | undefined;
+  /**
+   * A worker of `server.workers`: the primary process owns the remote mirrors (fetches,
+   * polling, webhooks' syncs); this process only reads the mirror on disk at the snapshot
+   * the primary publishes to it, and asks the primary for syncs.
+   */
+  readonly follower?: MirrorFollower | undefined;
+}
+
+/** How a worker process follows a mirror the primary owns (`cluster/worker.ts`). */
+export interface MirrorFollower {
+  /** The snapshot the primary has published for repository `name` now (null: none yet). */
+  snapshot(name: string): Promise<RefSnapshot | null>;
+  /** Calls `listener` with each snapshot the primary publishes for `name` later. */
+  onSnapshot(name: string, listener: (snapshot: RefSnapshot | null) => void): void;
+  /** Asks the primary to sync `name` (coalesced there) and waits for the result. */
+  requestSync(name: string): Promise<SyncResult>;
 }
 
 /**
@@ -141,6 +157,27 @@ export async function createGitStore(repo: RepositorySettings, opts: GitStoreOpt
     logger: opts.logger,
   });
   const reader = new AppConfigReader(mirror.repository, repo.layout, readerOptions);
+  const follower = opts.follower;
+  if (follower !== undefined) {
+    // A worker: reads what the primary published; never fetches.
+    return {
+      name,
+      reader,
+      repository: mirror.repository,
+      mirror,
+      ready: () => mirror.ready,
+      resolve: async (ref) => {
+        if (!mirror.ready) throw unavailableError(name, mirror);
+        return mirror.repository.resolveRef(ref);
+      },
+      requestSync: () => follower.requestSync(name),
+      start: async () => {
+        follower.onSnapshot(name, (snapshot) => mirror.repository.publishSnapshot(snapshot));
+        mirror.repository.publishSnapshot(await follower.snapshot(name));
+      },
+      stop: async () => {},
+    };
+  }
   const trigger = new SyncTrigger(() => mirror.sync(), () => mirror.syncing);
   return {
     name,

@@ -31,7 +31,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditActor, AuditStore } from '../../audit/types.js';
 import { CFG_ERR_RATE_LIMITED } from '../../errors.js';
-import { x509 } from '../../pki/x509.js';
+import { issuerName } from '../../auth/identity.js';
 import { problem, type Problem } from '../problem.js';
 import { commitOrRefuse } from './audit.js';
 
@@ -85,15 +85,10 @@ export function frameworkErrorHandler(
       ? titled(problem(414, 'uri_too_long', 'A path segment is longer than 1024 characters', request.id))
       : problem(400, 'invalid_request', 'The request target is not valid percent-encoding (RFC 3986 §2.1)', request.id);
     const socket = request.raw.socket as TLSSocket;
-    const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+    const cert = typeof socket.getPeerX509Certificate === 'function' ? socket.getPeerX509Certificate() : undefined;
     let actor: AuditActor = { kind: 'anonymous' };
-    if (cert?.raw) {
-      let issuer = '';
-      try {
-        issuer = new x509.X509Certificate(Uint8Array.from(cert.raw)).issuer;
-      } catch {
-        issuer = '';
-      }
+    if (cert) {
+      const issuer = issuerName(cert);
       const fingerprint256 = cert.fingerprint256.replaceAll(':', '').toLowerCase();
       // A certificate the handshake did not verify is only what the caller claims.
       actor = socket.authorized ? { kind: 'certificate', fingerprint256, issuer } : { kind: 'certificate', claimed: { fingerprint256, issuer } };

@@ -16,7 +16,7 @@ import { ALL_APPS, appFromTemplateUrl, isTemplateUrl, matchesAny, normalizeRemot
 import type { DocumentParser } from '../../config/app-config.js';
 import { splitCredentials } from '../../git/credentials.js';
 import type { Settings } from '../../settings/schema.js';
-import { createGitStore, type GitStore } from './git-store.js';
+import { createGitStore, type GitStore, type MirrorFollower } from './git-store.js';
 import { TemplateMirrors } from './template-mirrors.js';
 
 /** One `repositories[]` entry, opened. */
@@ -52,10 +52,12 @@ export class RepositoryRegistry {
   /**
    * Opens every entry of the settings (no network I/O: {@link start} syncs).
    * @param parse - the document parser every reader uses (`DocumentParserPool.parse`); default inline
+   * @param follower - in a worker of `server.workers`: remote mirrors are read as the
+   *   primary publishes them, never fetched here (see `createGitStore`)
    * @throws CFG_ERR_SETTINGS_INVALID (credentials), CFG_ERR_REPO_UNAVAILABLE (a local path
    *   that is not a Git repository)
    */
-  static async open(settings: Readonly<Settings>, logger: FastifyBaseLogger, env?: NodeJS.ProcessEnv, parse?: DocumentParser): Promise<RepositoryRegistry> {
+  static async open(settings: Readonly<Settings>, logger: FastifyBaseLogger, env?: NodeJS.ProcessEnv, parse?: DocumentParser, follower?: MirrorFollower): Promise<RepositoryRegistry> {
     const entries: RepositoryEntry[] = [];
     for (const repo of settings.repositories) {
       const common = {
@@ -67,7 +69,7 @@ export class RepositoryRegistry {
       if (repo.url !== undefined && isTemplateUrl(repo.url)) {
         entries.push({ ...common, template: new TemplateMirrors({ entry: repo, dataDir: settings.dataDir, git: settings.git, logger, env, parse }) });
       } else {
-        entries.push({ ...common, store: await createGitStore(repo, { dataDir: settings.dataDir, git: settings.git, logger, env, parse }) });
+        entries.push({ ...common, store: await createGitStore(repo, { dataDir: settings.dataDir, git: settings.git, logger, env, parse, follower }) });
       }
     }
     return new RepositoryRegistry(entries);

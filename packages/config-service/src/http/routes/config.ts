@@ -53,6 +53,13 @@ export function etagOfKey(key: string): string {
   return `"${createHash('sha256').update(key).digest('base64url').slice(0, 32)}"`;
 }
 
+/** UTF-8 bytes of `text` in a Buffer of their own (a cached body must not pin a slab of Buffer's shared pool). */
+function unpooled(text: string): Buffer {
+  const body = Buffer.allocUnsafeSlow(Buffer.byteLength(text, 'utf8'));
+  body.write(text, 'utf8');
+  return body;
+}
+
 /** Registers the configuration routes. */
 export default async function configRoutes(app: FastifyInstance, opts: ConfigRoutesOptions): Promise<void> {
   const cache = opts.cacheEntries > 0 ? new LRUCache<string, Rendered>({ max: opts.cacheEntries }) : undefined;
@@ -100,7 +107,7 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
               secrets: secretsStep(explain ? 'explain' : mode, app.secretsKeyring),
             });
             const rendered: Rendered = {
-              body: Buffer.from(text, 'utf8'),
+              body: unpooled(text),
               etag: etagOfKey(key),
               mediaType: envMap ? 'application/json; charset=utf-8' : MEDIA_TYPES[format],
               propertyCount: config.merged.size,
