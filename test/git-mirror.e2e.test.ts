@@ -333,6 +333,9 @@ describe('GitMirror over the real git http-backend', () => {
     while (!done) {
       const r = await readAt(mirror, undefined, 'orders/application.yml');
       seen.push([r.commit, r.body]);
+      // Requests arrive through I/O: let the sync's I/O run between reads (a read served
+      // from the caches alone never leaves the microtask queue).
+      await new Promise((resolve) => setImmediate(resolve));
     }
     await syncing;
     expect(seen.length).toBeGreaterThan(0);

@@ -183,6 +183,14 @@ export function remoteRefName(localRef: string): string {
 export async function verifyRefs(gitdir: string, snapshot: RefSnapshot, defaultBranch: string, only?: ReadonlySet<string>, verifiedHead?: string): Promise<string | null> {
   const view = new GitRepository({ name: 'check', gitdir, defaultBranch, remoteName: REMOTE, treeCacheEntries: 1000 });
   view.publishSnapshot(snapshot);
+  try {
+    return await firstBadRef(view, snapshot, defaultBranch, only, verifiedHead);
+  } finally {
+    await view.close();
+  }
+}
+
+async function firstBadRef(view: GitRepository, snapshot: RefSnapshot, defaultBranch: string, only?: ReadonlySet<string>, verifiedHead?: string): Promise<string | null> {
   for (const [ref, oid] of snapshot.refs) {
     if (only !== undefined && !only.has(ref)) continue;
     if (!(await view.hasObject(oid).catch(() => false))) return `${remoteRefName(ref)} points at ${oid}, which the mirror does not hold`;

@@ -226,7 +226,7 @@ export class GitMirror {
     this.#schedule();
   }
 
-  /** Stops polling and waits for an in-flight sync to settle (its failure is not rethrown). */
+  /** Stops polling, waits for an in-flight sync to settle (its failure is not rethrown), closes the pack files. */
   async stop(): Promise<void> {
     this.#active = false;
     if (this.#timer !== null) clearTimeout(this.#timer);
@@ -234,6 +234,8 @@ export class GitMirror {
     this.#s.nextAttemptAt = null;
     const inflight = this.#inflight;
     if (inflight !== null) await inflight.then(() => undefined, () => undefined);
+    // Pack files are opened again on the next read, if one comes (an evicted mirror's does not).
+    await this.repository.close();
   }
 
   /** Next poll after a success, backoff with jitter after a failure. */
@@ -298,14 +300,18 @@ export class GitMirror {
     const disk = await readDiskState(this.gitdir);
     const view = new GitRepository({ name: this.name, gitdir: this.gitdir, defaultBranch: this.defaultBranch, remoteName: REMOTE, treeCacheEntries: 10 });
     view.publishSnapshot(snapshot);
-    for (const [ref, oid] of disk.refs) {
-      const want = snapshot.refs.get(ref);
-      if (want === oid) continue;
-      if (await view.hasObject(oid).catch(() => false)) {
-        return `the snapshot disagrees with the refs: ${remoteRefName(ref)} is ${oid} on disk but ${want ?? 'absent'} in the snapshot`;
+    try {
+      for (const [ref, oid] of disk.refs) {
+        const want = snapshot.refs.get(ref);
+        if (want === oid) continue;
+        if (await view.hasObject(oid).catch(() => false)) {
+          return `the snapshot disagrees with the refs: ${remoteRefName(ref)} is ${oid} on disk but ${want ?? 'absent'} in the snapshot`;
+        }
       }
+      return null;
+    } finally {
+      await view.close();
     }
-    return null;
   }
 
   async #refuse(path: string, reason: string): Promise<void> {
@@ -392,7 +398,7 @@ export class GitMirror {
       const head = candidate.refs.get(headRef);
       const view = new GitRepository({ name: this.name, gitdir: workdir, defaultBranch: this.defaultBranch, remoteName: REMOTE, treeCacheEntries: 10 });
       view.publishSnapshot(candidate);
-      const commit = head === undefined ? null : await view.peelToCommit(head);
+      const commit = head === undefined ? null : await view.peelToCommit(head).finally(() => view.close());
       const now = new Date();
       const stored: StoredSnapshot = {
         snapshot: candidate,

@@ -321,8 +321,18 @@ export class GitRepository {
     if (snapshot === null && this.#packs !== null) {
       void this.#packs.close();
       this.#packs = null;
+    } else if (snapshot !== null) {
+      // Packs the new snapshot no longer lists (replaced by a repack) are closed.
+      void this.#packs?.retain(snapshot.packs);
     }
     for (const listener of [...this.#snapshotListeners]) listener(snapshot, refsChanged);
+  }
+
+  /** Closes the pack files this repository opened (a throwaway view of a mirror, after use). */
+  async close(): Promise<void> {
+    const packs = this.#packs;
+    this.#packs = null;
+    await packs?.close();
   }
 
   /**

@@ -2,7 +2,7 @@
  * The mirror's trust checks (src/git/mirror-integrity.ts) on real packs made by `git repack`
  * and real folders: every damage gets its exact reason, nothing passes by accident.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -102,8 +102,24 @@ describe('verifyRefs', () => {
       const snapshot2 = { refs: new Map([['refs/remotes/origin/main', c2]]), packs: new Set([`pack-${name2}.idx`]) };
       expect(await verifyRefs(withoutOld, snapshot2, 'main', only, c1)).toBeNull();
       expect(await verifyRefs(withoutOld, snapshot2, 'main', only)).toBe(`refs/heads/main → ${c2}: blob ${untouched} (orders/application.yml) is not in the mirror`);
+      // Every check closes the pack files it opened (was: left to the garbage collector).
+      expect(openPackFiles()).toEqual([]);
     } finally {
       r.remove();
     }
   });
 });
+
+/** Pack and index files this process holds open (Linux: /proc/self/fd). */
+function openPackFiles(): string[] {
+  const held: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(join('/proc/self/fd', fd));
+      if (/\.(pack|idx)$/.test(target)) held.push(target);
+    } catch {
+      // closed while listing
+    }
+  }
+  return held;
+}
