@@ -395,8 +395,26 @@ if (opt.profile) {
     await load(s);
     const to = (Date.now() - s.spawnedAt) / 1000;
     await s.stop();
-    const file = readdirSync(dir).map((f) => path.join(dir, f)).sort().pop();
-    const summary = summarise(JSON.parse(readFileSync(file, 'utf8')), { from, to });
+    // One profile per thread: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main
+    // thread is thread 0. The others (the audit writer, parse workers) are summarised over the
+    // same window, shifted by when each thread started.
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    const threadOf = (f) => Number(f.split('.')[4]);
+    const read = (f) => JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+    const mainFile = files.find((f) => threadOf(f) === 0);
+    if (mainFile === undefined) throw new Error(`no main-thread profile in ${dir}: ${files.join(', ')}`);
+    const main = read(mainFile);
+    const summary = summarise(main, { from, to });
+    summary.threads = files
+      .filter((f) => f !== mainFile)
+      .map((f) => {
+        const p = read(f);
+        const shift = (p.startTime - main.startTime) / 1e6;
+        const s = summarise(p, { from: from - shift, to: to - shift });
+        const role = s.modules.some((m) => m.name.includes('sqlite-writer')) ? 'audit writer (SQLite)' : s.modules.some((m) => m.name.includes('parse-worker')) ? 'document parser' : `thread ${threadOf(f)}`;
+        return { role, busyMs: s.busyMs, totalMs: s.totalMs, top: s.functions.slice(0, 3) };
+      })
+      .filter((t) => t.busyMs > 0);
     writeFileSync(path.join(profDir, `${name}.md`), summaryMarkdown(title, summary));
     profiles.push({ name, title, summary });
   };
@@ -415,6 +433,14 @@ if (opt.profile) {
 }
 await ceiling.stop();
 await gitHttp.close();
+
+/** The main thread's busy share of the window, its concerns at `min` or more, and the other threads' busy shares. */
+function profileLine(summary, min) {
+  const pct = (x) => `${(x * 100).toFixed(0)}%`;
+  const concerns = summary.concerns.filter((c) => c.share >= min).sort((a, b) => b.share - a.share);
+  const threads = (summary.threads ?? []).map((t) => `${t.role} thread busy ${pct(t.busyMs / t.totalMs)} of the window`);
+  return [`main thread busy ${pct(summary.busyMs / summary.totalMs)} of the window, of which ${concerns.map((c) => `${c.name} ${pct(c.share)}`).join(', ') || 'no concern over the threshold'}`, ...threads].join('; ');
+}
 
 // ---------------------------------------------------------------- RESULTS.md
 const versions = {
@@ -440,8 +466,10 @@ const lines = [
   `- Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} CPUs (${cpu.cpus.length} usable), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}; load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   `- Servers pinned to CPU ${cpu.server} (two workers: CPUs ${twoWorkerCpus}${cpu.sharedForTwoWorkers ? ', one of them shared with the load generator: this machine has only 2 CPUs' : ''}); load generators pinned to CPU ${cpu.load}`,
   `- Versions: Node ${versions.node} (OpenSSL ${versions.openssl}), ${versions.ab}, ${versions.git}, ${versions.curl}; config-service at ${WORKERS ? versions.commit : serviceRoot}`,
-  ...(Math.max(loadAtStart, os.loadavg()[0]) > 1.5
-    ? [`- **The machine was busy with other jobs** (load average ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end, on ${os.cpus().length} CPUs): absolute figures swing several times between runs, and so do the ratios more than on a quiet machine; each ratio is still measured against its baseline in the same round.`]
+  // The load at the end counts the benchmark's own servers and clients; only the load at the
+  // start says whether other jobs ran.
+  ...(loadAtStart > 1.5
+    ? [`- **The machine was busy with other jobs** (load average ${loadAtStart.toFixed(1)} at the start, on ${os.cpus().length} CPUs): absolute figures swing several times between runs, and so do the ratios more than on a quiet machine; each ratio is still measured against its baseline in the same round.`]
     : []),
   `- Repository: ${APPS} applications × 3 documents, ${COMMITS} commits, served over Git smart HTTP (git http-backend) and mirrored by config-service; audit store SQLite with synchronous=FULL, every event committed before its response; log level info`,
   `- Rounds: ${ROUNDS}; ab runs of ${SECONDS} s; the storm is ${APPS} fresh mTLS connections, one GET each of a different application, 64 at once (Node client, bench/lib/storm-client.mjs)`,
@@ -482,7 +510,7 @@ for (const [label, value, ok, profile] of TARGETS) {
   if (!met && label.includes('2 vs 1') && cpu.sharedForTwoWorkers) why = 'not measurable here: with 2 CPUs, the second worker shares the load generator’s CPU (server CPU per connection is in the table above)';
   else if (!met && profile) {
     const p = profiles.find((x) => x.name === profile);
-    if (p) why = `[${profile}](profiles/${profile}.md): ${p.summary.concerns.filter((c) => c.share >= 0.03).sort((a, b) => b.share - a.share).map((c) => `${c.name} ${(c.share * 100).toFixed(0)}%`).join(', ')}`;
+    if (p) why = `[${profile}](profiles/${profile}.md): ${profileLine(p.summary, 0.03)}`;
   }
   lines.push(`| ${label} | ${fmt(value)}${label.includes('MiB') ? ' MiB' : 'x'} | ${met ? 'met' : '**missed**'} | ${why} |`);
 }
@@ -490,7 +518,7 @@ if (profiles.length > 0) {
   lines.push('', 'Profiles (`node --cpu-prof`, summarised by bench/lib/profile-summary.mjs; the whole tables are in bench/profiles/):', '');
   for (const p of profiles) {
     const top = p.summary.functions.slice(0, 5).map((f) => `\`${f.name}\` ${(f.share * 100).toFixed(1)}%`).join(', ');
-    lines.push(`- ${p.title}: ${p.summary.concerns.filter((c) => c.share >= 0.01).sort((a, b) => b.share - a.share).map((c) => `${c.name} ${(c.share * 100).toFixed(0)}%`).join(', ')}; top functions (self time): ${top}`);
+    lines.push(`- ${p.title}: ${profileLine(p.summary, 0.01)}; top functions of the main thread (self time): ${top}`);
   }
 }
 lines.push('', 'Absolute figures per round (unreliable on a shared machine; read the ratios):', '');

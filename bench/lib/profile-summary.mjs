@@ -20,10 +20,10 @@ export function moduleOf(url) {
 
 /** Concerns counted with their callees: the innermost matching frame of a sample wins. */
 export const CONCERNS = [
-  ['audit store commit', (f) => /audit\/(sqlite-store|commit-queue|chain|event)|audit-writer|better-sqlite3/.test(f.url)],
+  ['audit store commit', (f) => /audit\/(sqlite-store|sqlite-writer|sqlite-protocol|postgres-store|commit-queue|chain|event-json|log-line)|better-sqlite3/.test(f.url)],
   ['logging (pino, redaction)', (f) => /node_modules\/.*\/(pino|@pinojs|pino-std-serializers|sonic-boom|fast-redact)\//.test(f.url) || /dist\/logger\.js/.test(f.url)],
   ['peer certificate, identity', (f) => /auth\/identity|peer-trust|@peculiar|asn1js|pvtsutils|tsyringe/.test(f.url) || f.functionName === 'getPeerCertificate' || f.functionName === 'getPeerX509Certificate'],
-  ['Git reads (isomorphic-git)', (f) => /isomorphic-git|pako|git\/repository/.test(f.url)],
+  ['Git reads (isomorphic-git, pack reader)', (f) => /isomorphic-git|pako|git\/(repository|pack-reader)/.test(f.url)],
   ['parse, merge, render', (f) => /dist\/config\/|yaml\/dist/.test(f.url)],
   ['rate limit', (f) => /@fastify\/rate-limit|toad-cache/.test(f.url)],
   ['TLS (node:_tls_wrap, node:tls)', (f) => /^node:(_tls_wrap|tls|_tls_common)/.test(f.url)],
@@ -84,6 +84,10 @@ export function summaryMarkdown(title, s, top = 20) {
   for (const m of s.modules.slice(0, 12)) lines.push(`| ${m.name} | ${pct(m.share)} |`);
   lines.push('', '| function (self time) | share |', '| --- | --- |');
   for (const f of s.functions.slice(0, top)) lines.push(`| \`${f.name.replace(/\|/g, '\\|')}\` | ${pct(f.share)} |`);
+  if (s.threads?.length) {
+    lines.push('', 'Other threads of the process over the same window (busy time, top functions by self time):', '');
+    for (const t of s.threads) lines.push(`- ${t.role}: busy ${t.busyMs.toFixed(0)} ms of ${t.totalMs.toFixed(0)} ms; ${t.top.map((f) => `\`${f.name}\` ${pct(f.share)}`).join(', ')}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
