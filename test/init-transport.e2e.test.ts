@@ -31,7 +31,6 @@ import {
   startTestService,
   type ClientCert,
   type GitTestRepo,
-  type TcpProxy,
   type TestIssuer,
   type TestPki,
   type TestService,

@@ -10,24 +10,21 @@
  * printed for the record (the issue asks for it to be within 2 s on a quiet machine).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signWebhook } from 'config-service';
 import {
-  httpsGet,
   makeCerts,
-  makeGitRepo,
-  runGit,
-  startGitHttpServer,
+  pushAndNotify as push,
+  startGitRemote,
   startInit,
   startTcpProxy,
   startTestService,
+  writeWebhookSecret,
   type ClientCert,
-  type GitHttpServer,
+  type GitRemote,
   type GitTestRepo,
   type InitProcess,
   type TcpProxy,
@@ -57,9 +54,8 @@ setInterval(() => {}, 1000);
 `;
 
 let root: string;
-let bare: string;
+let remote: GitRemote;
 let work: GitTestRepo;
-let gitServer: GitHttpServer;
 let pki: TestPki;
 let orders: ClientCert;
 let service: TestService;
@@ -68,23 +64,18 @@ const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'cfg-init-watch-'));
-  const srv = join(root, 'srv');
-  bare = join(srv, 'config.git');
-  work = await makeGitRepo({
+  remote = await startGitRemote(root, {
     'orders/application.yml': 'greeting: hello\nserver:\n  port: 8080\n',
     'orders/files/logback.xml': '<configuration/>\n',
     'orders/templates/app.conf': 'port={{ server.port }}\ngreeting={{ greeting }}\n',
     'billing/application.yml': 'y: 1\n',
   });
-  runGit(root, 'clone', '-q', '--bare', work.dir, bare);
-  gitServer = await startGitHttpServer({ projectRoot: srv });
+  work = remote.work;
   pki = await makeCerts('init-watch');
   orders = await pki.client('orders');
-  const secretFile = join(root, 'webhook-secret');
-  writeFileSync(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
   service = await startTestService({
     pki,
-    repository: { url: `${gitServer.url}/config.git`, branch: 'main', pollIntervalMs: 0, webhookSecretFile: secretFile },
+    repository: { url: remote.url, branch: 'main', pollIntervalMs: 0, webhookSecretFile: writeWebhookSecret(root, HOOK_SECRET) },
   });
   proxy = await startTcpProxy({ targetPort: Number(new URL(service.apiUrl).port) });
 });
@@ -93,28 +84,13 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   await proxy?.close();
   await service?.close();
-  await gitServer?.close();
-  work?.remove();
+  await remote?.close();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
 /** Pushes `files` as one commit and sends the push webhook; resolves once the service serves it. */
-async function pushAndNotify(files: Record<string, string | null>, message: string): Promise<{ commit: string; hookAt: number }> {
-  const before = work.git('rev-parse', 'HEAD');
-  const commit = work.commitFiles(files, message);
-  work.git('push', '-q', bare, 'main');
-  const body = JSON.stringify({ ref: 'refs/heads/main', before, after: commit, repository: { full_name: 'platform/config' } });
-  const [header, signature] = signWebhook('github', body, HOOK_SECRET);
-  const hookAt = Date.now();
-  const hook = await httpsGet(service.apiUrl, '/v1/hooks/git', {
-    ca: pki.ca.certPem,
-    method: 'POST',
-    body,
-    headers: { 'content-type': 'application/json', [header]: signature, 'x-github-event': 'push', 'x-github-delivery': randomUUID() },
-  });
-  expect(hook.status).toBe(202);
-  await until(async () => (await httpsGet(service.apiUrl, '/v1/apps/orders/files', { ca: pki.ca.certPem, cert: orders.cert, key: orders.key })).headers['config-commit'] === commit, `the service serving ${commit}`);
-  return { commit, hookAt };
+function pushAndNotify(files: Record<string, string | null>, message: string): Promise<{ commit: string; hookAt: number }> {
+  return push({ remote, apiUrl: service.apiUrl, ca: pki.ca.certPem, secret: HOOK_SECRET, client: orders }, files, message);
 }
 
 /** Resolves once `check` holds, polling every 50 ms; fails after `ms` naming `what`. */

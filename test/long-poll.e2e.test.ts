@@ -5,22 +5,21 @@
  * raised for held requests; per-caller cap; shutdown. Every answer is audited with its own
  * reason. Verdicts rest on outcomes and ordering, never on how fast the machine is.
  */
-import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signWebhook } from 'config-service';
 import {
   httpsGet,
   makeCerts,
   makeGitRepo,
-  runGit,
-  startGitHttpServer,
+  pushAndNotify as push,
+  startGitRemote,
   startTestService,
+  writeWebhookSecret,
   type ClientCert,
-  type GitHttpServer,
+  type GitRemote,
   type GitTestRepo,
   type HttpsResult,
   type TestPki,
@@ -44,32 +43,26 @@ interface AuditEventView {
 }
 
 let root: string;
-let bare: string;
+let remote: GitRemote;
 let work: GitTestRepo;
-let gitServer: GitHttpServer;
 let pki: TestPki;
 let orders: ClientCert;
 let service: TestService;
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'cfg-long-poll-'));
-  const srv = join(root, 'srv');
-  bare = join(srv, 'config.git');
-  work = await makeGitRepo({
+  remote = await startGitRemote(root, {
     'application.yml': 'shared: 1\n',
     'orders/application.yml': 'x: 1\n',
     'orders/files/logback.xml': '<configuration/>\n',
     'billing/application.yml': 'y: 1\n',
   });
-  runGit(root, 'clone', '-q', '--bare', work.dir, bare);
-  gitServer = await startGitHttpServer({ projectRoot: srv });
+  work = remote.work;
   pki = await makeCerts('long-poll');
   orders = await pki.client('orders');
-  const secretFile = join(root, 'webhook-secret');
-  writeFileSync(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
   service = await startTestService({
     pki,
-    repository: { url: `${gitServer.url}/config.git`, branch: 'main', pollIntervalMs: 0, webhookSecretFile: secretFile },
+    repository: { url: remote.url, branch: 'main', pollIntervalMs: 0, webhookSecretFile: writeWebhookSecret(root, HOOK_SECRET) },
     // Held requests outlive the whole-request and socket timeouts: the wait raises them.
     server: { requestTimeoutMs: 3000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 1000 },
     settings: { longPoll: { maxWaitersPerIdentity: 3 } },
@@ -78,8 +71,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await service?.close();
-  await gitServer?.close();
-  work?.remove();
+  await remote?.close();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
@@ -87,26 +79,9 @@ function get(path: string, headers: Record<string, string> = {}, svc: TestServic
   return httpsGet(svc.apiUrl, path, { ca: pki.ca.certPem, cert: orders.cert, key: orders.key, headers });
 }
 
-/** Pushes `files` as one commit to the remote and sends a signed push webhook; resolves when the mirror serves it. */
+/** Pushes `files` as one commit and sends the signed push webhook; resolves when the mirror serves it. */
 async function pushAndNotify(files: Record<string, string | null>, message: string): Promise<string> {
-  const before = work.git('rev-parse', 'HEAD');
-  const commit = work.commitFiles(files, message);
-  work.git('push', '-q', bare, 'main');
-  const body = JSON.stringify({ ref: 'refs/heads/main', before, after: commit, repository: { full_name: 'platform/config' } });
-  const [header, signature] = signWebhook('github', body, HOOK_SECRET);
-  const hook = await httpsGet(service.apiUrl, '/v1/hooks/git', {
-    ca: pki.ca.certPem,
-    method: 'POST',
-    body,
-    headers: { 'content-type': 'application/json', [header]: signature, 'x-github-event': 'push', 'x-github-delivery': randomUUID() },
-  });
-  expect(hook.status).toBe(202);
-  const deadline = Date.now() + 30_000;
-  while ((await get('/v1/apps/orders/files')).headers['config-commit'] !== commit) {
-    if (Date.now() > deadline) throw new Error(`the service never served ${commit}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return commit;
+  return (await push({ remote, apiUrl: service.apiUrl, ca: pki.ca.certPem, secret: HOOK_SECRET, client: orders }, files, message, 30_000)).commit;
 }
 
 const auditEvents = async (): Promise<AuditEventView[]> =>

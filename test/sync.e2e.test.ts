@@ -4,20 +4,19 @@
  * the service mirroring it with polling off, rewrites made with the git CLI.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   httpsGet,
   makeCerts,
-  makeGitRepo,
   makeIssuer,
-  runGit,
-  startGitHttpServer,
+  startGitRemote,
   startTestService,
+  writeWebhookSecret,
   type ClientCert,
-  type GitHttpServer,
+  type GitRemote,
   type GitTestRepo,
   type HttpsResult,
   type TestIssuer,
@@ -30,9 +29,8 @@ const HOOK_SECRET = 'whsec-case14-7f3a9c1e5b';
 const FORBIDDEN = ['LEAKED-123', '<<<<<<<', '=======', '>>>>>>>'];
 
 let root: string;
-let bare: string;
+let remote: GitRemote;
 let work: GitTestRepo;
-let server: GitHttpServer;
 let pki: TestPki;
 let issuer: TestIssuer;
 let orders: ClientCert;
@@ -45,31 +43,25 @@ const afterRewrite: HttpsResult[] = [];
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'cfg-sync-e2e-'));
-  const srv = join(root, 'srv');
-  bare = join(srv, 'config.git');
-  work = await makeGitRepo({ 'orders/application.yml': 'x: 0\n' });
+  remote = await startGitRemote(root, { 'orders/application.yml': 'x: 0\n' });
+  work = remote.work;
   c0 = work.commit;
-  runGit(root, 'clone', '-q', '--bare', work.dir, bare);
   c1 = work.commitFiles({ 'orders/application.yml': 'x: 1\napi-key: LEAKED-123\n' }, 'c1');
-  work.git('push', '-q', bare, 'main');
-  server = await startGitHttpServer({ projectRoot: srv });
+  remote.push('main');
 
   pki = await makeCerts('sync');
   issuer = makeIssuer(pki.dir);
   orders = await pki.client('orders');
-  const secretFile = join(root, 'webhook-secret');
-  writeFileSync(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
   service = await startTestService({
     pki,
-    repository: { url: `${server.url}/config.git`, branch: 'main', pollIntervalMs: 0, webhookSecretFile: secretFile },
+    repository: { url: remote.url, branch: 'main', pollIntervalMs: 0, webhookSecretFile: writeWebhookSecret(root, HOOK_SECRET) },
     settings: { jwt: { publicKeyFile: issuer.publicKeyFile, issuer: issuer.issuer, audience: issuer.audience } },
   });
 });
 
 afterAll(async () => {
   await service?.close();
-  await server?.close();
-  work?.remove();
+  await remote?.close();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -134,7 +126,7 @@ describe('case 14: a force-pushed branch, at service level', () => {
     work.git('reset', '-q', '--hard', c0);
     c2 = work.commitFiles({ 'orders/application.yml': 'x: 2\n' }, 'c2');
     expect(work.git('rev-parse', `${c2}^`)).toBe(c0);
-    work.git('push', '-q', '--force', bare, 'main');
+    remote.push('--force', 'main');
 
     const body = pushPayload(c1, c2);
     const hook = await webhook(body, { 'x-hub-signature-256': githubSignature(body), 'x-github-event': 'push', 'x-github-delivery': randomUUID() });
@@ -158,7 +150,7 @@ describe('case 14: a force-pushed branch, at service level', () => {
   });
 
   it('force-push back to C0, POST /v1/admin/sync waits and lists the forced update → C0, x = 0', async () => {
-    work.git('push', '-q', '--force', bare, `${c0}:refs/heads/main`);
+    remote.push('--force', `${c0}:refs/heads/main`);
     const sync = await adminSync();
     afterRewrite.push(sync);
     expect(sync.status).toBe(200);

@@ -6,20 +6,20 @@
  * `info/refs?service=git-upload-pack`.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   httpsGet,
   makeCerts,
-  makeGitRepo,
   makeIssuer,
-  runGit,
-  startGitHttpServer,
+  startGitRemote,
   startTestService,
+  writeWebhookSecret,
   type ClientCert,
   type GitHttpServer,
+  type GitRemote,
   type GitTestRepo,
   type HttpsResult,
   type TestIssuer,
@@ -30,7 +30,7 @@ import {
 const HOOK_SECRET = 'whsec-deliveries-5d1e9a7c3b';
 
 let root: string;
-let bare: string;
+let remote: GitRemote;
 let work: GitTestRepo;
 let server: GitHttpServer;
 let pki: TestPki;
@@ -41,27 +41,21 @@ let n = 0;
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'cfg-deliveries-e2e-'));
-  const srv = join(root, 'srv');
-  bare = join(srv, 'config.git');
-  work = await makeGitRepo({ 'orders/application.yml': 'n: 0\n' });
-  runGit(root, 'clone', '-q', '--bare', work.dir, bare);
-  server = await startGitHttpServer({ projectRoot: srv });
+  remote = await startGitRemote(root, { 'orders/application.yml': 'n: 0\n' });
+  ({ work, server } = remote);
   pki = await makeCerts('deliveries');
   issuer = makeIssuer(pki.dir);
   orders = await pki.client('orders');
-  const secretFile = join(root, 'webhook-secret');
-  writeFileSync(secretFile, `${HOOK_SECRET}\n`, { mode: 0o600 });
   service = await startTestService({
     pki,
-    repository: { url: `${server.url}/config.git`, branch: 'main', pollIntervalMs: 0, webhookSecretFile: secretFile },
+    repository: { url: remote.url, branch: 'main', pollIntervalMs: 0, webhookSecretFile: writeWebhookSecret(root, HOOK_SECRET) },
     settings: { jwt: { publicKeyFile: issuer.publicKeyFile, issuer: issuer.issuer, audience: issuer.audience } },
   });
 });
 
 afterAll(async () => {
   await service?.close();
-  await server?.close();
-  work?.remove();
+  await remote?.close();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
@@ -71,7 +65,7 @@ const fetches = (): number => server.log.filter((r) => r.method === 'GET' && r.u
 /** Commits `n: <next>` and pushes it to the remote. @returns the commit id. */
 function push(): string {
   const commit = work.commitFiles({ 'orders/application.yml': `n: ${++n}\n` }, `n${n}`);
-  work.git('push', '-q', bare, 'main');
+  remote.push('main');
   return commit;
 }
 

@@ -5,6 +5,7 @@ export * from './service.ts';
 export * from './init.ts';
 export * from './git-repo.ts';
 export * from './git-http-server.ts';
+export * from './git-remote.ts';
 export * from './jwt.ts';
 export * from './tcp-proxy.ts';
 export * from './service-cli.ts';

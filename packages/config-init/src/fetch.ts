@@ -8,7 +8,7 @@
  * files re-read before every attempt, a new connection after any failure. One retry
  * budget per run: one deadline for all requests.
  */
-import type { EnvNaming, Format } from './args.js';
+import type { EnvNaming, Format, Options } from './args.js';
 import { FetchError } from './errors.js';
 import {
   ACCEPT,
@@ -161,6 +161,30 @@ function getWithRetry<T>(s: Session, url: URL, accept: string, target: string, r
     // with the material read for it, and (behind a load balancer) maybe another replica.
     () => s.client.discardConnection(),
   );
+}
+
+/**
+ * The {@link FetchOptions} that the command-line options describe: one place for `fetch`,
+ * `exec`, `watch` and `exec --watch`.
+ * @param envMap - ask for the environment map instead of the formats (`exec`, `exec --watch`).
+ */
+export function fetchOptionsOf(options: Options, tls: TlsMaterial, envMap: boolean): FetchOptions {
+  return {
+    server: options.server,
+    app: options.app,
+    profiles: options.profiles,
+    ref: options.ref,
+    formats: envMap ? [] : options.formats,
+    timeoutMs: options.timeoutMs,
+    deadlineMs: options.deadlineMs,
+    allowEmpty: options.allowEmpty,
+    tls,
+    tlsFiles: { certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile },
+    envNaming: options.envNaming,
+    envMap,
+    files: options.files,
+    templates: options.templates,
+  };
 }
 
 /**

@@ -11,7 +11,7 @@ import { helpText, parseCommandLine, type Options } from './args.js';
 import { ConfigInitError, exitCodeFor, toConfigInitError, EXIT } from './errors.js';
 import { childEnv, refusedEnvNames, startCommand, type SignalSource } from './exec.js';
 import { loadFallback, saveFallback } from './fallback.js';
-import { fetchConfig, loadTlsMaterial, realFetchDeps, type FetchDeps, type FetchResult } from './fetch.js';
+import { fetchConfig, fetchOptionsOf, loadTlsMaterial, realFetchDeps, type FetchDeps, type FetchResult } from './fetch.js';
 import { createLogger, writeTerminationLog, type Logger, type LogSink } from './log.js';
 import { checkOutputDir, publishFiles, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
 import { buildFileSet, OUTPUT_NAMES } from './set.js';
@@ -185,24 +185,7 @@ export async function run(options: Options, deps: RunDeps = {}): Promise<RunResu
     const tls = await loadTlsMaterial(options);
     // Before any request: a missing volume is a deployment error, not a reason to create /config.
     if (!options.dryRun) await checkOutputDir(options.outputDir, options.createOutputDir);
-    fetched = await fetchConfig(
-      {
-        server: options.server,
-        app: options.app,
-        profiles: options.profiles,
-        ref: options.ref,
-        formats: options.formats,
-        timeoutMs: options.timeoutMs,
-        deadlineMs: options.deadlineMs,
-        allowEmpty: options.allowEmpty,
-        tls,
-        tlsFiles: { certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile },
-        envNaming: options.envNaming,
-        files: options.files,
-        templates: options.templates,
-      },
-      fetchDeps,
-    );
+    fetched = await fetchConfig(fetchOptionsOf(options, tls, false), fetchDeps);
   } catch (thrown) {
     const err = toConfigInitError(thrown);
     if (err.code === 'CFG_INIT_ERR_UNAVAILABLE' && options.fallbackDir !== undefined) {
@@ -274,25 +257,7 @@ export async function runExec(options: Options, command: readonly string[], deps
   let first: FetchResult;
   try {
     const tls = await loadTlsMaterial(options);
-    const fetched = await fetchConfig(
-      {
-        server: options.server,
-        app: options.app,
-        profiles: options.profiles,
-        ref: options.ref,
-        formats: [],
-        timeoutMs: options.timeoutMs,
-        deadlineMs: options.deadlineMs,
-        allowEmpty: options.allowEmpty,
-        tls,
-        tlsFiles: { certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile },
-        envNaming: options.envNaming,
-        envMap: true,
-        files: options.files,
-        templates: options.templates,
-      },
-      fetchDeps,
-    );
+    const fetched = await fetchConfig(fetchOptionsOf(options, tls, true), fetchDeps);
     commit = fetched.commit;
     config = fetched.env ?? {};
     first = fetched;

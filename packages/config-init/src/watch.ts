@@ -16,7 +16,7 @@
 import type { Options } from './args.js';
 import { toConfigInitError } from './errors.js';
 import { loadFallback } from './fallback.js';
-import { fetchConfig, loadTlsMaterial, type FetchDeps, type FetchResult } from './fetch.js';
+import { fetchConfig, fetchOptionsOf, loadTlsMaterial, type FetchDeps, type FetchResult } from './fetch.js';
 import { startHealthServer, WatchState, type HealthServer } from './health.js';
 import type { Logger } from './log.js';
 import { notifyChange } from './notify.js';
@@ -64,25 +64,7 @@ export function watchBackoff(failures: number, random: () => number, retryAfterM
 /** Fetches everything `options` asks for at one commit (`envMap` for `exec --watch`). */
 export async function fetchAll(options: Options, deps: FetchDeps, envMap: boolean): Promise<{ fetched: FetchResult; tls: TlsMaterial }> {
   const tls = await loadTlsMaterial(options);
-  const fetched = await fetchConfig(
-    {
-      server: options.server,
-      app: options.app,
-      profiles: options.profiles,
-      ref: options.ref,
-      formats: envMap ? [] : options.formats,
-      timeoutMs: options.timeoutMs,
-      deadlineMs: options.deadlineMs,
-      allowEmpty: options.allowEmpty,
-      tls,
-      tlsFiles: { certFile: options.certFile, keyFile: options.keyFile, caFile: options.caFile },
-      envNaming: options.envNaming,
-      envMap,
-      files: options.files,
-      templates: options.templates,
-    },
-    deps,
-  );
+  const fetched = await fetchConfig(fetchOptionsOf(options, tls, envMap), deps);
   return { fetched, tls };
 }
 

@@ -157,19 +157,23 @@ export async function createGitStore(repo: RepositorySettings, opts: GitStoreOpt
     logger: opts.logger,
   });
   const reader = new AppConfigReader(mirror.repository, repo.layout, readerOptions);
+  // How a mirror is read, the same in a worker and in the process that fetches.
+  const reads: Pick<GitStore, 'name' | 'reader' | 'repository' | 'mirror' | 'ready' | 'resolve'> = {
+    name,
+    reader,
+    repository: mirror.repository,
+    mirror,
+    ready: () => mirror.ready,
+    resolve: async (ref) => {
+      if (!mirror.ready) throw unavailableError(name, mirror);
+      return mirror.repository.resolveRef(ref);
+    },
+  };
   const follower = opts.follower;
   if (follower !== undefined) {
     // A worker: reads what the primary published; never fetches.
     return {
-      name,
-      reader,
-      repository: mirror.repository,
-      mirror,
-      ready: () => mirror.ready,
-      resolve: async (ref) => {
-        if (!mirror.ready) throw unavailableError(name, mirror);
-        return mirror.repository.resolveRef(ref);
-      },
+      ...reads,
       requestSync: () => follower.requestSync(name),
       start: async () => {
         follower.onSnapshot(name, (snapshot) => mirror.repository.publishSnapshot(snapshot));
@@ -180,15 +184,7 @@ export async function createGitStore(repo: RepositorySettings, opts: GitStoreOpt
   }
   const trigger = new SyncTrigger(() => mirror.sync(), () => mirror.syncing);
   return {
-    name,
-    reader,
-    repository: mirror.repository,
-    mirror,
-    ready: () => mirror.ready,
-    resolve: async (ref) => {
-      if (!mirror.ready) throw unavailableError(name, mirror);
-      return mirror.repository.resolveRef(ref);
-    },
+    ...reads,
     requestSync: () => trigger.request(),
     start: async () => {
       await mirror.open();
