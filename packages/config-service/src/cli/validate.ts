@@ -1,6 +1,6 @@
 /**
  * `config-service validate <repo-dir>`: checks a configuration repository's working tree
- * before merge (SPEC §9). The checks are in `config/validate-repo.ts`; this file parses
+ * before merge (SPEC §9). The checks are in `validate/repository.ts`; this file parses
  * the options, prints the report and sets the exit code (1 on errors, 0 otherwise;
  * usage errors are 64 through `main.ts`).
  *
@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import type { Layout } from '../config/app-config.js';
-import { formatReport, validateRepository, type Severity } from '../config/validate-repo.js';
+import { formatReport, validateRepository, type Severity } from '../validate/repository.js';
 import { DocumentParserPool } from '../document-parser.js';
 import { ALL_APPS, isTemplateUrl, matchesAny } from '../git/app-patterns.js';
 import type { KnownKeys } from '../config/validate-secrets.js';

@@ -54,7 +54,7 @@ export interface RawFileEntry {
 /**
  * The part of {@link GitRepository} that {@link AppConfigReader} reads through: trees and
  * files at a commit. `GitRepository` is one; `config-service validate` reads a working
- * tree through another (`DirectorySource` in `validate-repo.ts`), so both run the same code.
+ * tree through another (`DirectorySource` in `validate/directory-source.ts`), so both run the same code.
  */
 export type ConfigSource = Pick<GitRepository, 'readTree' | 'readFileAt' | 'listFiles'>;
 

@@ -10,4 +10,3 @@ export { render, envName, ENV_NAME_PATTERN, type EnvNaming, type RenderOptions }
 export * from './types.js';
 export { resolvePlaceholders, MAX_PLACEHOLDER_CHAIN, MAX_PLACEHOLDER_NESTING, MAX_RESOLVED_LENGTH, type PlaceholderError, type PlaceholderErrorData, type PlaceholderProblemKind, type ResolvePlaceholdersOptions } from './placeholders.js';
 export { checkSchema, findSchemaViolation, parseSchemaFile, resolveAndCheck, schemaInstance, type AppSchema, type SchemaReader, type SchemaViolation } from './schema.js';
-export { validateRepository, formatReport, DirectorySource, type Finding, type Severity, type ValidateOptions, type ValidationReport } from './validate-repo.js';

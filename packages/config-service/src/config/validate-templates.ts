@@ -1,7 +1,7 @@
 /**
  * `config-service validate`: every template of an application rendered for one profile set
  * (issue 12, docs/templates.md). Pure over the repository source it is handed, like
- * `validate-repo.ts`, which calls it once per application and profile set.
+ * `validate/repository.ts`, which calls it once per application and profile set.
  *
  * Templates see the configuration as the service would give it to a caller allowed
  * `secrets:read`, except that `{cipher}` values stay as written (validate has no keys):

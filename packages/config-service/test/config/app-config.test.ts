@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppConfigReader, type DocumentParser } from '../../src/config/app-config.js';
 import { limitError } from '../../src/config/limits.js';
 import { parseDocument } from '../../src/config/parse.js';
-import { DirectorySource } from '../../src/config/validate-repo.js';
+import { DirectorySource } from '../../src/validate/directory-source.js';
 
 let dir: string;
 let source: DirectorySource;

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AppConfigReader } from '../../src/config/app-config.js';
-import { DirectorySource } from '../../src/config/validate-repo.js';
+import { DirectorySource } from '../../src/validate/directory-source.js';
 
 const dirs: string[] = [];
 afterAll(() => {

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AppConfigReader } from '../../src/config/app-config.js';
 import { checkSchema, findSchemaViolation, parseSchemaFile, resolveAndCheck, schemaInstance, type AppSchema } from '../../src/config/schema.js';
-import { DirectorySource } from '../../src/config/validate-repo.js';
+import { DirectorySource } from '../../src/validate/directory-source.js';
 import { configOf } from './helpers.js';
 
 let n = 0;

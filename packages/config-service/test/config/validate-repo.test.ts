@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runValidate } from '../../src/cli/validate.js';
-import { DirectorySource, formatReport, validateRepository } from '../../src/config/validate-repo.js';
+import { DirectorySource } from '../../src/validate/directory-source.js';
+import { formatReport, validateRepository } from '../../src/validate/repository.js';
 import { appBinding, encryptValue } from '../../src/secrets/envelope.js';
 import { loadSettings } from '../../src/settings/load.js';
 

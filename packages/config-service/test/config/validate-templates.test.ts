@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { validateRepository } from '../../src/config/validate-repo.js';
+import { validateRepository } from '../../src/validate/repository.js';
 
 const dirs: string[] = [];
 afterAll(() => {

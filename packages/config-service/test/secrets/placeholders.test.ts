@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AppConfigReader } from '../../src/config/app-config.js';
-import { DirectorySource } from '../../src/config/validate-repo.js';
+import { DirectorySource } from '../../src/validate/directory-source.js';
 import { secretsStep } from '../../src/secrets/apply.js';
 import { encryptValue } from '../../src/secrets/envelope.js';
 import { createKeyring, type Keyring } from '../../src/secrets/keyring.js';
