@@ -23,7 +23,7 @@ export const CONCERNS = [
   ['audit store commit', (f) => /audit\/(sqlite-store|sqlite-writer|sqlite-protocol|postgres-store|commit-queue|chain|event-json|log-line)|better-sqlite3/.test(f.url)],
   ['logging (pino, redaction)', (f) => /node_modules\/.*\/(pino|@pinojs|pino-std-serializers|sonic-boom|fast-redact)\//.test(f.url) || /dist\/logger\.js/.test(f.url)],
   ['peer certificate, identity', (f) => /auth\/identity|peer-trust|@peculiar|asn1js|pvtsutils|tsyringe/.test(f.url) || f.functionName === 'getPeerCertificate' || f.functionName === 'getPeerX509Certificate'],
-  ['Git reads (isomorphic-git, pack reader)', (f) => /isomorphic-git|pako|git\/(repository|pack-reader)/.test(f.url)],
+  ['Git (isomorphic-git reads and fetches, pack reader, mirror checks)', (f) => /isomorphic-git|pako|git\/(repository|pack-reader|mirror|mirror-fetch|mirror-integrity)/.test(f.url)],
   ['parse, merge, render', (f) => /dist\/config\/|yaml\/dist/.test(f.url)],
   ['rate limit', (f) => /@fastify\/rate-limit|toad-cache/.test(f.url)],
   ['TLS (node:_tls_wrap, node:tls)', (f) => /^node:(_tls_wrap|tls|_tls_common)/.test(f.url)],
