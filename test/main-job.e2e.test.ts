@@ -263,6 +263,10 @@ describe('management listener', () => {
     expect(text).toMatch(/^config_service_requests_total\{action="config\.read",outcome="denied",status="403"\} [1-9]/m);
     expect(text).toMatch(/^config_service_git_ready\{repository="config"\} 1$/m);
     expect(text).toMatch(/^config_service_git_syncs_total\{repository="config"\} [1-9]/m);
+    // Every `_total` series of the service is a counter (OpenMetrics naming).
+    const totals = [...text.matchAll(/^# TYPE (config_service_\S+_total) (\S+)$/gm)].map((m) => [m[1], m[2]]);
+    expect(totals.length).toBeGreaterThan(5);
+    expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
     expect(text).toMatch(/^config_service_audit_healthy 1$/m);
     const info = (await (await fetch(`${remote.managementUrl}/info`)).json()) as Record<string, unknown>;
     expect(info).toMatchObject({ name: 'config-service', version: '0.1.0', node: process.version });

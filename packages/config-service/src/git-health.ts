@@ -11,7 +11,7 @@
  * per-application repositories of a template entry are listed but never make the service
  * not ready: they are cloned on first use.
  */
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { MirrorState } from './git/mirror.js';
 import type { GitStore } from './http/plugins/git-store.js';
 import type { RepositoryRegistry } from './http/plugins/repositories.js';
@@ -124,18 +124,29 @@ const STATES: readonly MirrorState[] = ['ok', 'cloning', 'repo_unavailable', 're
  */
 export function registerGitMetrics(registry: Registry, repositories: RepositoryRegistry): void {
   const mirrors = (): GitStore[] => repositories.stores().filter((s) => s.mirror !== undefined);
+  // A `_total` series is a counter (OpenMetrics): the mirror's own count, read at scrape time.
   const series = (name: string, help: string, read: (store: GitStore) => number | undefined, all = false): void => {
+    const values = (): Array<[string, number]> =>
+      (all ? repositories.stores() : mirrors()).flatMap((store) => {
+        const v = read(store);
+        return v === undefined ? [] : [[store.name, v]];
+      });
+    const common = { name, help, labelNames: ['repository'] as const, registers: [registry] };
+    if (name.endsWith('_total')) {
+      new Counter({
+        ...common,
+        collect() {
+          this.reset();
+          for (const [repository, v] of values()) this.inc({ repository }, v);
+        },
+      });
+      return;
+    }
     new Gauge({
-      name,
-      help,
-      labelNames: ['repository'] as const,
-      registers: [registry],
+      ...common,
       collect() {
         this.reset();
-        for (const store of all ? repositories.stores() : mirrors()) {
-          const v = read(store);
-          if (v !== undefined) this.set({ repository: store.name }, v);
-        }
+        for (const [repository, v] of values()) this.set({ repository }, v);
       },
     });
   };
@@ -175,13 +186,14 @@ export function registerGitMetrics(registry: Registry, repositories: RepositoryR
         this.set({ template: template.name }, template.stores().length);
       },
     });
-    new Gauge({
+    new Counter({
       name: 'config_service_git_template_evictions_total',
       help: 'Per-application mirrors removed (maxMirrors reached, or idle for evictAfterIdleMs)',
       labelNames: ['template'] as const,
       registers: [registry],
       collect() {
-        this.set({ template: template.name }, template.evictions);
+        this.reset();
+        this.inc({ template: template.name }, template.evictions);
       },
     });
   }

@@ -40,7 +40,21 @@ export function createMetrics(deps: { repositories: RepositoryRegistry; git?: Gi
     registers: [registry],
   });
   const { auditStore } = deps;
-  const gauge = (name: string, help: string, read: () => number | undefined) =>
+  // Read at scrape time from the stores' own counts; a `_total` series is a counter (OpenMetrics).
+  const series = (name: string, help: string, read: () => number | undefined): void => {
+    if (name.endsWith('_total')) {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          const v = read();
+          this.reset();
+          if (v !== undefined) this.inc(v);
+        },
+      });
+      return;
+    }
     new Gauge({
       name,
       help,
@@ -50,20 +64,21 @@ export function createMetrics(deps: { repositories: RepositoryRegistry; git?: Gi
         if (v !== undefined) this.set(v);
       },
     });
+  };
   registerGitMetrics(registry, deps.repositories);
-  gauge('config_service_audit_healthy', '1 while the audit store commits events', () => (auditStore.healthy ? 1 : 0));
-  gauge('config_service_audit_events_total', 'Audit events committed by this process', () => auditStore.stats.events);
-  gauge('config_service_audit_transactions_total', 'Audit store transactions (group commits)', () => auditStore.stats.transactions);
-  gauge('config_service_audit_failed_transactions_total', 'Audit store write transactions that failed (their requests were answered 503)', () => auditStore.stats.failedTransactions);
-  gauge('config_service_audit_commit_timeouts_total', 'Requests answered 503 because their audit event was not committed within audit.commitTimeoutMs', () => auditStore.stats.commitTimeouts);
-  gauge('config_service_audit_in_doubt_events_total', 'Of those, events whose transaction was in flight: they may still have been committed (followed by their refusal record)', () => auditStore.stats.inDoubt);
-  gauge('config_service_audit_probe_failures_total', 'Audit store health probes that failed or timed out', () => auditStore.stats.probeFailures);
-  gauge('config_service_audit_deferred_events', 'Refusal records (appendEventually) waiting to be committed', () => auditStore.stats.deferredPending);
-  gauge('config_service_audit_deferred_dropped_total', 'Refusal records dropped (too many waiting, or still failing at shutdown)', () => auditStore.stats.deferredDropped);
+  series('config_service_audit_healthy', '1 while the audit store commits events', () => (auditStore.healthy ? 1 : 0));
+  series('config_service_audit_events_total', 'Audit events committed by this process', () => auditStore.stats.events);
+  series('config_service_audit_transactions_total', 'Audit store transactions (group commits)', () => auditStore.stats.transactions);
+  series('config_service_audit_failed_transactions_total', 'Audit store write transactions that failed (their requests were answered 503)', () => auditStore.stats.failedTransactions);
+  series('config_service_audit_commit_timeouts_total', 'Requests answered 503 because their audit event was not committed within audit.commitTimeoutMs', () => auditStore.stats.commitTimeouts);
+  series('config_service_audit_in_doubt_events_total', 'Of those, events whose transaction was in flight: they may still have been committed (followed by their refusal record)', () => auditStore.stats.inDoubt);
+  series('config_service_audit_probe_failures_total', 'Audit store health probes that failed or timed out', () => auditStore.stats.probeFailures);
+  series('config_service_audit_deferred_events', 'Refusal records (appendEventually) waiting to be committed', () => auditStore.stats.deferredPending);
+  series('config_service_audit_deferred_dropped_total', 'Refusal records dropped (too many waiting, or still failing at shutdown)', () => auditStore.stats.deferredDropped);
   if (deps.tls) {
     const tls = deps.tls;
-    gauge('config_service_tls_reloads_total', 'Times new server certificate, client CA or CRL files were installed without a restart', () => tls().reloads);
-    gauge('config_service_tls_reload_failures_total', 'Reloads refused because the new TLS files did not validate (the old ones stay in use)', () => tls().failures);
+    series('config_service_tls_reloads_total', 'Times new server certificate, client CA or CRL files were installed without a restart', () => tls().reloads);
+    series('config_service_tls_reload_failures_total', 'Reloads refused because the new TLS files did not validate (the old ones stay in use)', () => tls().failures);
   }
   return { registry, requests, duration };
 }
