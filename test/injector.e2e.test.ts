@@ -306,7 +306,7 @@ describe('idempotent, and never touches what is not asked for', () => {
 });
 
 describe('refuses bad annotations, naming the annotation and the rule', () => {
-  const NAME_RULE = "must match ^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$ and contain no '..' (the service's name rule, SPEC §5)";
+  const NAME_RULE = "must match ^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$ and contain no '..' (the service's name rule, docs/api.md)";
   const cases: [string, Record<string, string>, string][] = [
     ['app with upper case', { [`${P}/app`]: 'Orders' }, `annotation ${P}/app: "Orders" ${NAME_RULE}`],
     ['app with ..', { [`${P}/app`]: 'a..b' }, `annotation ${P}/app: "a..b" ${NAME_RULE}`],

@@ -54,7 +54,7 @@ function buildProgram(): Command {
 
   program
     .command('injector')
-    .description('Serve the Kubernetes mutating admission webhook that adds config-init to annotated pods (SPEC §7.1)')
+    .description('Serve the Kubernetes mutating admission webhook that adds config-init to annotated pods (docs/injector.md)')
     .option('-c, --config <file>', 'injector settings file (YAML); every setting may also come from CONFIG_SERVICE_INJECTOR_* variables')
     .action(async (opts: { config?: string }) => {
       const [{ loadInjectorSettings, startInjector }, { default: closeWithGrace }] = await Promise.all([import('../injector/index.js'), import('close-with-grace')]);

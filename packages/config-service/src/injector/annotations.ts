@@ -39,7 +39,7 @@ export const ANNOTATIONS = ['app', 'profiles', 'formats', 'mount-path', 'ref', '
 /** Signals a watch sidecar may send (config-init's `--on-change-signal`, short names). */
 const WATCH_SIGNALS = ['HUP', 'USR1', 'USR2', 'INT', 'TERM', 'QUIT', 'WINCH'];
 
-const NAME_RULE = `must match ${NAME_PATTERN.source} and contain no '..' (the service's name rule, SPEC §5)`;
+const NAME_RULE = `must match ${NAME_PATTERN.source} and contain no '..' (the service's name rule, docs/api.md)`;
 
 function nameViolation(value: string): boolean {
   return !NAME_PATTERN.test(value) || value.includes('..');
