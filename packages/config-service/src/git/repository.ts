@@ -7,7 +7,8 @@
  * `cache` object per repository: SPEC §11 measured isomorphic-git 30-190x slower without a
  * shared pack cache. A mirror's published packs are read by `pack-reader.ts` instead
  * (isomorphic-git keeps whole packs and every deep delta it resolved in memory, so memory
- * would grow with the history). Trees and peeled refs are immutable by object id and are cached here in bounded LRU maps.
+ * would grow with the history). Trees and peeled refs are immutable by object id and are
+ * cached in bounded LRU maps (`object-cache.ts`).
  *
  * Two kinds of repository are read:
  * - a local path read in place (`remoteName` unset): refs are read from disk on every
@@ -16,75 +17,28 @@
  *   `refs/remotes/<remote>/`): isomorphic-git's fetch rewrites refs before the pack holding
  *   their objects is on disk, so the mirror publishes a {@link RefSnapshot} after each
  *   successful sync, and this class resolves refs from it and only sees the packs it lists.
- *   Reads are therefore never affected by a fetch in progress or a failed fetch.
+ *   Reads are therefore never affected by a fetch in progress or a failed fetch
+ *   (`snapshot-fs.ts` hides the packs a snapshot does not list from isomorphic-git).
+ *
+ * The shapes returned are in `repository-types.ts`, the snapshot in `ref-snapshot.ts`, and
+ * `findGitdir` in `gitdir.ts`; they are re-exported here, the module other folders import.
  */
-import * as nodeFs from 'node:fs';
-import { stat } from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { expandOid, readBlob, readCommit, readObject, readTag, readTree, resolveRef } from 'isomorphic-git';
 import type { PromiseFsClient } from 'isomorphic-git';
-import { CFG_ERR_REF_NOT_FOUND, CFG_ERR_REPO_UNAVAILABLE, CFG_ERR_UNSUPPORTED_ENTRY } from '../errors.js';
-import { LRUCache } from 'lru-cache';
+import { CFG_ERR_REF_NOT_FOUND, CFG_ERR_UNSUPPORTED_ENTRY } from '../errors.js';
 import { assertValidRef } from './ref-name.js';
 import { PackSet, type GitObject } from './pack-reader.js';
+import { errorCode, isNotFound, notFound, parseCommit, parseTree, type ParsedCommit, type RawTreeEntry } from './git-objects.js';
+import { refExists } from './gitdir.js';
+import { PromiseLru, TreeCache } from './object-cache.js';
+import { sameRefs, type RefSnapshot } from './ref-snapshot.js';
+import { snapshotFs } from './snapshot-fs.js';
+import type { FirstParentEntry, ListedFile, ResolvedRef, TreeEntry } from './repository-types.js';
 
-/** Kind of a tree entry, from its Git mode: 040000 tree, 120000 symlink, 160000 submodule, else blob. */
-export type TreeEntryType = 'blob' | 'tree' | 'symlink' | 'submodule';
-
-/** One entry of a Git tree. */
-export interface TreeEntry {
-  /** File or directory name (one path component, no `/`). */
-  readonly name: string;
-  /** Object id (40 hex) of the blob, tree, or — for a submodule — the commit it pins. */
-  readonly oid: string;
-  /** Kind of entry. */
-  readonly type: TreeEntryType;
-}
-
-/** A file found by {@link GitRepository.listFiles}. */
-export interface ListedFile {
-  /** Path from the repository root, `/`-separated, no leading slash. */
-  readonly path: string;
-  /** Object id (40 hex). */
-  readonly oid: string;
-  /** Kind of entry; never `'tree'` (trees are descended into). */
-  readonly type: Exclude<TreeEntryType, 'tree'>;
-}
-
-/** One commit of {@link GitRepository.walkFirstParent}. */
-export interface FirstParentEntry {
-  /** Commit id (40 hex). */
-  readonly commit: string;
-  /** First parent's id, or `null` for a root commit. */
-  readonly parent: string | null;
-  /** Committer time, seconds since the epoch (UTC). */
-  readonly committerTime: number;
-  /** Author name (the e-mail is personal data and is not returned). */
-  readonly authorName: string;
-  /** Full commit message. */
-  readonly message: string;
-}
-
-/** Result of {@link GitRepository.resolveRef}. */
-export interface ResolvedRef {
-  /** Commit id (40 lower-case hex). For an annotated tag this is the commit, not the tag object. */
-  readonly commit: string;
-  /**
-   * What matched: `refs/heads/<branch>` (also for mirrors, whose branches are stored under
-   * `refs/remotes/<remote>/`), `refs/tags/<tag>`, the full ref name given, or the commit id.
-   */
-  readonly ref: string;
-}
-
-/**
- * Refs and packs a mirror publishes after a successful sync; reads see exactly this state.
- */
-export interface RefSnapshot {
-  /** Full ref name (`refs/remotes/origin/main`, `refs/tags/v1`) → object id (40 hex, tags unpeeled). */
-  readonly refs: ReadonlyMap<string, string>;
-  /** File names (`pack-<sha>.idx`) of the pack indexes reads may use. */
-  readonly packs: ReadonlySet<string>;
-}
+export { findGitdir } from './gitdir.js';
+export type { RefSnapshot } from './ref-snapshot.js';
+export type { FirstParentEntry, ListedFile, ResolvedRef, TreeEntry, TreeEntryType } from './repository-types.js';
 
 /** Options of {@link GitRepository}. */
 export interface GitRepositoryOptions {
@@ -105,71 +59,10 @@ export interface GitRepositoryOptions {
   readonly cache?: object;
 }
 
-/** Most tree entries kept in memory by one repository (about 150 bytes each). */
-const TREE_CACHE_MAX_ENTRIES = 100_000;
-
-/** Path of a loose object below `objects/`. */
-const LOOSE_OBJECT = /^[0-9a-f]{2}[\\/][0-9a-f]{38}$/;
-/** What a loose-object read of a mirror rejects with (isomorphic-git only checks that it failed). */
-const NO_LOOSE_OBJECT = Object.assign(new Error('no loose objects in a mirror'), { code: 'ENOENT' });
-
 /** Bytes every Git LFS pointer file starts with. */
 const LFS_POINTER_PREFIX = new TextEncoder().encode('version https://git-lfs.github.com/spec/v1');
 const FULL_OID = /^[0-9a-fA-F]{40}$/;
 const SHORT_OID = /^[0-9a-fA-F]{4,39}$/;
-
-/**
- * Finds the Git directory of a local repository path.
- *
- * @param path - a work tree (with a `.git` directory, or a `.git` file `gitdir: <dir>`),
- *   or a bare repository.
- * @returns the absolute Git directory.
- * @throws CFG_ERR_REPO_UNAVAILABLE (503) when `path` is not a Git repository.
- */
-export async function findGitdir(path: string): Promise<string> {
-  const root = nodePath.resolve(path);
-  const dotGit = nodePath.join(root, '.git');
-  const st = await stat(dotGit).catch(() => null);
-  if (st?.isDirectory() === true) return dotGit;
-  if (st?.isFile() === true) {
-    const text = await nodeFs.promises.readFile(dotGit, 'utf8');
-    const m = /^gitdir:\s*(.+?)\s*$/m.exec(text);
-    if (m?.[1] !== undefined) return nodePath.resolve(root, m[1]);
-  }
-  const [head, objects] = await Promise.all([
-    stat(nodePath.join(root, 'HEAD')).catch(() => null),
-    stat(nodePath.join(root, 'objects')).catch(() => null),
-  ]);
-  if (head?.isFile() === true && objects?.isDirectory() === true) return root;
-  throw new CFG_ERR_REPO_UNAVAILABLE(nodePath.basename(root), 'not a Git repository');
-}
-
-function entryType(mode: string): TreeEntryType {
-  switch (mode) {
-    case '040000':
-    case '40000':
-      return 'tree';
-    case '120000':
-      return 'symlink';
-    case '160000':
-      return 'submodule';
-    default:
-      return 'blob';
-  }
-}
-
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
-
-function isNotFound(err: unknown): boolean {
-  const code = errorCode(err);
-  return code === 'NotFoundError' || code === 'ENOENT' || code === 'ENOTDIR';
-}
 
 function startsWithBytes(bytes: Uint8Array, prefix: Uint8Array): boolean {
   if (bytes.length < prefix.length) return false;
@@ -183,57 +76,6 @@ function splitPath(path: string): string[] | null {
   const parts = path.split('/');
   for (const p of parts) if (p === '' || p === '.' || p === '..') return null;
   return parts;
-}
-
-/** The fields of a commit this module uses. */
-interface ParsedCommit {
-  tree: string;
-  parents: string[];
-  authorName: string;
-  /** Seconds since the epoch. */
-  committerTime: number;
-  /** As isomorphic-git gives it: CRLF made LF, leading newlines dropped, one final newline. */
-  message: string;
-}
-
-/** The error of an object that is not in the repository (as isomorphic-git names it). */
-function notFound(what: string): Error {
-  return Object.assign(new Error(`Could not find ${what}.`), { code: 'NotFoundError' });
-}
-
-/** Entries of a tree object (`<mode> <name>\0<20-byte id>`, repeated). */
-function parseTree(data: Buffer): Array<{ path: string; oid: string; mode: string }> {
-  const out: Array<{ path: string; oid: string; mode: string }> = [];
-  let i = 0;
-  while (i < data.length) {
-    const space = data.indexOf(0x20, i);
-    const nul = data.indexOf(0, space + 1);
-    if (space === -1 || nul === -1 || nul + 21 > data.length) throw Object.assign(new Error('malformed tree object'), { code: 'InternalError' });
-    out.push({ mode: data.toString('latin1', i, space), path: data.toString('utf8', space + 1, nul), oid: data.toString('hex', nul + 1, nul + 21) });
-    i = nul + 21;
-  }
-  return out;
-}
-
-/** The fields of a commit object (header lines, a blank line, the message). */
-function parseCommit(data: Buffer): ParsedCommit {
-  const text = data.toString('utf8');
-  const split = text.indexOf('\n\n');
-  const head = split === -1 ? text : text.slice(0, split);
-  const body = split === -1 ? '' : text.slice(split + 2);
-  let tree = '';
-  const parents: string[] = [];
-  let authorName = '';
-  let committerTime = 0;
-  for (const line of head.split('\n')) {
-    if (line.startsWith('tree ')) tree = line.slice(5);
-    else if (line.startsWith('parent ')) parents.push(line.slice(7));
-    else if (line.startsWith('author ')) authorName = /^author (.*) <[^>]*> -?\d+ [+-]\d{4}$/.exec(line)?.[1] ?? '';
-    else if (line.startsWith('committer ')) committerTime = Number(/ (-?\d+) [+-]\d{4}$/.exec(line)?.[1] ?? 0);
-  }
-  let message = body.replace(/\r\n/g, '\n').replace(/^\n+/, '');
-  if (!message.endsWith('\n')) message += '\n';
-  return { tree, parents, authorName, committerTime, message };
 }
 
 /**
@@ -257,12 +99,11 @@ export class GitRepository {
   readonly #snapshotListeners = new Set<(snapshot: RefSnapshot | null, refsChanged: boolean) => void>();
   /** A mirror's packs, read without isomorphic-git (`pack-reader.ts`) while a snapshot is published. */
   #packs: PackSet | null = null;
-  /** Trees read, by id, bounded by their total number of entries as well as by count. */
-  readonly #trees: LRUCache<string, ReadonlyMap<string, TreeEntry>>;
-  /** Tree reads in progress, so concurrent cold reads of one tree read it once. */
-  readonly #treeReads = new Map<string, Promise<ReadonlyMap<string, TreeEntry>>>();
-  readonly #commitTrees = new LRUCache<string, Promise<string>>({ max: 10_000 });
-  readonly #peeled = new LRUCache<string, Promise<string | null>>({ max: 10_000 });
+  readonly #trees: TreeCache;
+  /** Root tree of a commit, by commit id. */
+  readonly #commitTrees = new PromiseLru<string>(10_000);
+  /** Commit an object peels to, by object id; `null` (missing, not a commit) is not kept. */
+  readonly #peeled = new PromiseLru<string | null>(10_000, (commit) => commit !== null);
 
   /**
    * @param options - see {@link GitRepositoryOptions}. No I/O happens here.
@@ -273,42 +114,9 @@ export class GitRepository {
     this.defaultBranch = options.defaultBranch;
     this.remoteName = options.remoteName;
     this.#cache = options.cache ?? {};
-    // A root tree of a few thousand applications is a few hundred KiB once read: the cache
-    // is bounded by entries too, so reading many commits does not grow memory with history.
-    this.#trees = new LRUCache({ max: Math.max(1, options.treeCacheEntries ?? 20_000), maxSize: TREE_CACHE_MAX_ENTRIES, sizeCalculation: (tree) => tree.size + 1 });
+    this.#trees = new TreeCache(options.treeCacheEntries ?? 20_000);
     this.#packDir = nodePath.join(this.gitdir, 'objects', 'pack');
-    const packDir = this.#packDir;
-    const visiblePacks = (): ReadonlySet<string> | null => this.#snapshot?.packs ?? null;
-    const p = nodeFs.promises;
-    const objectsDir = nodePath.join(this.gitdir, 'objects') + nodePath.sep;
-    this.#fs = {
-      promises: {
-        // A mirror holds its objects in packs only (fetches write packs), so isomorphic-git's
-        // look-up of a loose object, tried before the packs for every object, is answered
-        // without a failing open() and the error Node builds for it.
-        readFile: (file: string, ...rest: unknown[]): Promise<unknown> => {
-          if (this.#snapshot !== null && file.startsWith(objectsDir) && LOOSE_OBJECT.test(file.slice(objectsDir.length))) return Promise.reject(NO_LOOSE_OBJECT);
-          return (p.readFile as (f: string, ...r: unknown[]) => Promise<unknown>)(file, ...rest);
-        },
-        writeFile: p.writeFile,
-        unlink: p.unlink,
-        mkdir: p.mkdir,
-        rmdir: p.rmdir,
-        stat: p.stat,
-        lstat: p.lstat,
-        readlink: p.readlink,
-        symlink: p.symlink,
-        chmod: p.chmod,
-        // Hide packs a fetch in progress is still writing: only published packs are read.
-        // isomorphic-git lists the pack folder for every object it reads; with a snapshot
-        // the list is the snapshot's, without asking the disk.
-        readdir: async (dir: string, ...rest: unknown[]): Promise<unknown> => {
-          const packs = visiblePacks();
-          if (packs !== null && (dir === packDir || nodePath.resolve(dir) === packDir)) return [...packs];
-          return (p.readdir as (d: string, ...r: unknown[]) => Promise<string[]>)(dir, ...rest);
-        },
-      },
-    };
+    this.#fs = snapshotFs(this.gitdir, () => this.#snapshot);
   }
 
   /**
@@ -575,38 +383,15 @@ export class GitRepository {
         throw err;
       });
       // isomorphic-git also tries `refs/<x>`, `refs/tags/<x>`… for a name; keep exact names only.
-      if (oid !== null && !(await this.#refExists(fullRef))) oid = null;
+      if (oid !== null && !(await refExists(this.gitdir, fullRef))) oid = null;
     }
     return oid === null ? null : this.#peelToCommit(oid);
   }
 
-  async #refExists(fullRef: string): Promise<boolean> {
-    const loose = await stat(nodePath.join(this.gitdir, fullRef)).catch(() => null);
-    if (loose?.isFile() === true) return true;
-    const packed = await nodeFs.promises.readFile(nodePath.join(this.gitdir, 'packed-refs'), 'utf8').catch(() => '');
-    for (const line of packed.split('\n')) {
-      if (line.length > 41 && line.slice(41) === fullRef) return true;
-    }
-    return false;
-  }
-
   /** The commit an object id designates (tags peeled), or null when missing or not a commit. */
   #peelToCommit(oid: string): Promise<string | null> {
-    let p = this.#peeled.get(oid);
-    if (p === undefined) {
-      p = this.#peel(oid);
-      this.#peeled.set(oid, p);
-      // Absence may change (a later fetch brings the object): never cache a miss or failure.
-      p.then(
-        (c) => {
-          if (c === null && this.#peeled.get(oid) === p) this.#peeled.delete(oid);
-        },
-        () => {
-          if (this.#peeled.get(oid) === p) this.#peeled.delete(oid);
-        },
-      );
-    }
-    return p;
+    // Absence may change (a later fetch brings the object): a miss or failure is not cached.
+    return this.#peeled.get(oid, () => this.#peel(oid));
   }
 
   async #peel(start: string): Promise<string | null> {
@@ -638,49 +423,21 @@ export class GitRepository {
   }
 
   #rootTree(commit: string): Promise<string> {
-    let p = this.#commitTrees.get(commit);
-    if (p === undefined) {
-      p = this.#commit(commit).then((c) => c.tree);
-      this.#commitTrees.set(commit, p);
-      p.catch(() => {
-        if (this.#commitTrees.get(commit) === p) this.#commitTrees.delete(commit);
-      });
-    }
-    return p;
+    return this.#commitTrees.get(commit, () => this.#commit(commit).then((c) => c.tree));
   }
 
   #tree(oid: string): Promise<ReadonlyMap<string, TreeEntry>> {
-    const hit = this.#trees.get(oid);
-    if (hit !== undefined) return Promise.resolve(hit);
-    let p = this.#treeReads.get(oid);
-    if (p === undefined) {
-      const read: Promise<Array<{ path: string; oid: string; mode: string }>> =
-        this.#snapshot !== null
-          ? this.#packObject(oid).then((object) => {
-              if (object === null || object.type !== 'tree') throw notFound(`tree ${oid}`);
-              return parseTree(object.data);
-            })
-          : readTree({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache }).then(({ tree }) => tree);
-      p = read.then((tree) => {
-        const map = new Map<string, TreeEntry>();
-        for (const e of tree) map.set(e.path, Object.freeze({ name: e.path, oid: e.oid, type: entryType(e.mode) }));
-        this.#trees.set(oid, map);
-        return map;
-      });
-      this.#treeReads.set(oid, p);
-      const done = (): void => {
-        this.#treeReads.delete(oid);
-      };
-      p.then(done, done);
-    }
-    return p;
+    return this.#trees.get(oid, (id) => this.#readTreeEntries(id));
   }
-}
 
-/** Whether two published snapshots name the same refs (both `null` counts as the same). */
-function sameRefs(a: RefSnapshot | null, b: RefSnapshot | null): boolean {
-  if (a === null || b === null) return a === b;
-  if (a.refs.size !== b.refs.size) return false;
-  for (const [ref, oid] of a.refs) if (b.refs.get(ref) !== oid) return false;
-  return true;
+  /** A tree's stored entries: from the packs for a mirror, else through isomorphic-git. */
+  #readTreeEntries(oid: string): Promise<readonly RawTreeEntry[]> {
+    if (this.#snapshot !== null) {
+      return this.#packObject(oid).then((object) => {
+        if (object === null || object.type !== 'tree') throw notFound(`tree ${oid}`);
+        return parseTree(object.data);
+      });
+    }
+    return readTree({ fs: this.#fs, gitdir: this.gitdir, oid, cache: this.#cache }).then(({ tree }) => tree);
+  }
 }
