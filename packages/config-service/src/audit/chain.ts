@@ -18,7 +18,9 @@
 import { createHash } from 'node:crypto';
 import { toEventInput } from './event.js';
 import { eventJsonParts, joinEventJson } from './event-json.js';
-import type { AuditEvent, AuditEventInput, ChainBreakReason, VerifyResult } from './types.js';
+import type { AuditEvent, AuditEventInput, ChainAnchor, ChainBreakReason, ChainHead, ExpectedHash, VerifyResult } from './types.js';
+
+export type { ChainAnchor, ChainHead, ExpectedHash } from './types.js';
 
 /** `prevHash` of the first event: 64 zeros. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -94,33 +96,6 @@ export function hashEventBody(prevHash: string, bodyJson: string): string {
  */
 export function computeEventHash(event: AuditEventInput & { seq: number; prevHash: string }): string {
   return hashEventBody(event.prevHash, eventBodyJson(event));
-}
-
-/** Where a chain (or the verified part of it) starts. */
-export interface ChainAnchor {
-  /** `seq` of the first event expected; default 1. */
-  seq: number;
-  /** `prevHash` the first event must carry; default {@link GENESIS_HASH}. */
-  prevHash: string;
-}
-
-/**
- * A hash the chain must have at a `seq`: a signed checkpoint (already checked), from the
- * store's own checkpoint table or from outside evidence.
- */
-export interface ExpectedHash {
-  seq: number;
-  hash: string;
-  /** Where it comes from, for the verdict (`witness.ndjson:3`, `stored checkpoint`). */
-  source: string;
-}
-
-/** The store's counter: the last event ever written, which a deletion of rows does not roll back. */
-export interface ChainHead {
-  /** 0 when no event was ever written. */
-  seq: number;
-  /** The hash of that event; {@link GENESIS_HASH} when none. */
-  hash: string;
 }
 
 /**

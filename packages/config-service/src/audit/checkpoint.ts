@@ -21,32 +21,15 @@ import { readFileSync } from 'node:fs';
 import { CFG_ERR_AUDIT_UNAVAILABLE, CFG_ERR_INVALID_REQUEST, CFG_ERR_SETTINGS_INVALID } from '../errors.js';
 import { canonicalJson } from './chain.js';
 import { isIsoUtcMs } from './event.js';
+import type { Checkpoint } from './types.js';
+
+export type { Checkpoint } from './types.js';
 
 /** Prefix of the signed bytes, so a checkpoint signature is never valid for anything else. */
 export const CHECKPOINT_DOMAIN = 'config-service audit checkpoint v1\n';
 
 /** A key id: what `audit.checkpoints.keys[].id` accepts. */
 export const CHECKPOINT_KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** One signed checkpoint. */
-export interface Checkpoint {
-  /** `checkpoint` (the chain head) or `retention` (the last event a prune deleted). */
-  kind: 'checkpoint' | 'retention';
-  /** The store's id (a UUID kept in the database), so checkpoints of another store never match. */
-  storeId: string;
-  /** Which process signed it (`<host>/<pid>` by default). Informational. */
-  writerId: string;
-  /** `seq` of the event the checkpoint is about (≥ 1). */
-  seq: number;
-  /** That event's `hash` (64 lower-case hex). */
-  hash: string;
-  /** When it was signed: ISO 8601 UTC with milliseconds. */
-  time: string;
-  /** `audit.checkpoints.keys[].id` of the signing key. */
-  keyId: string;
-  /** Ed25519 signature, base64. */
-  signature: string;
-}
 
 /** A checkpoint before it is signed. */
 export type CheckpointPayload = Omit<Checkpoint, 'signature'>;

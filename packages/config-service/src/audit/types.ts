@@ -8,8 +8,6 @@
  * Nothing in an event is ever a configuration value or a credential: secrets appear only
  * by key name, and the body served only by its SHA-256.
  */
-import type { ChainAnchor, ChainHead, ExpectedHash } from './chain.js';
-import type { Checkpoint } from './checkpoint.js';
 
 /**
  * What an UNVERIFIED client certificate claims (it was untrusted, revoked, expired...):
@@ -366,4 +364,51 @@ export interface AuditStore {
   readonly health: Readonly<AuditStoreHealth>;
   /** Counters for metrics. */
   readonly stats: Readonly<AuditStoreStats>;
+}
+
+/** Where a chain (or the verified part of it) starts. */
+export interface ChainAnchor {
+  /** `seq` of the first event expected; default 1. */
+  seq: number;
+  /** `prevHash` the first event must carry; default `GENESIS_HASH` (chain.ts). */
+  prevHash: string;
+}
+
+/**
+ * A hash the chain must have at a `seq`: a signed checkpoint (already checked), from the
+ * store's own checkpoint table or from outside evidence.
+ */
+export interface ExpectedHash {
+  seq: number;
+  hash: string;
+  /** Where it comes from, for the verdict (`witness.ndjson:3`, `stored checkpoint`). */
+  source: string;
+}
+
+/** The store's counter: the last event ever written, which a deletion of rows does not roll back. */
+export interface ChainHead {
+  /** 0 when no event was ever written. */
+  seq: number;
+  /** The hash of that event; `GENESIS_HASH` (chain.ts) when none. */
+  hash: string;
+}
+
+/** One signed checkpoint. */
+export interface Checkpoint {
+  /** `checkpoint` (the chain head) or `retention` (the last event a prune deleted). */
+  kind: 'checkpoint' | 'retention';
+  /** The store's id (a UUID kept in the database), so checkpoints of another store never match. */
+  storeId: string;
+  /** Which process signed it (`<host>/<pid>` by default). Informational. */
+  writerId: string;
+  /** `seq` of the event the checkpoint is about (≥ 1). */
+  seq: number;
+  /** That event's `hash` (64 lower-case hex). */
+  hash: string;
+  /** When it was signed: ISO 8601 UTC with milliseconds. */
+  time: string;
+  /** `audit.checkpoints.keys[].id` of the signing key. */
+  keyId: string;
+  /** Ed25519 signature, base64. */
+  signature: string;
 }
