@@ -426,7 +426,7 @@ async function memoryProfile() {
 function memoryLine({ summary, mem }) {
   const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   const largest = summary.groups.slice(0, 4).map((g) => `\`${g.name}\` ${mib(g.bytes)}`).join(', ');
-  return `RSS ${mib(mem.rss)}: V8 heap used ${mib(mem.heapUsed)}, external (Buffers) ${mib(mem.external)}, the rest outside both (code, thread stacks, allocator); largest in the heap: ${largest}`;
+  return `RSS ${mib(mem.rss)}: V8 heap used ${mib(mem.heapUsed)}, external (Buffers) ${mib(mem.external)}, the rest outside both (other threads' heaps: the SQLite writer, parse workers when started; compiled code; the allocator); largest in the heap: ${largest}`;
 }
 if (opt.profile) {
   rmSync(profDir, { recursive: true, force: true });
@@ -454,7 +454,7 @@ if (opt.profile) {
         const p = read(f);
         const shift = (p.startTime - main.startTime) / 1e6;
         const s = summarise(p, { from: from - shift, to: to - shift });
-        const role = s.modules.some((m) => m.name.includes('sqlite-writer')) ? 'audit writer (SQLite)' : s.modules.some((m) => m.name.includes('parse-worker')) ? 'document parser' : `thread ${threadOf(f)}`;
+        const role = s.modules.some((m) => /sqlite-writer|better-sqlite3/.test(m.name)) ? 'audit writer (SQLite)' : s.modules.some((m) => m.name.includes('parse-worker')) ? 'document parser' : `thread ${threadOf(f)}`;
         return { role, busyMs: s.busyMs, totalMs: s.totalMs, top: s.functions.slice(0, 3) };
       })
       .filter((t) => t.busyMs > 0);
