@@ -388,6 +388,7 @@ for (const workers of WORKERS ? [1, 2] : [1]) {
 // ---------------------------------------------------------------- 3. profiles (after the measurements)
 const profiles = [];
 let memory;
+let initProfile;
 
 /**
  * RSS, V8 heap and external memory (the service's /metrics) and a heap snapshot summary
@@ -420,6 +421,27 @@ async function memoryProfile() {
   const summary = summariseHeap(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
   writeFileSync(path.join(profDir, 'memory.md'), heapMarkdown(`memory after every app × profile (${APPS} × 3) was read once, server.workers: 1`, summary, mem));
   return { summary, mem };
+}
+
+/** A CPU profile of one `config-init fetch` process (its main thread), sampled every 100 µs. */
+async function configInitProfile() {
+  const s = await startService({ workers: 1, cpus: cpu.server, name: 'prof-init' });
+  const dir = path.join(work, 'prof-init');
+  mkdirSync(dir, { recursive: true });
+  const args = ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '100', INIT, 'fetch', '--server', s.origin, '--app', appName(0), '--profile', 'prod'];
+  const r = await runPinned(cpu.load, process.execPath, [...args, '--cert', owner.cert, '--key', owner.key, '--ca', pki.caCert, '--output-dir', path.join(work, 'init-prof-out'), '--termination-log', '']);
+  await s.stop();
+  if (r.code !== 0) throw new Error(`config-init exited ${r.code}: ${r.stderr}`);
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  const summary = summarise(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
+  writeFileSync(path.join(profDir, 'config-init.md'), summaryMarkdown('config-init fetch + publish, one whole process (its main thread)', summary));
+  return summary;
+}
+
+/** Where one config-init process spends its busy time, by module. */
+function initLine(summary) {
+  const top = summary.modules.slice(0, 5).map((m) => `${m.name} ${(m.share * 100).toFixed(0)}%`).join(', ');
+  return `busy ${summary.busyMs.toFixed(0)} ms of ${summary.totalMs.toFixed(0)} ms (the rest waits for the network and the server); by module, self time: ${top}`;
 }
 
 /** RSS, heap and external memory, and the largest groups of the heap snapshot. */
@@ -483,6 +505,8 @@ if (opt.profile) {
   });
   log('memory profile: heap snapshot after every app × profile was read once');
   memory = await memoryProfile();
+  log('CPU profile of one config-init run (the whole process)');
+  initProfile = await configInitProfile();
 }
 await ceiling.stop();
 await gitHttp.close();
@@ -553,7 +577,7 @@ const TARGETS = [
   ['RSS after every app × profile was read: ≤ 200 MiB per worker (absolute, MiB)', rssAll, (v) => v <= 200, 'memory'],
   ['webhook to served, new commit: ≤ 1.0x git fetch', med('hook.commit'), (v) => v <= 1.0, 'webhook'],
   ['webhook to served, new branch: ≤ 1.0x git fetch', med('hook.branch'), (v) => v <= 1.0, 'webhook'],
-  ['config-init: close to a dependency-free Node fetch-and-write (≤ 1.15x)', med('init.init'), (v) => v <= 1.15, undefined],
+  ['config-init: close to a dependency-free Node fetch-and-write (≤ 1.15x)', med('init.init'), (v) => v <= 1.15, 'config-init'],
 ];
 lines.push('', '## Targets', '', '| target | median | met? | what limits it (profile of the service, share of its main thread) |', '| --- | --- | --- | --- |');
 for (const [label, value, ok, profile] of TARGETS) {
@@ -562,6 +586,7 @@ for (const [label, value, ok, profile] of TARGETS) {
   let why = '';
   if (!met && label.includes('2 vs 1') && cpu.sharedForTwoWorkers) why = 'not measurable here: with 2 CPUs, the second worker shares the load generator’s CPU (server CPU per connection is in the table above)';
   else if (!met && profile === 'memory' && memory) why = `[memory](profiles/memory.md): ${memoryLine(memory)}`;
+  else if (!met && profile === 'config-init' && initProfile) why = `[config-init](profiles/config-init.md): ${initLine(initProfile)}`;
   else if (!met && profile) {
     const p = profiles.find((x) => x.name === profile);
     if (p) why = `[${profile}](profiles/${profile}.md): ${profileLine(p.summary, 0.03)}`;
@@ -575,6 +600,7 @@ if (profiles.length > 0) {
     lines.push(`- ${p.title}: ${profileLine(p.summary, 0.01)}; top functions of the main thread (self time): ${top}`);
   }
   if (memory) lines.push(`- memory (heap snapshot, bench/lib/heap-summary.mjs), after every app × profile was read once: ${memoryLine(memory)}`);
+  if (initProfile) lines.push(`- config-init fetch + publish, one whole process: ${initLine(initProfile)}`);
 }
 lines.push('', 'Absolute figures per round (unreliable on a shared machine; read the ratios):', '');
 for (const [, r] of results) {

@@ -14,6 +14,8 @@ export function moduleOf(url) {
   if (pkg) return pkg[1];
   const own = /packages\/config-service\/dist\/(.+)$/.exec(url);
   if (own) return `config-service/${own[1].replace(/\.js$/, '')}`;
+  const init = /packages\/config-init\/dist\/(.+)$/.exec(url);
+  if (init) return `config-init/${init[1].replace(/\.m?js$/, '')}`;
   if (url.startsWith('node:')) return url.replace(/^node:(internal\/)?/, 'node:').split('/').slice(0, 2).join('/');
   return url.split('/').slice(-2).join('/');
 }
