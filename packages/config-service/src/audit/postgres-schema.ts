@@ -9,6 +9,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { GENESIS_HASH } from './chain.js';
+import { lockChain } from './postgres-transaction.js';
 
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s, 'utf8').digest('hex');
@@ -36,6 +37,34 @@ export function headTableName(table: string): string {
 /** The name of a table's checkpoint table: `<table>_checkpoints` (shortened past 63 bytes). */
 export function checkpointTableName(table: string): string {
   return companion(table, 'checkpoints');
+}
+
+/** One store's tables, double-quoted for SQL, and its chain's advisory lock key. */
+export interface PgAuditTables {
+  /** The events table's name as configured, unquoted (for messages and the schema). */
+  name: string;
+  /** The events table. */
+  events: string;
+  /** The retention anchor table ({@link anchorTableName}). */
+  anchor: string;
+  /** The counter table ({@link headTableName}). */
+  head: string;
+  /** The checkpoint table ({@link checkpointTableName}). */
+  checkpoints: string;
+  /** {@link advisoryLockKey} of the table. */
+  lockKey: string;
+}
+
+/** The {@link PgAuditTables} of `table` (a name already checked against `^[a-z_][a-z0-9_]{0,62}$`). */
+export function pgAuditTables(table: string): PgAuditTables {
+  return {
+    name: table,
+    events: `"${table}"`,
+    anchor: `"${anchorTableName(table)}"`,
+    head: `"${headTableName(table)}"`,
+    checkpoints: `"${checkpointTableName(table)}"`,
+    lockKey: advisoryLockKey(table),
+  };
 }
 
 /** Every table the store keeps for `table` (to drop them all, e.g. in tests). */
@@ -186,7 +215,7 @@ export async function prepareSchema(
   const h = `"${headTableName(table)}"`;
   let hasAnchorTable = true;
   let anchorSigned = true;
-  await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey]);
+  await lockChain(c, lockKey);
   const exists = async (name: string): Promise<boolean> => (await c.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`"${name}"`])).rows[0]?.t !== null;
   /** Runs DDL in a savepoint; a failure is thrown when `required`, else reported and returned as false. */
   const ddl = async (sqls: readonly string[], required: boolean, what: string): Promise<boolean> => {

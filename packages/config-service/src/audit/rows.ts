@@ -1,12 +1,13 @@
 /**
  * The row model both audit stores share: the indexed columns beside the canonical event
- * JSON, the exact-match filters, and the check that a row's columns agree with its hashed
- * event (so filters never give wrong results). The group-commit queue is in `commit-queue.ts`.
+ * JSON, the exact-match filters, the check that a row's columns agree with its hashed
+ * event (so filters never give wrong results), and the examination of stored rows against
+ * the chain. The group-commit queue is in `commit-queue.ts`.
  */
-import { eventBodyJson } from './chain.js';
+import { eventBodyJson, type ChainAnchor, type ChainHead, type ChainVerifier } from './chain.js';
 import { toStoredEvent } from './event.js';
 import { decodeCursor, encodeCursor, parseInstant, parseLimit } from './query.js';
-import type { AuditEvent, AuditEventInput, AuditLogger, AuditPage, AuditQuery, ChainBreakReason } from './types.js';
+import type { AuditEvent, AuditEventInput, AuditLogger, AuditPage, AuditQuery, ChainBreakReason, ChainExamination } from './types.js';
 
 /** One stored row; `seq` is a number in SQLite and a decimal string from PostgreSQL's BIGINT. */
 export interface EventRow<Seq extends number | string = number> {
@@ -62,6 +63,52 @@ export function checkRow(row: EventRow<number | string>, e: AuditEvent, column: 
     row.outcome === e.outcome &&
     row.status === e.status;
   return same ? undefined : 'column mismatch';
+}
+
+/**
+ * Checks one stored row against the chain: `malformed event` when its text does not parse
+ * as an event, then the chain rules and {@link checkRow}.
+ * @param column how the store keeps a text value (see {@link checkRow})
+ * @returns false once the chain is broken (the caller stops reading).
+ */
+export function pushRow(v: ChainVerifier, row: EventRow<number | string>, column?: (s: string) => string): boolean {
+  let event: AuditEvent;
+  try {
+    event = rowToEvent(row);
+  } catch {
+    v.fail(Number(row.seq), 'malformed event');
+    return false;
+  }
+  return v.push(event, (e) => checkRow(row, e, column));
+}
+
+/** What {@link finishExamination} reports besides the verdict. */
+export interface ExaminedStore {
+  /** The store id in the counter row; the one read at open when the row is missing. */
+  storeId: string;
+  /** Where the chain was checked from (the anchor, or `seq` 1 after the genesis hash). */
+  start: ChainAnchor;
+  /** The counter; undefined when its row is missing (then `counter mismatch`). */
+  head: ChainHead | undefined;
+  /** The retention anchor row, when a prune left one. */
+  anchor: ChainExamination['anchor'];
+}
+
+/**
+ * Ends an examination once every row was pushed: checks the end of the chain against the
+ * counter ({@link ChainVerifier.finish}) and returns the verdict with what it was based on.
+ */
+export function finishExamination(v: ChainVerifier, { storeId, start, head, anchor }: ExaminedStore): ChainExamination {
+  v.finish(head);
+  return {
+    ...v.result(),
+    storeId,
+    ...(head && { head }),
+    start,
+    ...(anchor && { anchor }),
+    beforeStart: v.beforeStart,
+    matched: v.matched,
+  };
 }
 
 /** The SQL of one page of an audit query, for a store's placeholder syntax. */

@@ -29,11 +29,12 @@ import { CFG_ERR_AUDIT_UNAVAILABLE } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, type ChainAnchor } from './chain.js';
 import { storedCheckpoint, type Checkpoint } from './checkpoint.js';
 import { CheckpointSchedule, type StoreCheckpointOptions } from './checkpoint-schedule.js';
-import { closedError, CommitQueue, emptyStats, StoreHealth, withDeadline, type Pending } from './commit-queue.js';
+import type { Pending } from './commit-queue.js';
 import { withChainFields } from './event.js';
 import { eventJsonParts, joinEventJson, rememberEventJson } from './event-json.js';
+import { GroupCommitStore } from './group-commit-store.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, parseAfter, parseInstant, parseLimit } from './query.js';
-import { checkRow, pageQuery, rowToEvent, SILENT, toPage, type EventRow } from './rows.js';
+import { finishExamination, pageQuery, pushRow, SILENT, toPage, type EventRow } from './rows.js';
 import { migrate, SELECT_ANCHOR, SELECT_HEAD, type AnchorRow, type HeadRow } from './sqlite-schema.js';
 import {
   BATCH_ABANDONED,
@@ -45,15 +46,10 @@ import {
 } from './sqlite-protocol.js';
 import { WriterClient } from './sqlite-writer-client.js';
 import type {
-  AppendOptions,
-  AuditEvent,
-  AuditEventInput,
   AuditLogger,
   AuditPage,
   AuditQuery,
   AuditStore,
-  AuditStoreHealth,
-  AuditStoreStats,
   ChainExamination,
   CheckpointQuery,
   ExamineOptions,
@@ -109,20 +105,15 @@ const VERIFY_PAGE = 1000;
 /**
  * The SQLite {@link AuditStore}. Create it with {@link openSqliteAuditStore}.
  */
-export class SqliteAuditStore implements AuditStore {
+export class SqliteAuditStore extends GroupCommitStore implements AuditStore {
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   /** The read connection (queries, checkpoints); the writer thread has its own. */
   readonly #db: Database.Database;
   readonly #storeId: string;
-  readonly #logger: AuditLogger;
   readonly #maxBatch: number;
-  readonly #stats: AuditStoreStats = emptyStats();
-  readonly #health: StoreHealth;
-  readonly #queue: CommitQueue;
   readonly #queryStatements = new Map<string, Database.Statement<unknown[], EventRow>>();
   readonly #windowMs: number;
-  readonly #schedule: CheckpointSchedule | undefined;
   /** The state word of the batch in flight, shared with the writer. */
   readonly #flagBuffer = new SharedArrayBuffer(4);
   readonly #flag = new Int32Array(this.#flagBuffer);
@@ -130,22 +121,13 @@ export class SqliteAuditStore implements AuditStore {
   #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   /** The batch being committed, if any (one at a time). */
   #writing: Promise<void> | undefined;
-  #closed = false;
   #closePromise: Promise<void> | undefined;
-  /** True while close() commits what is queued (a failed deferred batch is then dropped). */
-  #closing = false;
 
   /** Use {@link openSqliteAuditStore}. */
   constructor(opts: SqliteAuditStoreOptions) {
+    super(opts.logger ?? SILENT, 'sqlite', 'SQLite');
     this.#path = opts.path;
     this.#busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
-    this.#logger = opts.logger ?? SILENT;
-    this.#health = new StoreHealth(this.#logger, 'sqlite');
-    this.#queue = new CommitQueue(this.#stats, this.#logger, (ms, inDoubt) => {
-      // A caller of the batch in flight gave up: the writer rolls it back unless it is already committing.
-      if (inDoubt) Atomics.compareExchange(this.#flag, 0, BATCH_WRITING, BATCH_ABANDONED);
-      this.#health.fail(`an audit event was not committed within ${ms} ms`, 'audit store commit timed out; failing requests closed', { timeoutMs: ms });
-    });
     this.#maxBatch = opts.maxBatchSize ?? 1000;
     this.#windowMs = opts.commitWindowMs ?? 0;
     if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) {
@@ -169,33 +151,18 @@ export class SqliteAuditStore implements AuditStore {
     }
     this.#db = db;
     this.#storeId = head.store_id;
-    this.#schedule = opts.checkpoints ? new CheckpointSchedule(opts.checkpoints, this.#logger, () => void this.checkpoint()) : undefined;
+    this.schedule = opts.checkpoints ? new CheckpointSchedule(opts.checkpoints, this.logger, () => void this.checkpoint()) : undefined;
     this.#writerClient = new WriterClient(
       {
         path: this.#path,
         busyTimeoutMs: this.#busyTimeoutMs,
         flag: this.#flagBuffer,
-        writerId: this.#schedule?.writerId ?? '',
-        ...(this.#schedule && { signer: this.#schedule.signer }),
+        writerId: this.schedule?.writerId ?? '',
+        ...(this.schedule && { signer: this.schedule.signer }),
       },
-      this.#logger,
+      this.logger,
     );
-    this.#logger.info({ path: opts.path, lastSeq: head.seq }, 'audit store opened');
-  }
-
-  /** {@inheritDoc AuditStore.healthy} */
-  get healthy(): boolean {
-    return this.#health.healthy && !this.#closed && !this.#closing;
-  }
-
-  /** {@inheritDoc AuditStore.health} */
-  get health(): Readonly<AuditStoreHealth> {
-    return this.#closed || this.#closing ? { healthy: false, reason: 'the audit store is closed' } : this.#health.snapshot;
-  }
-
-  /** {@inheritDoc AuditStore.stats} */
-  get stats(): Readonly<AuditStoreStats> {
-    return { ...this.#stats };
+    this.logger.info({ path: opts.path, lastSeq: head.seq }, 'audit store opened');
   }
 
   /** {@inheritDoc AuditStore.storeId} */
@@ -204,40 +171,17 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   /**
-   * {@inheritDoc AuditStore.append}
-   * @throws (rejects) TypeError for a malformed event; CFG_ERR_AUDIT_UNAVAILABLE when the
-   *   store is closed or the transaction holding the event fails (`cause` set).
+   * What {@link GroupCommitStore.probe} checks: the writer thread takes the write lock
+   * (waiting at most `busyTimeoutMs` for it) and releases it.
    */
-  append(event: AuditEventInput, options: AppendOptions = {}): Promise<AuditEvent> {
-    if (this.#closed || this.#closing) return Promise.reject(closedError());
-    return this.#queue.add(event, options.timeoutMs, () => this.#scheduleFlush());
+  protected async probeWrite(): Promise<void> {
+    await this.#send({ op: 'probe', id: 0 });
   }
 
-  /** {@inheritDoc AuditStore.appendEventually} */
-  appendEventually(event: AuditEventInput): void {
-    if (this.#closed || this.#closing) return;
-    this.#queue.addDeferred(event, () => this.#scheduleFlush());
-  }
-
-  /**
-   * {@inheritDoc AuditStore.probe}
-   *
-   * The writer thread waits at most `busyTimeoutMs` for the write lock; the probe as a
-   * whole is bounded by `timeoutMs`. A passing probe also lets deferred events be tried again.
-   */
-  async probe(timeoutMs: number): Promise<void> {
-    if (this.#closed || this.#closing) return;
-    this.#stats.probes++;
-    try {
-      await withDeadline(this.#send({ op: 'probe', id: 0 }), timeoutMs, `the probe did not finish within ${timeoutMs} ms`);
-    } catch (err) {
-      this.#stats.probeFailures++;
-      this.#health.fail(`probe failed: ${(err as Error).message}`, 'audit store probe failed; failing requests closed', { err });
-      return;
-    }
-    this.#health.recover('probe');
-    this.#queue.retryDeferred();
-    if (this.#queue.ready) this.#scheduleFlush();
+  /** A caller of the batch in flight gave up: the writer rolls it back unless it is already committing. */
+  protected override commitTimedOut(timeoutMs: number, inDoubt: boolean): void {
+    if (inDoubt) Atomics.compareExchange(this.#flag, 0, BATCH_WRITING, BATCH_ABANDONED);
+    super.commitTimedOut(timeoutMs, inDoubt);
   }
 
   /**
@@ -247,7 +191,7 @@ export class SqliteAuditStore implements AuditStore {
    *   malformed row.
    */
   async query(q: AuditQuery): Promise<AuditPage> {
-    this.#assertOpen();
+    this.assertOpen();
     const { sql, params, limit } = pageQuery(q, 'audit_events', () => '?');
     try {
       let stmt = this.#queryStatements.get(sql);
@@ -282,7 +226,7 @@ export class SqliteAuditStore implements AuditStore {
    * {@link VERIFY_PAGE} rows at a time, yielding to the event loop between pages.
    */
   async examine(opts: ExamineOptions = {}): Promise<ChainExamination> {
-    this.#assertOpen();
+    this.assertOpen();
     let db: Database.Database | undefined;
     try {
       db = new Database(this.#path, { readonly: true, timeout: this.#busyTimeoutMs });
@@ -301,17 +245,14 @@ export class SqliteAuditStore implements AuditStore {
         after = last.seq;
         await yieldToLoop();
       }
-      v.finish(head ? { seq: head.seq, hash: head.hash } : undefined);
-      db.exec('COMMIT');
-      return {
-        ...v.result(),
+      const examination = finishExamination(v, {
         storeId: head?.store_id ?? this.#storeId,
-        ...(head && { head: { seq: head.seq, hash: head.hash } }),
         start,
-        ...(anchor && { anchor: { seq: anchor.seq, prevHash: anchor.prev_hash, checkpoint: anchor.checkpoint } }),
-        beforeStart: v.beforeStart,
-        matched: v.matched,
-      };
+        head: head && { seq: head.seq, hash: head.hash },
+        anchor: anchor && { seq: anchor.seq, prevHash: anchor.prev_hash, checkpoint: anchor.checkpoint },
+      });
+      db.exec('COMMIT');
+      return examination;
     } catch (err) {
       throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store cannot be read', { cause: err });
     } finally {
@@ -321,7 +262,7 @@ export class SqliteAuditStore implements AuditStore {
 
   /** {@inheritDoc AuditStore.checkpoints} */
   async checkpoints(q: CheckpointQuery = {}): Promise<Checkpoint[]> {
-    this.#assertOpen();
+    this.assertOpen();
     const after = parseAfter(q.after);
     const limit = parseLimit(q.limit);
     let rows: { checkpoint: string }[];
@@ -335,14 +276,14 @@ export class SqliteAuditStore implements AuditStore {
 
   /** {@inheritDoc AuditStore.checkpoint} */
   async checkpoint(force = false): Promise<Checkpoint | undefined> {
-    const schedule = this.#schedule;
-    if (!schedule || this.#closed || (!force && schedule.pending === 0)) return undefined;
+    const schedule = this.schedule;
+    if (!schedule || this.closed || (!force && schedule.pending === 0)) return undefined;
     try {
       const r = await this.#send({ op: 'checkpoint', id: 0 });
       if (r.op !== 'checkpoint' || r.checkpoint === undefined) return undefined;
-      return this.#signed(r.checkpoint);
+      return this.signed(r.checkpoint);
     } catch (err) {
-      this.#logger.warn({ err }, 'audit checkpoint could not be written; retrying at the next interval');
+      this.logger.warn({ err }, 'audit checkpoint could not be written; retrying at the next interval');
       return undefined;
     }
   }
@@ -354,7 +295,7 @@ export class SqliteAuditStore implements AuditStore {
    * signed retention checkpoint and the anchor commit together); appends wait for it.
    */
   async prune(before: string): Promise<{ deleted: number }> {
-    this.#assertOpen();
+    this.assertOpen();
     const cutoff = parseInstant(before, 'before');
     let r: WriterResult;
     try {
@@ -363,7 +304,7 @@ export class SqliteAuditStore implements AuditStore {
       throw new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not prune old events', { cause: err });
     }
     if (r.op !== 'prune') return { deleted: 0 };
-    if (r.checkpoint !== undefined) this.#signed(r.checkpoint);
+    if (r.checkpoint !== undefined) this.signed(r.checkpoint);
     return { deleted: r.deleted };
   }
 
@@ -374,42 +315,31 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async #close(): Promise<void> {
-    this.#closing = true;
+    this.closing = true;
     this.#cancelTimer();
-    this.#queue.retryDeferred();
-    while (this.#writing || this.#queue.ready) {
+    this.queue.retryDeferred();
+    while (this.#writing || this.queue.ready) {
       if (!this.#writing) this.#startBatch();
       await this.#writing;
     }
-    if (this.#schedule) {
-      this.#schedule.stop();
-      if (this.#schedule.pending > 0) {
+    if (this.schedule) {
+      this.schedule.stop();
+      if (this.schedule.pending > 0) {
         try {
           const r = await this.#send({ op: 'checkpoint', id: 0 });
-          if (r.op === 'checkpoint' && r.checkpoint !== undefined) this.#signed(r.checkpoint);
+          if (r.op === 'checkpoint' && r.checkpoint !== undefined) this.signed(r.checkpoint);
         } catch (err) {
-          this.#logger.warn({ err }, 'audit checkpoint at close could not be written');
+          this.logger.warn({ err }, 'audit checkpoint at close could not be written');
         }
       }
     }
     await this.#writerClient.close();
-    this.#closed = true;
+    this.closed = true;
     try {
       this.#db.close();
     } catch (err) {
-      this.#logger.error({ err }, 'audit store close failed');
+      this.logger.error({ err }, 'audit store close failed');
     }
-  }
-
-  #assertOpen(): void {
-    if (this.#closed || this.#closing) throw closedError();
-  }
-
-  /** Records a checkpoint the writer signed and tells the listener; returns it. */
-  #signed(json: string): Checkpoint {
-    const cp = storedCheckpoint(json);
-    this.#schedule?.signed(cp, json);
-    return cp;
   }
 
   /** Sends one request to the writer thread (starting it when needed); resolves with its answer. */
@@ -417,14 +347,15 @@ export class SqliteAuditStore implements AuditStore {
     return this.#writerClient.send(req);
   }
 
-  #scheduleFlush(): void {
+  /** Commits the queue at the next turn of the event loop, or after `commitWindowMs` when set. */
+  protected scheduleFlush(): void {
     if (this.#timer || this.#writing) return;
     const run = (): void => {
       this.#timer = undefined;
       if (!this.#writing) this.#startBatch();
     };
     // A full batch is not held back by the window.
-    this.#timer = this.#windowMs > 0 && this.#queue.size < this.#maxBatch ? setTimeout(run, this.#windowMs) : setImmediate(run);
+    this.#timer = this.#windowMs > 0 && this.queue.size < this.#maxBatch ? setTimeout(run, this.#windowMs) : setImmediate(run);
   }
 
   #cancelTimer(): void {
@@ -437,11 +368,11 @@ export class SqliteAuditStore implements AuditStore {
 
   /** Sends the next batch to the writer; when it is answered, the following one (events that queued meanwhile). */
   #startBatch(): void {
-    const batch = this.#queue.take(this.#maxBatch);
+    const batch = this.queue.take(this.#maxBatch);
     if (batch.length === 0) return;
     this.#writing = this.#commit(batch).finally(() => {
       this.#writing = undefined;
-      if (this.#queue.ready && !this.#closing) this.#startBatch();
+      if (this.queue.ready && !this.closing) this.#startBatch();
     });
   }
 
@@ -464,15 +395,13 @@ export class SqliteAuditStore implements AuditStore {
         input.status,
       ];
     });
-    const checkpoint = this.#schedule?.dueWith(batch.length) ?? false;
+    const checkpoint = this.schedule?.dueWith(batch.length) ?? false;
     Atomics.store(this.#flag, 0, BATCH_WRITING);
     let reply: WriterResult;
     try {
       reply = await this.#send({ op: 'write', id: 0, events, checkpoint });
     } catch (err) {
-      this.#stats.failedTransactions++;
-      this.#health.fail(`write failed: ${(err as Error).message}`, 'audit store write failed; failing requests closed', { err, events: batch.length });
-      this.#queue.failed(batch, () => new CFG_ERR_AUDIT_UNAVAILABLE('the SQLite audit store could not commit the event', { cause: err }), this.#closing);
+      this.settleFailed(batch, err);
       return;
     } finally {
       Atomics.store(this.#flag, 0, BATCH_IDLE);
@@ -481,7 +410,7 @@ export class SqliteAuditStore implements AuditStore {
     const result = reply.result;
     if ('abandoned' in result) {
       // Rolled back: the events of callers still waiting go again, in order.
-      this.#queue.requeue(batch);
+      this.queue.requeue(batch);
       return;
     }
     let prev = result.prevHash;
@@ -493,24 +422,6 @@ export class SqliteAuditStore implements AuditStore {
       prev = hash;
       return event;
     });
-    this.#stats.transactions++;
-    this.#stats.events += stored.length;
-    this.#stats.maxBatchSize = Math.max(this.#stats.maxBatchSize, stored.length);
-    this.#health.recover('commit', { events: stored.length });
-    this.#schedule?.committed(stored.length);
-    this.#queue.committed(batch, stored);
-    if (result.checkpoint !== undefined) this.#signed(result.checkpoint);
+    this.settleCommitted(batch, stored, result.checkpoint);
   }
-}
-
-/** Checks one stored row against the chain; false once the chain is broken. */
-function pushRow(v: ChainVerifier, row: EventRow): boolean {
-  let event: AuditEvent;
-  try {
-    event = rowToEvent(row);
-  } catch {
-    v.fail(row.seq, 'malformed event');
-    return false;
-  }
-  return v.push(event, (e) => checkRow(row, e));
 }

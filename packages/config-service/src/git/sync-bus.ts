@@ -20,7 +20,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { connectionSecrets, scrubError } from '../audit/postgres-store.js';
+import { connectionSecrets, scrubError } from '../audit/postgres-errors.js';
 
 /** Where the bus reports connection problems (pino's `Logger` fits). */
 export interface SyncBusLogger {
