@@ -11,7 +11,8 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DATA_LINK, publishFiles, publishPathViolation, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
-import { FILES_DIR, META_FILE, TEMPLATES_DIR, type ConfigMeta } from './set.js';
+import type { Options } from './args.js';
+import { FILES_DIR, META_FILE, OUTPUT_NAMES, TEMPLATES_DIR, type ConfigMeta } from './set.js';
 
 /** Permission bits of the fallback copy (folders 0700): only config-init's user reads it. */
 export const FALLBACK_FILE_MODE = 0o600;
@@ -76,6 +77,24 @@ function parseMeta(text: string): ConfigMeta | string {
   const files = m.files as Record<string, unknown>;
   for (const h of Object.values(files)) if (typeof h !== 'string') return 'its meta has a non-string hash';
   return { app: m.app, profiles: m.profiles, ref: m.ref, commit: m.commit, time: m.time, server: m.server, files: files as Record<string, string> };
+}
+
+/**
+ * What a set on disk must match to stand for the run `options` describe (the application,
+ * profiles, ref, formats, files and templates asked for).
+ * @param maxAgeMs - oldest set accepted, ms; @param now - the clock, ms since the epoch.
+ */
+export function expectationOf(options: Options, maxAgeMs: number, now: number): FallbackExpectation {
+  return {
+    app: options.app,
+    profiles: options.profiles,
+    ref: options.ref,
+    names: options.formats.map((f) => OUTPUT_NAMES[f]),
+    files: options.files,
+    templates: options.templates,
+    maxAgeMs,
+    now,
+  };
 }
 
 /**

@@ -10,11 +10,11 @@
 import { helpText, parseCommandLine, type Options } from './args.js';
 import { ConfigInitError, exitCodeFor, toConfigInitError, EXIT } from './errors.js';
 import { childEnv, refusedEnvNames, startCommand, type SignalSource } from './exec.js';
-import { loadFallback, saveFallback } from './fallback.js';
+import { expectationOf, loadFallback, saveFallback } from './fallback.js';
 import { fetchConfig, fetchOptionsOf, loadTlsMaterial, realFetchDeps, type FetchDeps, type FetchResult } from './fetch.js';
 import { createLogger, writeTerminationLog, type Logger, type LogSink } from './log.js';
 import { checkOutputDir, publishFiles, sha256Hex, type PublishFile, type PublishResult } from './publish.js';
-import { buildFileSet, OUTPUT_NAMES } from './set.js';
+import { buildFileSet } from './set.js';
 import { superviseWithWatch } from './exec-watch.js';
 import { watchLoop } from './watch.js';
 import type { WatchOptions } from './watch-args.js';
@@ -143,16 +143,7 @@ async function fail(options: Options, log: Logger, thrown: unknown, extra = ''):
 async function tryFallback(options: Options, ctx: Context, cause: ConfigInitError): Promise<RunResult | string> {
   const dir = options.fallbackDir;
   if (dir === undefined) return 'no --fallback-dir';
-  const set = await loadFallback(dir, {
-    app: options.app,
-    profiles: options.profiles,
-    ref: options.ref,
-    names: options.formats.map((f) => OUTPUT_NAMES[f]),
-    files: options.files,
-    templates: options.templates,
-    maxAgeMs: options.fallbackMaxAgeMs,
-    now: ctx.fetchDeps.now(),
-  });
+  const set = await loadFallback(dir, expectationOf(options, options.fallbackMaxAgeMs, ctx.fetchDeps.now()));
   if (typeof set === 'string') return set;
   const { meta, ageMs } = set;
   if (options.dryRun) {

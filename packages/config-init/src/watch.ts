@@ -15,7 +15,7 @@
  */
 import type { Options } from './args.js';
 import { toConfigInitError } from './errors.js';
-import { loadFallback } from './fallback.js';
+import { expectationOf, loadFallback } from './fallback.js';
 import { fetchConfig, fetchOptionsOf, loadTlsMaterial, type FetchDeps, type FetchResult } from './fetch.js';
 import { startHealthServer, WatchState, type HealthServer } from './health.js';
 import type { Logger } from './log.js';
@@ -24,7 +24,7 @@ import { pollOnce, type PollTarget } from './poll.js';
 import { publishFiles } from './publish.js';
 import { ACCEPT } from './response.js';
 import { backoffDelay } from './retry.js';
-import { buildFileSet, META_FILE, OUTPUT_NAMES, type FileSet } from './set.js';
+import { buildFileSet, META_FILE, type FileSet } from './set.js';
 import type { TlsMaterial } from './transport.js';
 import { configUrl, filesListUrl } from './urls.js';
 import type { WatchOptions } from './watch-args.js';
@@ -155,16 +155,7 @@ export async function watchLoop(options: Options, watch: WatchOptions, ctx: Watc
   }
   try {
     let current: Readonly<Record<string, string>> | undefined;
-    const resumed = await loadFallback(options.outputDir, {
-      app: options.app,
-      profiles: options.profiles,
-      ref: options.ref,
-      names: options.formats.map((f) => OUTPUT_NAMES[f]),
-      files: options.files,
-      templates: options.templates,
-      maxAgeMs: Number.MAX_SAFE_INTEGER,
-      now: fetchDeps.now(),
-    });
+    const resumed = await loadFallback(options.outputDir, expectationOf(options, Number.MAX_SAFE_INTEGER, fetchDeps.now()));
     if (typeof resumed !== 'string') {
       current = resumed.meta.files;
       state.published(resumed.meta.commit);
